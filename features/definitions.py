@@ -1,0 +1,57 @@
+"""The feature set, defined once. Both engines (online and offline) import these.
+
+Windows run on event time in whole UTC-day buckets: the W-day window of a transaction on
+day d covers days d-W+1 .. d and includes the transaction itself. Amounts are summed in
+integer cents, so both engines do identical arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+WINDOWS: tuple[int, ...] = (1, 7, 30)
+RING_DAYS = max(WINDOWS)
+NIGHT_LAST_HOUR = 6  # hours 0..6 inclusive are "night", as in the handbook
+GAP_CAP_MS = RING_DAYS * DAY_MS  # seconds-since-previous is capped at the longest window
+COUNT_MAX = 2**16 - 1  # per customer-day transaction count saturates here
+CENTS_MAX = 2**32 - 1  # per customer-day amount in cents saturates here
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "amount",
+    "is_weekend",
+    "is_night",
+    *(f"customer_nb_tx_{w}d" for w in WINDOWS),
+    *(f"customer_avg_amount_{w}d" for w in WINDOWS),
+    "customer_seconds_since_prev",
+)
+N_FEATURES = len(FEATURE_NAMES)
+COL_AMOUNT, COL_WEEKEND, COL_NIGHT = 0, 1, 2
+COL_COUNT = {w: 3 + i for i, w in enumerate(WINDOWS)}
+COL_AVG = {w: 3 + len(WINDOWS) + i for i, w in enumerate(WINDOWS)}
+COL_GAP = N_FEATURES - 1
+
+
+def day_of(ts_ms: np.ndarray) -> np.ndarray:
+    return np.floor_divide(ts_ms, DAY_MS)
+
+
+def calendar_flags(ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is_weekend, is_night) as float arrays, from UTC epoch milliseconds."""
+    day = np.floor_divide(ts_ms, DAY_MS)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    hour = np.floor_divide(ts_ms - day * DAY_MS, HOUR_MS)
+    return (weekday >= 5).astype(np.float64), (hour <= NIGHT_LAST_HOUR).astype(np.float64)
+
+
+def to_cents(amount: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(amount, dtype=np.float64) * 100.0).astype(np.int64)
+
+
+def gap_seconds(gap_ms: np.ndarray) -> np.ndarray:
+    return np.clip(gap_ms, 0, GAP_CAP_MS).astype(np.float64) / 1000.0
+
+
+def average_amount(cents_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    return cents_sum.astype(np.float64) / np.maximum(count, 1).astype(np.float64) / 100.0

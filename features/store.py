@@ -1,0 +1,100 @@
+"""Key-value stores for packed feature state: Redis for real, a dict for unit tests.
+
+Both offer the same two calls, each ONE round trip for a whole batch:
+``get_many`` (MGET) and ``compare_and_set_many`` (one Lua call that writes each new value
+only if the stored one is still what was read, with a TTL on every key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import redis
+
+# Absent keys are passed as the empty string: a real state is never empty.
+_CAS_SCRIPT = """
+local ttl = ARGV[1]
+local conflicts = {}
+for i, key in ipairs(KEYS) do
+  local expected = ARGV[2 * i]
+  local current = redis.call('GET', key)
+  if (current == false and expected == '') or current == expected then
+    redis.call('SET', key, ARGV[2 * i + 1], 'PX', ttl)
+  else
+    conflicts[#conflicts + 1] = i - 1
+  end
+end
+return conflicts
+"""
+
+
+class StateStore(Protocol):
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]: ...
+
+    def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                             values: Sequence[bytes], ttl_ms: int) -> list[int]:
+        """Write values whose key still holds ``expected``; return indices that did not."""
+        ...
+
+
+class RedisStateStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._cas = client.register_script(_CAS_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, timeout_s: float = 0.5) -> RedisStateStore:
+        client = redis.Redis.from_url(url, socket_timeout=timeout_s,
+                                      socket_connect_timeout=timeout_s)
+        return cls(client)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return list(self._client.mget(keys))
+
+    def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                             values: Sequence[bytes], ttl_ms: int) -> list[int]:
+        if not keys:
+            return []
+        args: list[bytes | int] = [ttl_ms]
+        for old, new in zip(expected, values, strict=True):
+            args.append(old if old is not None else b"")
+            args.append(new)
+        return [int(i) for i in self._cas(keys=list(keys), args=args)]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class MemoryStateStore:
+    """In-memory twin of RedisStateStore for pure-logic tests (TTL honoured lazily)."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, tuple[bytes, float]] = {}
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        now = time.monotonic()
+        out: list[bytes | None] = []
+        for key in keys:
+            entry = self.data.get(key)
+            out.append(entry[0] if entry and entry[1] > now else None)
+        return out
+
+    def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                             values: Sequence[bytes], ttl_ms: int) -> list[int]:
+        current = self.get_many(keys)
+        conflicts = []
+        deadline = time.monotonic() + ttl_ms / 1000.0
+        for i, (key, old, new) in enumerate(zip(keys, expected, values, strict=True)):
+            if current[i] == old:
+                self.data[key] = (new, deadline)
+            else:
+                conflicts.append(i)
+        return conflicts

