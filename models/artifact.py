@@ -1,0 +1,117 @@
+"""Model artifacts: a directory per version, every file's sha256 in ``manifest.json``.
+
+A joblib file is a pickle, and unpickling runs code: nothing is unpickled before every
+file listed in the manifest exists and matches its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.joblib"
+FORMAT = 1
+REQUIRED_FILES = (MODEL_FILE,)
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, incomplete, tampered with or unreadable."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    manifest: dict[str, Any]
+    model: Any
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.manifest["feature_names"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.manifest["thresholds"].items()}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(directory: Path, model: Any, manifest: dict[str, Any],
+                   extra_files: dict[str, str] | None = None) -> Path:
+    """Write the model, any extra text files and the manifest that hashes them all."""
+    directory.mkdir(parents=True, exist_ok=False)
+    joblib.dump(model, directory / MODEL_FILE)
+    for name, text in (extra_files or {}).items():
+        (directory / name).write_text(text)
+    files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
+    full = {**manifest, "format": FORMAT,
+            "files": {name: sha256_of(directory / name) for name in files}}
+    tmp = directory / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(full, indent=2, sort_keys=True))
+    os.replace(tmp, directory / MANIFEST)
+    return directory
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"model artifact {directory} does not exist")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"model artifact {directory} has no {MANIFEST}") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"model artifact {directory}: unreadable {MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"model artifact {directory}: unknown manifest format")
+    for key in ("version", "feature_names", "thresholds", "files"):
+        if key not in manifest:
+            raise ArtifactError(f"model artifact {directory}: manifest lacks {key!r}")
+    return manifest
+
+
+def verify(directory: Path, manifest: dict[str, Any]) -> None:
+    """Every listed file exists and matches its hash; every required file is listed."""
+    files: dict[str, str] = manifest["files"]
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise ArtifactError(f"model artifact {directory}: manifest does not list {name}")
+    for name, expected in files.items():
+        if os.sep in name or name.startswith("."):
+            raise ArtifactError(f"model artifact {directory}: bad file name {name!r}")
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"model artifact {directory}: file {name} is missing")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ArtifactError(
+                f"model artifact {directory}: {name} does not match its sha256 "
+                f"(tampered or corrupt); refusing to load it"
+            )
+
+
+def load_artifact(directory: Path | str) -> Artifact:
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    verify(directory, manifest)
+    try:
+        model = joblib.load(directory / MODEL_FILE)
+    except Exception as exc:
+        raise ArtifactError(f"model artifact {directory}: cannot load model: {exc}") from None
+    return Artifact(directory, manifest, model)
