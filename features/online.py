@@ -170,3 +170,20 @@ def apply_batch(states: list[CustomerState], index: np.ndarray,
         matrix[:, COL_AVG[window]] = average_amount(sums[:, w_index], counts[:, w_index])
     matrix[:, COL_GAP] = gap_seconds(gaps)
     return matrix, changed
+
+
+def default_matrix(batch: TransactionBatch) -> np.ndarray:
+    """Features from the event alone, as for a customer's first transaction: used when the
+    state cannot be read (degraded mode)."""
+    n = len(batch)
+    matrix = np.empty((n, N_FEATURES), dtype=np.float64)
+    matrix[:, COL_AMOUNT] = batch.amounts
+    weekend, night = calendar_flags(batch.timestamps_ms)
+    matrix[:, COL_WEEKEND] = weekend
+    matrix[:, COL_NIGHT] = night
+    cents = to_cents(batch.amounts)
+    for window in WINDOWS:
+        matrix[:, COL_COUNT[window]] = 1.0
+        matrix[:, COL_AVG[window]] = average_amount(cents, np.ones(n, dtype=np.int64))
+    matrix[:, COL_GAP] = gap_seconds(np.full(n, GAP_CAP_MS, dtype=np.int64))
+    return matrix

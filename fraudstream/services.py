@@ -37,7 +37,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Run in the child before exec: get SIGTERM when the parent dies, own process group."""
     os.setpgrp()
     with contextlib.suppress(OSError):
@@ -84,7 +84,7 @@ def start_process(name: str, argv: list[str], ready: Callable[[], bool],
     try:
         process = subprocess.Popen(
             argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=workdir, preexec_fn=_die_with_parent,
+            cwd=workdir, preexec_fn=die_with_parent,
         )
     finally:
         log_file.close()

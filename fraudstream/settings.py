@@ -53,6 +53,7 @@ class Settings:
     shutdown_timeout_s: float = setting(10.0, "Longest time a clean shutdown may take")
     emit_features: bool = setting(False, "Include the scored feature vector in each decision")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 disables it")
+    status_file: str | None = setting(None, "Path of the worker's JSON status heartbeat file")
     log_format: str = setting("text", "Log format: text or json")
     log_level: str = setting("info", "Log level: debug, info, warning, error")
 

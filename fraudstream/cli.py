@@ -1,0 +1,288 @@
+"""The ``fraudstream`` command. Every failure ends with one readable line and exit != 0."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NoReturn
+
+from fraudstream.errors import ConfigError, FraudstreamError
+from fraudstream.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def iso_date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a date like 2018-04-01") from None
+
+
+def _add_population(p: argparse.ArgumentParser, customers: int = 5000,
+                    terminals: int = 10000, days: int = 183) -> None:
+    p.add_argument("--customers", type=positive_int, default=customers)
+    p.add_argument("--terminals", type=positive_int, default=terminals)
+    p.add_argument("--days", type=positive_int, default=days, help="simulated days")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start", type=iso_date, default=None,
+                   help="first simulated day (default 2018-04-01 for files; for streams, "
+                        "as many days before today as the stream needs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="fraudstream", description="Real-time fraud scoring on Kafka.")
+    parser.add_argument("--log-format", choices=["text", "json"], default=None)
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default=None)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    topics = sub.add_parser("topics", help="manage the project's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True,
+                                       parser_class=OneLineParser)
+    create = topics_sub.add_parser("create", help="create all topics (idempotent)")
+    create.add_argument("--partitions", type=positive_int, default=4)
+    create.add_argument("--replication", type=positive_int, default=1)
+    create.set_defaults(handler=cmd_topics_create)
+
+    simulate = sub.add_parser("simulate", help="simulate transactions to a file or a topic")
+    _add_population(simulate)
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="write a Parquet (or .csv) dataset")
+    target.add_argument("--rate", type=positive_float, help="stream events per second")
+    simulate.add_argument("--duration", type=positive_float, default=10.0,
+                          help="seconds to stream (with --rate)")
+    simulate.add_argument("--label-delay", type=float, default=5.0,
+                          help="seconds before a transaction's label is sent")
+    simulate.add_argument("--labels", choices=["all", "fraud", "none"], default="all")
+    simulate.set_defaults(handler=cmd_simulate)
+
+    train = sub.add_parser("train", help="train a model and register it as champion")
+    _add_population(train)
+    train.add_argument("--data", type=Path, help="train on this simulated Parquet/CSV file")
+    train.add_argument("--model", choices=["hgb", "logreg"], default="hgb")
+    train.add_argument("--registry", type=Path, default=None, help="model registry directory")
+    train.add_argument("--no-promote", action="store_true", help="do not make it champion")
+    train.set_defaults(handler=cmd_train)
+
+    worker = sub.add_parser("worker", help="consume transactions and publish decisions")
+    worker.add_argument("--max-batch", type=positive_int, default=None)
+    worker.add_argument("--metrics-port", type=int, default=None)
+    worker.add_argument("--emit-features", action="store_true", default=None,
+                        help="include the scored feature vector in each decision")
+    worker.set_defaults(handler=cmd_worker)
+
+    demo = sub.add_parser("demo", help="everything on embedded services, with a live view")
+    demo.add_argument("--duration", type=positive_float, default=30.0)
+    demo.add_argument("--rate", type=positive_float, default=1000.0)
+    demo.add_argument("--partitions", type=positive_int, default=4)
+    demo.add_argument("--customers", type=positive_int, default=2000)
+    demo.set_defaults(handler=cmd_demo)
+
+    services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
+    services.set_defaults(handler=cmd_services)
+
+    config = sub.add_parser("config", help="list every FRAUDSTREAM_ setting")
+    config.set_defaults(handler=cmd_config)
+    return parser
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream.topics import create_topics
+
+    _require_broker(settings)
+    for result in create_topics(settings, args.partitions, args.replication):
+        state = "created" if result.created else "exists"
+        print(f"{result.name}: {result.partitions} partitions ({state})")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream.simulator.generator import SimulationConfig, simulate
+
+    if args.out is not None:
+        config = _population(args, args.start)
+        frame = simulate(config)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.out.suffix.lower() == ".csv":
+            frame.to_csv(args.out, index=False)
+        else:
+            frame.to_parquet(args.out, index=False)
+        print(f"wrote {len(frame)} transactions ({int(frame['is_fraud'].sum())} frauds) "
+              f"over {config.days} days to {args.out}")
+        return 0
+    from fraudstream.simulator.streamer import stream
+
+    _require_broker(settings)
+    start = args.start or _stream_start(args.days)
+    stats = _with_progress(
+        "streaming", lambda progress: stream(
+            settings, SimulationConfig(customers=args.customers, terminals=args.terminals,
+                                       days=args.days, seed=args.seed, start=start),
+            args.rate, args.duration, args.label_delay, args.labels, progress=progress),
+        total=args.rate * args.duration)
+    print(f"sent {stats.transactions} transactions ({stats.frauds} frauds) and "
+          f"{stats.labels} labels in {stats.elapsed_s:.1f}s ({stats.rate:.0f}/s)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    import pandas as pd
+
+    from models.train import train
+
+    if args.data is not None:
+        try:
+            frame = (pd.read_csv(args.data) if args.data.suffix.lower() == ".csv"
+                     else pd.read_parquet(args.data))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {args.data}: {exc}") from None
+    else:
+        from fraudstream.simulator.generator import simulate
+
+        frame = simulate(_population(args, args.start))
+    registry = args.registry or Path(settings.model_dir)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("training") as status:
+        result = train(frame, registry, kind=args.model, seed=args.seed,
+                       promote=not args.no_promote, progress=status.update)
+    _print_metrics(result.metrics)
+    print(f"model {result.version} written to {result.path}"
+          + ("" if args.no_promote else " (champion)"))
+    print(f"thresholds: review >= {result.thresholds['review']:.4f}, "
+          f"decline >= {result.thresholds['decline']:.4f}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.app import run_worker
+
+    settings = settings.replace(**{k: v for k, v in {
+        "max_batch": args.max_batch, "metrics_port": args.metrics_port,
+        "emit_features": args.emit_features}.items() if v is not None})
+    return run_worker(settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream.demo import run_demo
+
+    return run_demo(settings, duration_s=args.duration, rate=args.rate,
+                    partitions=args.partitions, customers=args.customers)
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from fraudstream import services
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
+            services.redis_url(settings.redis_url) as redis_url:
+        print(f"export FRAUDSTREAM_KAFKA_BOOTSTRAP={bootstrap}")
+        print(f"export FRAUDSTREAM_REDIS_URL={redis_url}", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    for name, default, doc in Settings.describe():
+        print(f"{name:<40} {default:<22} {doc}")
+    return 0
+
+
+def _require_broker(settings: Settings) -> None:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no broker configured: set FRAUDSTREAM_KAFKA_BOOTSTRAP "
+                          "(or run `fraudstream services` / `fraudstream demo`)")
+
+
+def _population(args: argparse.Namespace, start: datetime | None):  # type: ignore[no-untyped-def]
+    from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
+
+    return SimulationConfig(customers=args.customers, terminals=args.terminals,
+                            days=args.days, seed=args.seed, start=start or HANDBOOK_START)
+
+
+def _stream_start(days: int) -> datetime:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=min(days, 60))
+
+
+def _with_progress(label: str, work: Callable[..., object], total: float) -> object:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        return work(lambda stats: bar.update(task, completed=stats.transactions))
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="test-week metrics")
+    for column in ("model", "ROC AUC", "average precision", "card precision@100"):
+        table.add_column(column)
+    for name, m in metrics.items():
+        table.add_row(name, f"{m['roc_auc']:.4f}", f"{m['average_precision']:.4f}",
+                      f"{m['card_precision_at_100']:.4f}")
+    Console().print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from fraudstream import logs
+    from models.artifact import ArtifactError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(log_format=args.log_format, log_level=args.log_level)
+        logs.configure(settings.log_level, settings.log_format)
+        return args.handler(args, settings)
+    except FraudstreamError as exc:
+        print(f"fraudstream: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ArtifactError, ValueError) as exc:
+        print(f"fraudstream: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fraudstream: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""A live view of decisions, read from the decisions topic like any downstream consumer."""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from rich.table import Table
+
+from fraudstream.settings import Settings
+from stream.decisions import decision_decoder
+from stream.kafka_config import downstream_consumer_config
+
+WINDOW_S = 5.0
+
+
+@dataclass
+class DecisionStats:
+    started: float = field(default_factory=time.monotonic)
+    total: int = 0
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    degraded: int = 0
+    invalid: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    recent: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
+    first_at: float | None = None
+    last_at: float | None = None
+
+    def add(self, raw: bytes | None, now: float) -> None:
+        try:
+            decision = decision_decoder.decode(raw or b"")
+        except msgspec.MsgspecError:
+            self.invalid += 1
+            return
+        self.total += 1
+        self.outcomes[decision.decision] += 1
+        self.degraded += bool(decision.degraded)
+        self.latencies_ms.append(decision.latency_ms)
+        self.first_at = self.first_at or now
+        self.last_at = now
+
+    def tick(self, now: float) -> None:
+        self.recent.append((now, self.total))
+        while self.recent and self.recent[0][0] < now - WINDOW_S:
+            self.recent.popleft()
+
+    @property
+    def current_rate(self) -> float:
+        if len(self.recent) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self.recent[0], self.recent[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def average_rate(self) -> float:
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return self.total / (self.last_at - self.first_at)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
+
+    def table(self, title: str = "fraudstream") -> Table:
+        table = Table(title=title, show_header=False, min_width=48)
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        table.add_row("elapsed", f"{time.monotonic() - self.started:.1f} s")
+        table.add_row("decisions/s (last 5 s)", f"{self.current_rate:,.0f}")
+        table.add_row("decisions", f"{self.total:,}")
+        for outcome in ("approve", "review", "decline"):
+            table.add_row(f"  {outcome}", f"{self.outcomes.get(outcome, 0):,}")
+        table.add_row("degraded", f"{self.degraded:,}")
+        table.add_row("in-worker latency p50", f"{self.percentile(50):.3f} ms")
+        table.add_row("in-worker latency p99", f"{self.percentile(99):.3f} ms")
+        return table
+
+    def summary(self) -> str:
+        return (f"{self.total} decisions at {self.average_rate:,.0f} events/s; "
+                f"in-worker latency p50 {self.percentile(50):.3f} ms, "
+                f"p99 {self.percentile(99):.3f} ms; "
+                + ", ".join(f"{k} {self.outcomes.get(k, 0)}"
+                            for k in ("approve", "review", "decline")))
+
+
+class DecisionReader:
+    """Reads decisions produced from now on, on every partition, without a group join."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        config = downstream_consumer_config(settings, f"fraudstream-console-{time.time_ns()}")
+        self._consumer = Consumer(config)
+        self._consumer.assign([TopicPartition(settings.topic_decisions, p, OFFSET_END)
+                               for p in range(partitions)])
+
+    def poll_into(self, stats: DecisionStats, timeout: float = 0.2) -> None:
+        now = time.monotonic()
+        for message in self._consumer.consume(2000, timeout):
+            if message.error() is None:
+                stats.add(message.value(), now)
+        stats.tick(time.monotonic())
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,150 @@
+"""Stream simulated transactions to Kafka at a steady rate, labels after a delay."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import msgspec
+import pandas as pd
+from confluent_kafka import Producer
+
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import SimulationConfig, iter_days
+from stream.kafka_config import producer_config
+
+_encode = msgspec.json.Encoder().encode
+LABEL_CHOICES = ("all", "fraud", "none")
+
+
+@dataclass
+class StreamStats:
+    transactions: int = 0
+    labels: int = 0
+    frauds: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.transactions / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def transaction_messages(frame: pd.DataFrame) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) per row: key is the customer id, value the JSON event."""
+    columns = zip(frame["transaction_id"].tolist(), frame["timestamp"].tolist(),
+                  frame["customer_id"].tolist(), frame["terminal_id"].tolist(),
+                  frame["amount"].tolist(), strict=True)
+    for tx_id, ts, customer, terminal, amount in columns:
+        key = str(customer).encode()
+        yield key, _encode({"transaction_id": str(tx_id), "timestamp": int(ts),
+                            "customer_id": str(customer), "terminal_id": str(terminal),
+                            "amount": float(amount), "currency": "EUR"})
+
+
+def label_message(row: tuple[int, int, int, int, int], label_time_ms: int) -> bytes:
+    tx_id, ts, customer, terminal, fraud = row
+    return _encode({"transaction_id": str(tx_id), "customer_id": str(customer),
+                    "terminal_id": str(terminal), "timestamp": int(ts),
+                    "label_time": label_time_ms, "is_fraud": bool(fraud)})
+
+
+def produce_all(producer: Producer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
+    """Produce as fast as the client takes them, waiting on a full queue."""
+    sent = 0
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        if sent % 1000 == 0:
+            producer.poll(0)
+    return sent
+
+
+def produce_frame(settings: Settings, frame: pd.DataFrame, timeout: float = 60.0) -> int:
+    """Produce every row of a simulated frame to the transactions topic, in order."""
+    producer = Producer(producer_config(settings))
+    sent = produce_all(producer, settings.topic_transactions, transaction_messages(frame))
+    if producer.flush(timeout):
+        raise RuntimeError("transactions were not all delivered")
+    return sent
+
+
+def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s: float,
+           label_delay_s: float = 5.0, labels: str = "all",
+           stop: threading.Event | None = None,
+           progress: Callable[[StreamStats], None] | None = None) -> StreamStats:
+    """Send about ``rate`` transactions a second for ``duration_s`` seconds.
+
+    Each transaction's confirmed label follows ``label_delay_s`` seconds later on the
+    labels topic (all labels, only frauds, or none). Event timestamps are simulated time,
+    so features see realistic histories however fast the stream runs."""
+    if rate <= 0 or duration_s <= 0:
+        raise ValueError("rate and duration must be > 0")
+    if labels not in LABEL_CHOICES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_CHOICES)}")
+    stop = stop or threading.Event()
+    producer = Producer(producer_config(settings))
+    pending_labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
+    stats = StreamStats()
+    target = int(rate * duration_s)
+    days = iter_days(config)
+    first_day = next(days, None)  # generated before the clock starts: no catch-up burst
+    started = time.monotonic()
+    last_report = started
+
+    def send(topic: str, value: bytes, key: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def flush_labels(now: float) -> None:
+        while pending_labels and pending_labels[0][0] <= now:
+            _, key, value = pending_labels.popleft()
+            send(settings.topic_labels, value, key)
+            stats.labels += 1
+
+    for day in itertools.chain([first_day] if first_day is not None else [], days):
+        messages = transaction_messages(day)
+        rows = zip(day["transaction_id"].tolist(), day["timestamp"].tolist(),
+                   day["customer_id"].tolist(), day["terminal_id"].tolist(),
+                   day["is_fraud"].tolist(), strict=True)
+        for (key, value), row in zip(messages, rows, strict=True):
+            if stats.transactions >= target or stop.is_set():
+                break
+            now = time.monotonic()
+            due = started + stats.transactions / rate
+            if due > now:
+                producer.poll(min(due - now, 0.05))
+                now = time.monotonic()
+            send(settings.topic_transactions, value, key)
+            stats.transactions += 1
+            stats.frauds += row[4]
+            if labels == "all" or (labels == "fraud" and row[4]):
+                label_ms = int(time.time() * 1000 + label_delay_s * 1000)
+                pending_labels.append((now + label_delay_s, key, label_message(row, label_ms)))
+            flush_labels(now)
+            if progress and now - last_report >= 0.5:
+                stats.elapsed_s = now - started
+                progress(stats)
+                last_report = now
+        if stats.transactions >= target or stop.is_set():
+            break
+    stats.elapsed_s = time.monotonic() - started
+    while pending_labels and not stop.is_set():
+        producer.poll(0.05)
+        flush_labels(time.monotonic())
+    producer.flush(30)
+    if progress:
+        progress(stats)
+    return stats

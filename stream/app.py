@@ -1,0 +1,65 @@
+"""Assemble a worker from settings and run it until a signal says stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from types import FrameType
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+
+from features.definitions import FEATURE_NAMES
+from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from features.store import RedisStateStore
+from fraudstream.errors import ConfigError
+from fraudstream.settings import Settings
+from models.registry import Registry
+from models.scorer import Scorer
+from stream.metrics import WorkerMetrics
+from stream.worker import Worker
+
+log = logging.getLogger("fraudstream.worker")
+
+
+def build_worker(settings: Settings, registry: CollectorRegistry | None = None) -> Worker:
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no broker configured: set FRAUDSTREAM_KAFKA_BOOTSTRAP "
+                          "(or run `fraudstream demo`, which starts embedded services)")
+    if not settings.redis_url:
+        raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL")
+    scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
+    store = RedisStateStore.from_url(settings.redis_url)
+    features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
+    metrics = WorkerMetrics.create(registry or CollectorRegistry())
+    _warm_up(scorer, store)
+    return Worker(settings, scorer, features, metrics)
+
+
+def _warm_up(scorer: Scorer, store: RedisStateStore) -> None:
+    """Pay first-call costs (imports, allocations, connections) before the first poll."""
+    now = int(time.time() * 1000)
+    batch = TransactionBatch(["warm-up"], np.array([now]), np.array([1.0]),
+                             np.array([0]), np.array([0]))
+    scorer.score(default_matrix(batch))
+    try:
+        store.client.ping()
+    except Exception as exc:  # degraded mode will handle it; say so early
+        log.warning("redis not answering at start-up: %s", exc)
+
+
+def run_worker(settings: Settings) -> int:
+    registry = CollectorRegistry()
+    worker = build_worker(settings, registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the batch in hand", signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    worker.run()
+    return 0

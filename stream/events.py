@@ -1,0 +1,113 @@
+"""Transaction and label events: fast typed decoding with a reason for every rejection."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+MAX_ID_LENGTH = 128
+# Epoch milliseconds between 2000-01-01 and 2100-01-01: anything else is a unit mistake.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
+
+Id = str | int
+
+
+class Transaction(msgspec.Struct, forbid_unknown_fields=False):
+    transaction_id: Id
+    timestamp: str | int
+    customer_id: Id
+    terminal_id: Id
+    amount: Annotated[float, msgspec.Meta(gt=0)]
+    currency: str | None = None
+    channel: str | None = None
+    country: str | None = None
+
+
+class Label(msgspec.Struct, forbid_unknown_fields=False):
+    transaction_id: Id
+    customer_id: Id
+    terminal_id: Id
+    timestamp: str | int
+    label_time: str | int
+    is_fraud: bool
+
+
+class Rejected(Exception):
+    """An event that cannot be processed; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_transaction_decoder = msgspec.json.Decoder(Transaction)
+_label_decoder = msgspec.json.Decoder(Label)
+
+
+def normalise_id(value: Id, field: str) -> str:
+    text = str(value) if not isinstance(value, str) else value
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise Rejected(f"{field} must be 1..{MAX_ID_LENGTH} characters")
+    return text
+
+
+def parse_timestamp(value: str | int, field: str = "timestamp") -> int:
+    """Epoch milliseconds from epoch milliseconds or an RFC 3339 string with a zone."""
+    if isinstance(value, int):
+        ts = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise Rejected(f"{field} is not RFC 3339 or epoch milliseconds") from None
+        if moment.tzinfo is None:
+            raise Rejected(f"{field} has no time zone")
+        ts = int(moment.timestamp() * 1000)
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        raise Rejected(f"{field} is outside 2000..2100 (epoch milliseconds expected)")
+    return ts
+
+
+def _validation_reason(exc: msgspec.MsgspecError) -> str:
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return f"not valid JSON: {exc}"
+    return f"invalid event: {exc}"
+
+
+def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, int]:
+    """(event, timestamp in epoch ms), or raise Rejected with the reason."""
+    if raw is None:
+        raise Rejected("empty message (no value)")
+    if len(raw) > max_bytes:
+        raise Rejected(f"event of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        event = _transaction_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise Rejected(_validation_reason(exc)) from None
+    if not math.isfinite(event.amount):
+        raise Rejected("amount is not a finite number")
+    event.transaction_id = normalise_id(event.transaction_id, "transaction_id")
+    event.customer_id = normalise_id(event.customer_id, "customer_id")
+    event.terminal_id = normalise_id(event.terminal_id, "terminal_id")
+    return event, parse_timestamp(event.timestamp)
+
+
+def decode_label(raw: bytes | None, max_bytes: int) -> tuple[Label, int, int]:
+    """(label, transaction timestamp ms, label time ms), or raise Rejected."""
+    if raw is None:
+        raise Rejected("empty message (no value)")
+    if len(raw) > max_bytes:
+        raise Rejected(f"label of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        label = _label_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise Rejected(_validation_reason(exc)) from None
+    label.transaction_id = normalise_id(label.transaction_id, "transaction_id")
+    label.customer_id = normalise_id(label.customer_id, "customer_id")
+    label.terminal_id = normalise_id(label.terminal_id, "terminal_id")
+    return (label, parse_timestamp(label.timestamp),
+            parse_timestamp(label.label_time, "label_time"))

@@ -1,0 +1,49 @@
+"""A worker's status file: assignment and a processing heartbeat, replaced atomically.
+
+Supervisors (the demo, health checks) read it instead of parsing logs."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+
+class WorkerStatus(msgspec.Struct):
+    pid: int
+    written_at: float  # wall clock, seconds
+    assigned: list[str]
+    batches: int
+    events: int
+    last_progress: float  # wall clock of the last processed batch, seconds
+    stopping: bool = False
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(WorkerStatus).decode
+
+
+@dataclass
+class StatusWriter:
+    path: Path
+    interval_s: float = 1.0
+    _next: float = 0.0
+
+    def maybe_write(self, status: WorkerStatus, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next:
+            return
+        self._next = now + self.interval_s
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        tmp.write_bytes(_encode(status))
+        os.replace(tmp, self.path)
+
+
+def read_status(path: Path) -> WorkerStatus | None:
+    try:
+        return _decode(path.read_bytes())
+    except (OSError, msgspec.MsgspecError):
+        return None

@@ -1,0 +1,334 @@
+"""The stream worker: poll a batch, decode, enrich, score, produce, store offsets.
+
+Delivery is at-least-once: auto-commit and auto offset store are off; a batch's offsets
+are stored only after every decision (or dead letter) of the batch is delivered, committed
+periodically, and committed synchronously on partition revoke and on shutdown. A lost
+partition is never committed. Signal handlers only set a flag; shutdown is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from features.definitions import FEATURE_NAMES
+from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from fraudstream.settings import Settings
+from models.decisions import OUTCOMES
+from models.scorer import Scorer
+from stream.decisions import Decision, encode_decision
+from stream.delivery import DeliveryTracker, PendingBatch
+from stream.events import Rejected, decode_transaction
+from stream.kafka_config import consumer_config, producer_config
+from stream.metrics import WorkerMetrics
+from stream.status import StatusWriter, WorkerStatus
+
+log = logging.getLogger("fraudstream.worker")
+
+FEATURES_DEGRADED = "features"
+_NO_OFFSET = KafkaError._NO_OFFSET
+
+
+class Worker:
+    def __init__(self, settings: Settings, scorer: Scorer, features: OnlineFeatureStore,
+                 metrics: WorkerMetrics, consumer: Consumer | None = None,
+                 producer: Producer | None = None) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.features = features
+        self.metrics = metrics
+        self.consumer = consumer or Consumer(consumer_config(settings))
+        self.producer = producer or Producer(producer_config(settings))
+        self.tracker = DeliveryTracker()
+        self._stop = threading.Event()
+        self._callback_error: BaseException | None = None
+        self._budget_s = settings.budget_ms / 1000.0
+        self._assigned: set[tuple[str, int]] = set()
+        self.batches = 0
+        self.events = 0
+        self.last_progress = time.time()
+        self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
+        metrics.model_info.info({"version": scorer.version})
+
+    # -- control -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit and return. Signal-safe."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Consume until ``stop()``; raises on a fatal error after committing safe work."""
+        s = self.settings
+        consume = self.consumer.consume
+        poll_producer = self.producer.poll
+        max_batch, timeout = s.max_batch, s.max_wait_ms / 1000.0
+        commit_every = s.commit_interval_s
+        self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("worker started", extra={"topic": s.topic_transactions,
+                                           "model_version": self.scorer.version})
+        next_commit = time.monotonic() + commit_every
+        try:
+            while not self._stop.is_set():
+                messages = consume(max_batch, timeout)
+                self._raise_callback_error()
+                if messages:
+                    self._process(messages)
+                poll_producer(0)
+                self._store_released()
+                now = time.monotonic()
+                if now >= next_commit:
+                    self._commit(asynchronous=True)
+                    next_commit = now + commit_every
+                self._write_status()
+        finally:
+            self._shutdown()
+
+    # -- one batch -----------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
+        produce = self._produce
+        offsets: dict[tuple[str, int], int] = {}
+        rejected: list[tuple[Message, str]] = []
+        accepted: list[Message] = []
+        tx_ids: list[str] = []
+        customers: list[str] = []
+        timestamps: list[int] = []
+        amounts: list[float] = []
+        partitions: list[int] = []
+        positions: list[int] = []
+        max_bytes = self.settings.max_event_bytes
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error.str())
+                continue
+            key = (message.topic(), message.partition())
+            offsets[key] = message.offset()
+            try:
+                event, ts = decode_transaction(message.value(), max_bytes)
+            except Rejected as exc:
+                rejected.append((message, exc.reason))
+                continue
+            accepted.append(message)
+            tx_ids.append(event.transaction_id)
+            customers.append(event.customer_id)
+            timestamps.append(ts)
+            amounts.append(event.amount)
+            partitions.append(message.partition())
+            positions.append(message.offset())
+        if not offsets:
+            return
+        self.metrics.events.inc(len(accepted) + len(rejected))
+        pending = self.tracker.open_batch(offsets, len(accepted) + len(rejected))
+        for message, reason in rejected:
+            self._dead_letter(message, reason, pending)
+        decoded = time.perf_counter()
+        self.metrics.stage_seconds.labels("decode").observe(decoded - started)
+        if accepted:
+            batch = TransactionBatch(customers, np.asarray(timestamps, dtype=np.int64),
+                                     np.asarray(amounts, dtype=np.float64),
+                                     np.asarray(partitions, dtype=np.int64),
+                                     np.asarray(positions, dtype=np.int64))
+            self._decide(batch, tx_ids, accepted, pending, started, decoded, produce)
+        self.batches += 1
+        self.events += len(accepted) + len(rejected)
+        self.last_progress = time.time()
+
+    def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
+                pending: PendingBatch, started: float, decoded: float,
+                produce: Callable[..., None]) -> None:
+        metrics = self.metrics
+        degraded: list[str] = []
+        update = None
+        try:
+            matrix, update = self.features.fetch(batch)
+        except redis.RedisError as exc:
+            log.warning("feature store unavailable, scoring on default features: %s", exc)
+            matrix = default_matrix(batch)
+            degraded = [FEATURES_DEGRADED]
+            metrics.degraded.labels(FEATURES_DEGRADED).inc(len(batch))
+        fetched = time.perf_counter()
+        scored = self.scorer.score(matrix)
+        scored_at = time.perf_counter()
+        version = self.scorer.version
+        topic = self.settings.topic_decisions
+        now_ms = int(time.time() * 1000)
+        latency_ms = round((scored_at - started) * 1000.0, 3)
+        outcome_codes = scored.codes.tolist()
+        scores = scored.scores.tolist()
+        emit = self.settings.emit_features
+        callback = pending.on_delivery
+        for i, message in enumerate(accepted):
+            decision = Decision(
+                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
+                score=scores[i], decision=OUTCOMES[outcome_codes[i]],
+                model_version=version, reasons=scored.reasons[i], degraded=degraded,
+                scored_at=now_ms, latency_ms=latency_ms,
+                features=dict(zip(FEATURE_NAMES, matrix[i].tolist(), strict=True))
+                if emit else None,
+            )
+            produce(topic, encode_decision(decision), message.key(), callback)
+        produced = time.perf_counter()
+        if update is not None:
+            try:
+                conflicts = self.features.update(update)
+                if conflicts:
+                    metrics.feature_conflicts.inc(conflicts)
+            except redis.RedisError as exc:
+                log.warning("feature state not updated for this batch: %s", exc)
+        updated = time.perf_counter()
+        self._observe(batch, accepted, outcome_codes, started, decoded, fetched, scored_at,
+                      produced, updated)
+
+    def _observe(self, batch: TransactionBatch, accepted: list[Message],
+                 outcome_codes: list[int], started: float, decoded: float, fetched: float,
+                 scored_at: float, produced: float, updated: float) -> None:
+        m = self.metrics
+        n = len(batch)
+        m.stage_seconds.labels("features").observe(fetched - decoded)
+        m.stage_seconds.labels("score").observe(scored_at - fetched)
+        m.stage_seconds.labels("produce").observe(produced - scored_at)
+        m.stage_seconds.labels("update").observe(updated - produced)
+        in_worker = produced - started
+        m.event_seconds.observe(in_worker, n)
+        m.batch_size.observe(n)
+        if in_worker > self._budget_s:
+            m.budget_misses.inc(n)
+        counts = np.bincount(np.asarray(outcome_codes, dtype=np.int64), minlength=3)
+        for code, count in enumerate(counts.tolist()):
+            if count:
+                m.decisions.labels(OUTCOMES[code]).inc(count)
+        now_ms = time.time() * 1000.0
+        for message in accepted:
+            kind, ts = message.timestamp()
+            if kind != 0:
+                m.end_to_end_seconds.observe(max(0.0, (now_ms - ts) / 1000.0))
+
+    def _dead_letter(self, message: Message, reason: str, pending: PendingBatch) -> None:
+        headers = [("error", reason.encode("utf-8", "replace")),
+                   ("source.topic", message.topic().encode()),
+                   ("source.partition", str(message.partition()).encode()),
+                   ("source.offset", str(message.offset()).encode())]
+        self._produce(self.settings.topic_dlq, message.value(), message.key(),
+                      pending.on_delivery, headers)
+        self.metrics.dead_letters.labels(self.settings.topic_dlq).inc()
+        log.info("dead-lettered message", extra={
+            "partition": message.partition(), "offset": message.offset(), "reason": reason})
+
+    def _produce(self, topic: str, value: bytes | None, key: bytes | None,
+                 callback: Callable[[Any, Any], None],
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Produce, waiting for queue space on BufferError: never drop, never crash."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=callback, headers=headers)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _write_status(self, force: bool = False) -> None:
+        if self._status is None:
+            return
+        self._status.maybe_write(WorkerStatus(
+            pid=os.getpid(), written_at=time.time(),
+            assigned=sorted(f"{t}[{p}]" for t, p in self._assigned), batches=self.batches,
+            events=self.events, last_progress=self.last_progress, stopping=self.stopping,
+        ), force)
+
+    # -- offsets -------------------------------------------------------------------
+
+    def _store_released(self) -> None:
+        released = self.tracker.release()
+        released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
+        if released:
+            self.consumer.store_offsets(offsets=released)
+
+    def _commit(self, asynchronous: bool) -> None:
+        try:
+            self.consumer.commit(asynchronous=asynchronous)
+        except KafkaException as exc:
+            if exc.args[0].code() != _NO_OFFSET:
+                log.warning("offset commit failed: %s", exc.args[0].str())
+
+    def _drain(self, timeout: float) -> None:
+        """Wait for every produced output's delivery report, then store their offsets."""
+        remaining = self.producer.flush(timeout)
+        if remaining:
+            log.warning("%d outputs still undelivered after %.1fs", remaining, timeout)
+        self._store_released()
+
+    # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.assigned_partitions.set(len(self._assigned))
+        if partitions:
+            log.info("partitions assigned: %s", _describe(partitions))
+        self._write_status(force=True)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        try:
+            self._drain(self.settings.shutdown_timeout_s)
+            self._commit(asynchronous=False)
+        except BaseException as exc:  # surfaced by the loop, never swallowed by librdkafka
+            self._callback_error = exc
+        finally:
+            self.tracker.forget(partitions)
+            self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+            self.metrics.assigned_partitions.set(len(self._assigned))
+        if partitions:
+            log.info("partitions revoked: %s", _describe(partitions))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        self.tracker.forget(partitions)
+        self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.assigned_partitions.set(len(self._assigned))
+        log.warning("partitions lost (not committed): %s", _describe(partitions))
+
+    def _raise_callback_error(self) -> None:
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
+
+    # -- shutdown ------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        timeout = self.settings.shutdown_timeout_s
+        watchdog = threading.Timer(timeout + 5.0, _force_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            try:
+                self._drain(timeout)
+            finally:
+                self._commit(asynchronous=False)
+                self.consumer.close()
+        finally:
+            watchdog.cancel()
+        self._write_status(force=True)
+        log.info("worker stopped", extra={"batches": self.batches})
+
+
+def _force_exit() -> None:
+    log.error("shutdown took too long; exiting")
+    os._exit(3)
+
+
+def _describe(partitions: list[Any]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
