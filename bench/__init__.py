@@ -1,0 +1,1 @@
+"""Benchmark harness (`fraudstream bench`) and the peer implementations it compares."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
 from fraudstream.settings import Settings
@@ -92,8 +92,14 @@ class DecisionReader:
     def __init__(self, settings: Settings, partitions: int) -> None:
         config = downstream_consumer_config(settings, f"fraudstream-console-{time.time_ns()}")
         self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(settings.topic_decisions, p, OFFSET_END)
-                               for p in range(partitions)])
+        # Resolve "now" before any decision is produced: OFFSET_END would be resolved
+        # lazily, after the first decisions, and miss them.
+        starts = []
+        for p in range(partitions):
+            tp = TopicPartition(settings.topic_decisions, p)
+            _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            starts.append(TopicPartition(settings.topic_decisions, p, high))
+        self._consumer.assign(starts)
 
     def poll_into(self, stats: DecisionStats, timeout: float = 0.2) -> None:
         now = time.monotonic()

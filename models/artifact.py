@@ -80,9 +80,14 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise ArtifactError(f"model artifact {directory}: unreadable {MANIFEST}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"model artifact {directory}: unknown manifest format")
-    for key in ("version", "feature_names", "thresholds", "files"):
+    expected_types = {"version": str, "feature_names": list, "thresholds": dict,
+                      "files": dict}
+    for key, kind in expected_types.items():
         if key not in manifest:
             raise ArtifactError(f"model artifact {directory}: manifest lacks {key!r}")
+        if not isinstance(manifest[key], kind):
+            raise ArtifactError(f"model artifact {directory}: manifest {key!r} is not a "
+                                f"{kind.__name__}")
     return manifest
 
 

@@ -9,6 +9,7 @@ from types import FrameType
 
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
+from threadpoolctl import threadpool_limits
 
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
@@ -29,6 +30,9 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
                           "(or run `fraudstream demo`, which starts embedded services)")
     if not settings.redis_url:
         raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL")
+    # OpenMP worker threads spinning against the broker and Redis on a small machine
+    # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
+    threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
     store = RedisStateStore.from_url(settings.redis_url)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)

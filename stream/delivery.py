@@ -51,16 +51,22 @@ class DeliveryTracker:
         return sum(b.remaining for b in self._pending)
 
     def release(self) -> list[TopicPartition]:
-        """Offsets (next to read) of the finished batches at the head of the queue."""
+        """Offsets (next to read) of the finished batches at the head of the queue.
+
+        A batch with a failed delivery stays at the head for good: nothing behind it is
+        ever released. ``raise_if_failed`` reports it."""
         ready: dict[Partition, int] = {}
-        while self._pending and self._pending[0].done:
+        while self._pending and self._pending[0].done and self._pending[0].error is None:
             batch = self._pending.popleft()
-            if batch.error is not None:
-                raise DeliveryFailed(f"an output was not delivered: {batch.error.str()}")
             for partition, offset in batch.offsets.items():
                 if offset >= ready.get(partition, -1):
                     ready[partition] = offset
         return [TopicPartition(t, p, o + 1) for (t, p), o in ready.items()]
+
+    def raise_if_failed(self) -> None:
+        if self._pending and self._pending[0].done and self._pending[0].error is not None:
+            error = self._pending[0].error
+            raise DeliveryFailed(f"an output was not delivered: {error.str()}")
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions lost to another consumer: never store offsets for them again."""

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
 
 MAX_ID_LENGTH = 128
+MAX_AMOUNT = 1e9  # far above any card payment; keeps cents well inside int64
 # Epoch milliseconds between 2000-01-01 and 2100-01-01: anything else is a unit mistake.
 MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 4_102_444_800_000
 
 Id = str | int
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 class Transaction(msgspec.Struct, forbid_unknown_fields=False):
@@ -66,7 +69,7 @@ def parse_timestamp(value: str | int, field: str = "timestamp") -> int:
             raise Rejected(f"{field} is not RFC 3339 or epoch milliseconds") from None
         if moment.tzinfo is None:
             raise Rejected(f"{field} has no time zone")
-        ts = int(moment.timestamp() * 1000)
+        ts = (moment - _EPOCH) // _ONE_MS  # integer arithmetic: no float rounding
     if not MIN_TS_MS <= ts <= MAX_TS_MS:
         raise Rejected(f"{field} is outside 2000..2100 (epoch milliseconds expected)")
     return ts
@@ -90,6 +93,8 @@ def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, 
         raise Rejected(_validation_reason(exc)) from None
     if not math.isfinite(event.amount):
         raise Rejected("amount is not a finite number")
+    if event.amount > MAX_AMOUNT:
+        raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}")
     event.transaction_id = normalise_id(event.transaction_id, "transaction_id")
     event.customer_id = normalise_id(event.customer_id, "customer_id")
     event.terminal_id = normalise_id(event.terminal_id, "terminal_id")

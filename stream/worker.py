@@ -258,6 +258,7 @@ class Worker:
         released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
         if released:
             self.consumer.store_offsets(offsets=released)
+        self.tracker.raise_if_failed()
 
     def _commit(self, asynchronous: bool) -> None:
         try:

@@ -124,7 +124,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
                 break
             now = time.monotonic()
             due = started + stats.transactions / rate
-            if due > now:
+            while due > now and not stop.is_set():  # poll() returns early on deliveries
                 producer.poll(min(due - now, 0.05))
                 now = time.monotonic()
             send(settings.topic_transactions, value, key)

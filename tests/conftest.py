@@ -1,0 +1,73 @@
+"""Session services on free loopback ports, a unique namespace per test, leak checks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fraudstream import services
+from fraudstream.settings import PREFIX, Settings
+from fraudstream.simulator.generator import simulate
+from models.train import train
+from tests.population import TEST_POPULATION
+from tests.processes import child_pids
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with services.kafka_bootstrap(os.environ.get(PREFIX + "KAFKA_BOOTSTRAP"),
+                                  use_containers=True) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with services.redis_url(os.environ.get(PREFIX + "REDIS_URL"),
+                            use_containers=True) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("registry")
+    train(simulate(TEST_POPULATION), root)
+    return root
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Settings:
+    """Settings with topics, group and Redis prefix of this test only."""
+    unique = uuid.uuid4().hex[:10]
+    return Settings(
+        kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
+        topic_transactions=f"tx-{unique}", topic_decisions=f"decisions-{unique}",
+        topic_labels=f"labels-{unique}", topic_dlq=f"tx-{unique}.dlq",
+        group_id=f"workers-{unique}", model_dir=str(model_registry),
+        redis_prefix=f"test-{unique}", session_timeout_ms=6000, heartbeat_interval_ms=500,
+        max_poll_interval_ms=20000, commit_interval_s=0.5, shutdown_timeout_s=10.0,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that hands ``settings`` to a child ``fraudstream`` process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    for name, value in vars(settings).items():
+        if value is not None:
+            env[PREFIX + name.upper()] = str(value)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves environment variables or child processes behind."""
+    environ = dict(os.environ)
+    children = child_pids()
+    yield
+    leaked_env = {k for k in set(os.environ) ^ set(environ) if k != "PYTEST_CURRENT_TEST"}
+    leaked_children = child_pids() - children
+    assert not leaked_env, f"test changed environment variables: {sorted(leaked_env)}"
+    assert not leaked_children, f"test left child processes running: {leaked_children}"

@@ -1,0 +1,76 @@
+"""`fraudstream demo` on embedded services: exits 0 and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fraudstream.settings import PREFIX
+from tests.processes import Identity, descendants, still_alive
+
+# demo -> broker, redis, worker, simulator
+EXPECTED_CHILDREN = 4
+
+
+def _start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as handle:
+        demo = subprocess.Popen([sys.executable, "-m", "fraudstream", "demo", *args],
+                                cwd=tmp_path, env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return demo, log
+
+
+def _track(demo: subprocess.Popen[bytes], seen: set[Identity], until: float) -> None:
+    """Record the demo's process tree until it exits, has all its children, or time's up."""
+    while demo.poll() is None and time.monotonic() < until:
+        seen |= descendants(demo.pid)
+        if len(seen) >= EXPECTED_CHILDREN:
+            return
+        time.sleep(0.1)
+
+
+def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
+    demo, log = _start_demo(tmp_path, "--duration", "5", "--rate", "500", "--customers", "500")
+    seen: set[Identity] = set()
+    try:
+        _track(demo, seen, time.monotonic() + 60)
+        code = demo.wait(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    output = log.read_text()
+    assert code == 0, output
+    assert len(seen) >= EXPECTED_CHILDREN, f"expected broker, redis, worker, simulator: {seen}"
+    summary = re.search(r"demo: (\d+) decisions at ([\d,]+) events/s", output)
+    assert summary, output
+    assert int(summary.group(1)) == 2500, output
+    assert still_alive(seen) == set(), "demo left processes behind"
+
+
+def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
+    demo, log = _start_demo(tmp_path, "--duration", "600", "--rate", "200",
+                            "--customers", "300")
+    seen: set[Identity] = set()
+    try:
+        _track(demo, seen, time.monotonic() + 60)
+        assert len(seen) >= EXPECTED_CHILDREN, log.read_text()
+        time.sleep(2)
+        interrupted = time.monotonic()
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=60)
+        stop_seconds = time.monotonic() - interrupted
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert code in (0, 130), log.read_text()
+    assert stop_seconds < 30, f"Ctrl-C took {stop_seconds:.1f}s"
+    assert still_alive(seen) == set(), "Ctrl-C left processes behind"

@@ -1,0 +1,76 @@
+"""`fraudstream worker` as a process: signals drain, commit and exit 0; restarts resume."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from fraudstream.simulator.streamer import produce_frame
+from stream.decisions import decision_decoder
+from stream.status import read_status
+from tests.e2e.cli import start_cli
+from tests.kafka_helpers import make_topics, read_topic
+from tests.population import TEST_POPULATION
+
+
+def _wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
+                   timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        current = read_status(status)
+        if current is not None and current.assigned:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker never got partitions:\n{log.read_text()}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_drains_commits_and_a_restart_resumes_without_duplicates(
+        settings: Settings, tmp_path: Path, stop_signal: signal.Signals) -> None:
+    make_topics(settings, partitions=4)
+    frame = simulate(SimulationConfig(**{**TEST_POPULATION.__dict__, "days": 4}))
+    half = len(frame) // 2
+    status = tmp_path / "status.json"
+    env = {"FRAUDSTREAM_STATUS_FILE": str(status)}
+
+    first_log = tmp_path / "worker-1.log"
+    worker = start_cli(settings, "worker", log=first_log, env=env)
+    try:
+        _wait_assigned(worker, status, first_log)
+        produce_frame(settings, frame.iloc[:half])
+        read_topic(settings, settings.topic_decisions, expect=half, settle=0.2)
+        worker.send_signal(stop_signal)
+        started = time.monotonic()
+        code = worker.wait(timeout=20)
+        assert code == 0, first_log.read_text()
+        assert time.monotonic() - started < 10, "shutdown must be quick"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert "worker stopped" in first_log.read_text()
+
+    produce_frame(settings, frame.iloc[half:])
+    second_log = tmp_path / "worker-2.log"
+    status.unlink()
+    worker = start_cli(settings, "worker", log=second_log, env=env)
+    try:
+        _wait_assigned(worker, status, second_log)
+        records = read_topic(settings, settings.topic_decisions, expect=len(frame),
+                             settle=2.0)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0, second_log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    ids = [decision_decoder.decode(r.value).transaction_id for r in records]
+    assert len(ids) == len(frame), f"{len(frame)} sent, {len(ids)} decisions"
+    assert len(set(ids)) == len(frame), "a clean restart must not repeat decisions"

@@ -1,0 +1,130 @@
+"""The worker against a real broker and a real Redis: decisions, dead letters, features."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+import redis
+
+from features.definitions import FEATURE_NAMES
+from features.offline import compute_matrix
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from fraudstream.simulator.streamer import produce_frame
+from models.decisions import OUTCOMES
+from models.registry import Registry
+from stream.decisions import decision_decoder
+from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
+from tests.population import TEST_POPULATION
+
+
+def _valid(tx_id: str, customer: str = "c1", amount: float = 12.5) -> bytes:
+    return msgspec.json.encode({"transaction_id": tx_id, "timestamp": 1_700_000_000_000,
+                                "customer_id": customer, "terminal_id": "t1",
+                                "amount": amount})
+
+
+def test_every_transaction_gets_exactly_one_valid_decision(settings: Settings) -> None:
+    make_topics(settings, partitions=4)
+    config = SimulationConfig(**{**TEST_POPULATION.__dict__, "days": 3})
+    frame = simulate(config)
+    sent = produce_frame(settings, frame)
+    with running_worker(settings):
+        records = read_topic(settings, settings.topic_decisions, expect=sent)
+    decisions = [decision_decoder.decode(r.value) for r in records]
+    ids = [d.transaction_id for d in decisions]
+    assert len(ids) == sent, f"{sent} sent, {len(ids)} decisions"
+    assert len(set(ids)) == sent, "duplicate decisions in a normal run"
+    assert set(ids) == {str(i) for i in frame["transaction_id"]}
+    champion = Registry(settings.model_dir).champion_version()
+    for record, decision in zip(records, decisions, strict=True):
+        assert record.key == decision.customer_id.encode()
+        assert 0.0 <= decision.score <= 1.0
+        assert decision.decision in OUTCOMES
+        assert decision.model_version == champion
+        assert decision.degraded == []
+        assert decision.latency_ms >= 0
+        if decision.decision == "approve":
+            assert decision.reasons == []
+        else:
+            assert decision.reasons and set(decision.reasons) <= set(FEATURE_NAMES)
+
+
+BAD_EVENTS: dict[str, tuple[bytes, str]] = {
+    "not-json": (b"{this is not json", "not valid JSON"),
+    "missing-field": (b'{"transaction_id": "m", "timestamp": 1700000000000, '
+                      b'"customer_id": "c", "terminal_id": "t"}',
+                      "missing required field `amount`"),
+    "negative-amount": (_valid("neg", amount=-3.0), "Expected `float` > 0.0"),
+    "text-amount": (b'{"transaction_id": "s", "timestamp": 1700000000000, "customer_id": "c",'
+                    b' "terminal_id": "t", "amount": "12.50"}', "Expected `float`, got `str`"),
+    "wrong-type": (b'{"transaction_id": "w", "timestamp": 1700000000000, "customer_id": [1],'
+                   b' "terminal_id": "t", "amount": 3}', "customer_id"),
+    "oversized": (_valid("big")[:-1] + b', "note": "' + b"x" * 20_000 + b'"}',
+                  "exceeds the 16384-byte limit"),
+}
+
+
+def test_bad_events_go_to_the_dlq_with_reasons_and_neighbours_are_decided(
+        settings: Settings) -> None:
+    make_topics(settings, partitions=1)
+    messages: list[tuple[bytes | None, bytes | None]] = [(b"c1", _valid("before"))]
+    for name, (value, _) in BAD_EVENTS.items():
+        messages.append((name.encode(), value))
+    messages.append((b"c1", _valid("after")))
+    produce_raw(settings, settings.topic_transactions, messages)
+    with running_worker(settings):
+        decisions = read_topic(settings, settings.topic_decisions, expect=2)
+        dead = read_topic(settings, settings.topic_dlq, expect=len(BAD_EVENTS))
+    assert sorted(decision_decoder.decode(r.value).transaction_id for r in decisions) == [
+        "after", "before"]
+    assert len(dead) == len(BAD_EVENTS)
+    by_key = {r.key.decode(): r for r in dead}
+    assert set(by_key) == set(BAD_EVENTS)
+    for name, (value, reason) in BAD_EVENTS.items():
+        record = by_key[name]
+        assert record.value == value, f"{name}: the original bytes must be kept"
+        assert reason in record.headers["error"].decode(), (name, record.headers["error"])
+        assert record.headers["source.topic"].decode() == settings.topic_transactions
+        assert record.headers["source.partition"] == b"0"
+        assert int(record.headers["source.offset"]) == 1 + list(BAD_EVENTS).index(name)
+
+
+def test_worker_features_equal_offline_features(settings: Settings) -> None:
+    """Replay a simulated stream: what the worker scored is the training definition."""
+    settings = settings.replace(emit_features=True)
+    make_topics(settings, partitions=4)
+    frame = simulate(SimulationConfig(**{**TEST_POPULATION.__dict__, "days": 35}))
+    sent = produce_frame(settings, frame)
+    with running_worker(settings):
+        records = read_topic(settings, settings.topic_decisions, expect=sent, timeout=120)
+    assert len(records) == sent
+    online = {}
+    for record in records:
+        decision = decision_decoder.decode(record.value)
+        assert decision.features is not None
+        online[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
+    offline = compute_matrix(frame)
+    ids = [str(i) for i in frame["transaction_id"]]
+    worker_matrix = np.array([online[i] for i in ids])
+    diff = np.abs(worker_matrix - offline)
+    if diff.max() > 1e-9:
+        row, col = np.unravel_index(int(diff.argmax()), diff.shape)
+        pytest.fail(f"feature {FEATURE_NAMES[col]} of transaction {ids[row]}: worker "
+                    f"{worker_matrix[row, col]!r}, offline {offline[row, col]!r}")
+
+
+def test_every_feature_key_has_a_ttl_longer_than_the_longest_window(
+        settings: Settings) -> None:
+    make_topics(settings, partitions=2)
+    frame = simulate(SimulationConfig(**{**TEST_POPULATION.__dict__, "days": 2}))
+    sent = produce_frame(settings, frame)
+    with running_worker(settings):
+        read_topic(settings, settings.topic_decisions, expect=sent)
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+    assert len(keys) == frame["customer_id"].nunique()
+    ttls = [client.pttl(k) for k in keys]
+    client.close()
+    assert min(ttls) > 31 * 86_400_000, "every key needs a TTL beyond the 30-day window"
