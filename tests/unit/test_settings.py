@@ -190,3 +190,12 @@ def test_secret_hides_its_value_with_a_format_spec() -> None:
     assert VALUE not in f"{secret:>30}"
     assert VALUE not in f"{secret:<40}"
     assert VALUE not in format(secret, "s")
+
+
+def test_repr_never_shows_the_redis_password() -> None:
+    settings = Settings(redis_url="redis://worker:s3cr3t-pw@redis.internal:6380/0")
+    text = repr(settings)
+    assert "s3cr3t-pw" not in text
+    assert "redis://worker:***@redis.internal:6380/0" in text
+    assert settings.redis_url == "redis://worker:s3cr3t-pw@redis.internal:6380/0"
+    assert "redis://plain:6379/0" in repr(Settings(redis_url="redis://plain:6379/0"))
