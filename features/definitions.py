@@ -1,8 +1,10 @@
 """The feature set, defined once. Both engines (online and offline) import these.
 
-Windows run on event time in whole UTC-day buckets: the W-day window of a transaction on
-day d covers days d-W+1 .. d and includes the transaction itself. Amounts are summed in
-integer cents, so both engines do identical arithmetic.
+Windows run on event time in whole UTC-day buckets. A customer's W-day window for a
+transaction on day d covers days d-W+1 .. d and includes the transaction itself. A
+terminal's W-day window is shifted back by the label delay: days d-7-W+1 .. d-7, whose
+fraud labels are known by day d. Amounts are summed in integer cents, so both engines do
+identical arithmetic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 WINDOWS: tuple[int, ...] = (1, 7, 30)
 RING_DAYS = max(WINDOWS)
+LABEL_DELAY_DAYS = 7
+TERMINAL_RING_DAYS = RING_DAYS + LABEL_DELAY_DAYS
 NIGHT_LAST_HOUR = 6  # hours 0..6 inclusive are "night", as in the handbook
 GAP_CAP_MS = RING_DAYS * DAY_MS  # seconds-since-previous is capped at the longest window
 COUNT_MAX = 2**16 - 1  # per customer-day transaction count saturates here
@@ -25,12 +29,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"customer_nb_tx_{w}d" for w in WINDOWS),
     *(f"customer_avg_amount_{w}d" for w in WINDOWS),
     "customer_seconds_since_prev",
+    "customer_amount_over_mean_30d",
+    *(f"terminal_nb_tx_{w}d" for w in WINDOWS),
+    *(f"terminal_risk_{w}d" for w in WINDOWS),
 )
 N_FEATURES = len(FEATURE_NAMES)
 COL_AMOUNT, COL_WEEKEND, COL_NIGHT = 0, 1, 2
 COL_COUNT = {w: 3 + i for i, w in enumerate(WINDOWS)}
 COL_AVG = {w: 3 + len(WINDOWS) + i for i, w in enumerate(WINDOWS)}
-COL_GAP = N_FEATURES - 1
+COL_GAP = 3 + 2 * len(WINDOWS)
+COL_AMOUNT_RATIO = COL_GAP + 1
+COL_TERMINAL_COUNT = {w: COL_AMOUNT_RATIO + 1 + i for i, w in enumerate(WINDOWS)}
+COL_TERMINAL_RISK = {w: COL_AMOUNT_RATIO + 1 + len(WINDOWS) + i for i, w in enumerate(WINDOWS)}
+MIN_MEAN_AMOUNT = 0.01  # a mean below one cent would make the ratio meaningless
 
 
 def day_of(ts_ms: np.ndarray) -> np.ndarray:
@@ -55,3 +66,14 @@ def gap_seconds(gap_ms: np.ndarray) -> np.ndarray:
 
 def average_amount(cents_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
     return cents_sum.astype(np.float64) / np.maximum(count, 1).astype(np.float64) / 100.0
+
+
+def amount_over_mean(amount: np.ndarray, mean_amount: np.ndarray) -> np.ndarray:
+    return np.asarray(amount, dtype=np.float64) / np.maximum(mean_amount, MIN_MEAN_AMOUNT)
+
+
+def risk(frauds: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Share of confirmed frauds; 0 when the terminal had no transactions."""
+    count = np.asarray(count, dtype=np.float64)
+    return np.divide(np.asarray(frauds, dtype=np.float64), count,
+                     out=np.zeros_like(count), where=count > 0)

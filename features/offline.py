@@ -3,7 +3,9 @@
 The frame's rows must be in arrival order (the order a stream would deliver them), with
 each customer's timestamps non-decreasing, which is how the simulator writes them. Per
 customer-day totals saturate exactly like the online ring's buckets, so the two engines
-agree value for value.
+agree value for value. Terminal windows end LABEL_DELAY_DAYS before the transaction's
+day, when every label of those days is known: ``is_fraud`` gives them (all zero when the
+frame has no labels).
 """
 
 from __future__ import annotations
@@ -14,24 +16,31 @@ import pandas as pd
 from features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
+    COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
     COL_NIGHT,
+    COL_TERMINAL_COUNT,
+    COL_TERMINAL_RISK,
     COL_WEEKEND,
     COUNT_MAX,
     DAY_MS,
     FEATURE_NAMES,
     GAP_CAP_MS,
+    LABEL_DELAY_DAYS,
     N_FEATURES,
     WINDOWS,
+    amount_over_mean,
     average_amount,
     calendar_flags,
     gap_seconds,
+    risk,
     to_cents,
 )
+from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 
-REQUIRED_COLUMNS = ("timestamp", "customer_id", "amount")
+REQUIRED_COLUMNS = ("timestamp", "customer_id", "terminal_id", "amount")
 
 
 class OfflineInputError(ValueError):
@@ -104,4 +113,34 @@ def compute_matrix(frame: pd.DataFrame) -> np.ndarray:
     weekend, night = calendar_flags(ts)
     matrix[:, COL_WEEKEND] = weekend
     matrix[:, COL_NIGHT] = night
+    matrix[:, COL_AMOUNT_RATIO] = amount_over_mean(amount, matrix[:, COL_AVG[max(WINDOWS)]])
+    fraud = (frame["is_fraud"].to_numpy(dtype=np.int64) if "is_fraud" in frame.columns
+             else np.zeros(n, dtype=np.int64))
+    _terminal_columns(matrix, frame["terminal_id"], day, fraud)
     return matrix
+
+
+def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, day: np.ndarray,
+                      fraud: np.ndarray) -> None:
+    """Transactions and confirmed frauds per terminal over days d-7-W+1 .. d-7."""
+    terminal, _ = pd.factorize(terminal_ids.astype(str), sort=False)
+    terminal = terminal.astype(np.int64)
+    base = int(day.min())
+    span = int(day.max()) - base + 1
+    key = terminal * span + (day - base)
+    groups, inverse = np.unique(key, return_inverse=True)
+    counts = np.minimum(np.bincount(inverse), TERMINAL_COUNT_MAX)
+    frauds = np.bincount(inverse, weights=fraud).astype(np.int64)
+    prefix_count = np.r_[0, np.cumsum(counts)]
+    prefix_fraud = np.r_[0, np.cumsum(frauds)]
+    last_day = day - LABEL_DELAY_DAYS
+    for window in WINDOWS:
+        first_day = last_day - window + 1
+        # Days outside the data (before it began) hold nothing: clamp into the key range.
+        lo_key = terminal * span + np.clip(first_day - base, 0, span)
+        hi_key = terminal * span + np.clip(last_day - base + 1, 0, span)
+        lo = np.searchsorted(groups, lo_key, side="left")
+        hi = np.searchsorted(groups, hi_key, side="left")
+        count = prefix_count[hi] - prefix_count[lo]
+        matrix[:, COL_TERMINAL_COUNT[window]] = count
+        matrix[:, COL_TERMINAL_RISK[window]] = risk(prefix_fraud[hi] - prefix_fraud[lo], count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -138,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from fraudstream.simulator.streamer import stream
 
     _require_broker(settings)
-    start = args.start or _stream_start(args.days)
+    start = args.start or _stream_start(args.rate * args.duration, args.customers, args.days)
     stats = _with_progress(
         "streaming", lambda progress: stream(
             settings, SimulationConfig(customers=args.customers, terminals=args.terminals,
@@ -235,9 +236,12 @@ def _population(args: argparse.Namespace, start: datetime | None):  # type: igno
                             days=args.days, seed=args.seed, start=start or HANDBOOK_START)
 
 
-def _stream_start(days: int) -> datetime:
+def _stream_start(events: float, customers: int, max_days: int) -> datetime:
+    """Start as many days ago as the stream will cover, so event times end before now
+    (customers average about two transactions a day; under-estimating keeps them past)."""
+    days = min(max_days, math.ceil(events / (1.8 * customers)) + 1)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=min(days, 60))
+    return today - timedelta(days=days)
 
 
 def _with_progress(label: str, work: Callable[..., object], total: float) -> object:

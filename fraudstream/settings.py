@@ -61,6 +61,8 @@ class Settings:
     max_wait_ms: int = setting(20, "Longest wait for a batch to fill, milliseconds")
     commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
     max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
+    max_event_age_days: float = setting(90.0, "Events older than this (event time) go to the DLQ")
+    max_event_lead_s: float = setting(3600.0, "Events further ahead of the clock go to the DLQ")
     feature_ttl_days: int = setting(40, "TTL of feature state; longer than the longest window")
     redis_prefix: str = setting("fs", "Prefix of every Redis key the feature store writes")
     session_timeout_ms: int = setting(10_000, "Consumer group session timeout")
@@ -80,7 +82,10 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
-            (self.feature_ttl_days > 31, "feature_ttl_days must exceed the 30-day window"),
+            (self.feature_ttl_days > 37,
+             "feature_ttl_days must exceed the 37-day terminal window (30 days + label delay)"),
+            (self.max_event_age_days > 0, "max_event_age_days must be > 0"),
+            (self.max_event_lead_s >= 0, "max_event_lead_s must be >= 0"),
             (0 <= self.metrics_port <= 65535, "metrics_port must be in 0..65535"),
             (self.log_format in ("text", "json"), "log_format must be text or json"),
             (self.log_level in ("debug", "info", "warning", "error"), "log_level is unknown"),

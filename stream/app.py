@@ -44,7 +44,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
 def _warm_up(scorer: Scorer, store: RedisStateStore) -> None:
     """Pay first-call costs (imports, allocations, connections) before the first poll."""
     now = int(time.time() * 1000)
-    batch = TransactionBatch(["warm-up"], np.array([now]), np.array([1.0]),
+    batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
                              np.array([0]), np.array([0]))
     scorer.score(default_matrix(batch))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -73,6 +74,29 @@ def parse_timestamp(value: str | int, field: str = "timestamp") -> int:
     if not MIN_TS_MS <= ts <= MAX_TS_MS:
         raise Rejected(f"{field} is outside 2000..2100 (epoch milliseconds expected)")
     return ts
+
+
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """How far event time may stray from the clock before an event is refused: a far
+    future timestamp would roll every ring forward and wipe the real history."""
+
+    max_age_ms: int
+    max_lead_ms: int
+
+    @classmethod
+    def of(cls, max_age_days: float, max_lead_s: float) -> EventTimeBounds:
+        return cls(int(max_age_days * 86_400_000), int(max_lead_s * 1000))
+
+    def check(self, ts_ms: int, now_ms: int, field: str = "timestamp") -> None:
+        if ts_ms < now_ms - self.max_age_ms:
+            days = (now_ms - ts_ms) / 86_400_000
+            raise Rejected(f"{field} is {days:.1f} days old, beyond the "
+                           f"{self.max_age_ms / 86_400_000:g}-day limit")
+        if ts_ms > now_ms + self.max_lead_ms:
+            ahead = (ts_ms - now_ms) / 1000
+            raise Rejected(f"{field} is {ahead:.0f}s in the future, beyond the "
+                           f"{self.max_lead_ms / 1000:g}s limit")
 
 
 def _validation_reason(exc: msgspec.MsgspecError) -> str:

@@ -65,6 +65,7 @@ class WorkerMetrics:
     degraded: Counter
     budget_misses: Counter
     feature_conflicts: Counter
+    labels: Counter
     model_info: Info
     assigned_partitions: Gauge
 
@@ -102,6 +103,9 @@ class WorkerMetrics:
             feature_conflicts=Counter(f"{prefix}_feature_state_conflicts",
                                       "Feature state writes retried after a concurrent write",
                                       registry=registry),
+            labels=Counter(f"{prefix}_labels", "Confirmed labels by what became of them "
+                           "(applied, legit, duplicate, unknown, too_old, unavailable)",
+                           ["outcome"], registry=registry),
             model_info=Info(f"{prefix}_model", "The model being scored", registry=registry),
             assigned_partitions=Gauge(f"{prefix}_assigned_partitions",
                                       "Partitions assigned to this worker", registry=registry),

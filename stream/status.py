@@ -19,6 +19,7 @@ class WorkerStatus(msgspec.Struct):
     batches: int
     events: int
     last_progress: float  # wall clock of the last processed batch, seconds
+    labels: int = 0
     stopping: bool = False
 
 

@@ -21,13 +21,19 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from features.definitions import FEATURE_NAMES
-from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.scorer import Scorer
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
-from stream.events import Rejected, decode_transaction
+from stream.events import (
+    EventTimeBounds,
+    Rejected,
+    Transaction,
+    decode_label,
+    decode_transaction,
+)
 from stream.kafka_config import consumer_config, producer_config
 from stream.metrics import WorkerMetrics
 from stream.status import StatusWriter, WorkerStatus
@@ -55,6 +61,8 @@ class Worker:
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
+        self.labels_applied = 0
+        self._bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
         self.last_progress = time.time()
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
         metrics.model_info.info({"version": scorer.version})
@@ -76,7 +84,8 @@ class Worker:
         poll_producer = self.producer.poll
         max_batch, timeout = s.max_batch, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
-        self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
+        self.consumer.subscribe([s.topic_transactions, s.topic_labels],
+                                on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         log.info("worker started", extra={"topic": s.topic_transactions,
                                            "model_version": self.scorer.version})
@@ -101,54 +110,61 @@ class Worker:
 
     def _process(self, messages: list[Message]) -> None:
         started = time.perf_counter()
-        produce = self._produce
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
-        accepted: list[Message] = []
-        tx_ids: list[str] = []
-        customers: list[str] = []
-        timestamps: list[int] = []
-        amounts: list[float] = []
-        partitions: list[int] = []
-        positions: list[int] = []
+        transactions = _Columns()
+        labels = _Columns()
         max_bytes = self.settings.max_event_bytes
+        bounds, now_ms = self._bounds, int(time.time() * 1000)
+        labels_topic = self.settings.topic_labels
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", error.str())
                 continue
-            key = (message.topic(), message.partition())
-            offsets[key] = message.offset()
+            offsets[(message.topic(), message.partition())] = message.offset()
             try:
-                event, ts = decode_transaction(message.value(), max_bytes)
+                if message.topic() == labels_topic:
+                    label, ts, _ = decode_label(message.value(), max_bytes)
+                    bounds.check(ts, now_ms)
+                    labels.add_label(message, label.transaction_id, label.terminal_id, ts,
+                                     label.is_fraud)
+                else:
+                    event, ts = decode_transaction(message.value(), max_bytes)
+                    bounds.check(ts, now_ms)
+                    transactions.add_transaction(message, event, ts)
             except Rejected as exc:
                 rejected.append((message, exc.reason))
-                continue
-            accepted.append(message)
-            tx_ids.append(event.transaction_id)
-            customers.append(event.customer_id)
-            timestamps.append(ts)
-            amounts.append(event.amount)
-            partitions.append(message.partition())
-            positions.append(message.offset())
         if not offsets:
             return
-        self.metrics.events.inc(len(accepted) + len(rejected))
-        pending = self.tracker.open_batch(offsets, len(accepted) + len(rejected))
+        self.metrics.events.inc(len(transactions) + len(labels) + len(rejected))
+        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected))
         for message, reason in rejected:
             self._dead_letter(message, reason, pending)
         decoded = time.perf_counter()
         self.metrics.stage_seconds.labels("decode").observe(decoded - started)
-        if accepted:
-            batch = TransactionBatch(customers, np.asarray(timestamps, dtype=np.int64),
-                                     np.asarray(amounts, dtype=np.float64),
-                                     np.asarray(partitions, dtype=np.int64),
-                                     np.asarray(positions, dtype=np.int64))
-            self._decide(batch, tx_ids, accepted, pending, started, decoded, produce)
+        if labels:  # first: a label already in hand is known to every later decision
+            self._apply_labels(labels.label_batch())
+        if transactions:
+            self._decide(transactions.transaction_batch(), transactions.ids,
+                         transactions.messages, pending, started, decoded, self._produce)
         self.batches += 1
-        self.events += len(accepted) + len(rejected)
+        self.events += len(transactions) + len(labels) + len(rejected)
         self.last_progress = time.time()
+
+    def _apply_labels(self, batch: LabelBatch) -> None:
+        try:
+            outcomes = self.features.apply_labels(batch)
+        except redis.RedisError as exc:
+            # Offsets still advance: labels refine features, and waiting for Redis here
+            # would stall every decision behind them.
+            log.warning("labels not applied (feature store unavailable): %s", exc)
+            self.metrics.labels.labels("unavailable").inc(len(batch))
+            return
+        for outcome, count in outcomes.items():
+            self.metrics.labels.labels(outcome).inc(count)
+        self.labels_applied += len(batch)
 
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
                 pending: PendingBatch, started: float, decoded: float,
@@ -249,6 +265,7 @@ class Worker:
             pid=os.getpid(), written_at=time.time(),
             assigned=sorted(f"{t}[{p}]" for t, p in self._assigned), batches=self.batches,
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
+            labels=self.labels_applied,
         ), force)
 
     # -- offsets -------------------------------------------------------------------
@@ -333,3 +350,46 @@ def _force_exit() -> None:
 
 def _describe(partitions: list[Any]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+class _Columns:
+    """The accepted events of one poll, column by column."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.ids: list[str] = []
+        self.customers: list[str] = []
+        self.terminals: list[str] = []
+        self.timestamps: list[int] = []
+        self.amounts: list[float] = []
+        self.is_fraud: list[bool] = []
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def add_transaction(self, message: Message, event: Transaction, ts: int) -> None:
+        self.messages.append(message)
+        self.ids.append(event.transaction_id)  # type: ignore[arg-type]
+        self.customers.append(event.customer_id)  # type: ignore[arg-type]
+        self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
+        self.timestamps.append(ts)
+        self.amounts.append(event.amount)
+
+    def add_label(self, message: Message, transaction_id: str, terminal_id: str, ts: int,
+                  is_fraud: bool) -> None:
+        self.messages.append(message)
+        self.ids.append(transaction_id)
+        self.terminals.append(terminal_id)
+        self.timestamps.append(ts)
+        self.is_fraud.append(is_fraud)
+
+    def transaction_batch(self) -> TransactionBatch:
+        return TransactionBatch(
+            self.customers, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
+            np.asarray(self.amounts, dtype=np.float64),
+            np.fromiter((m.partition() for m in self.messages), np.int64, len(self)),
+            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)))
+
+    def label_batch(self) -> LabelBatch:
+        return LabelBatch(self.ids, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
+                          np.asarray(self.is_fraud, dtype=bool))

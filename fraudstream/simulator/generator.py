@@ -26,6 +26,7 @@ import pandas as pd
 DAY_SECONDS = 86_400
 DAY_MS = DAY_SECONDS * 1000
 HANDBOOK_START = datetime(2018, 4, 1, tzinfo=UTC)
+MIN_AMOUNT = 0.01  # the handbook can round a draw to 0.00; a payment is at least a cent
 
 _PROFILES, _TERMINALS, _DAILY, _TERMINAL_FRAUD, _CUSTOMER_FRAUD, _SHARE = range(6)
 
@@ -121,7 +122,7 @@ def _day_transactions(config: SimulationConfig, population: Population,
         "timestamp": config.start_ms + day * DAY_MS + seconds * 1000,
         "customer_id": customer,
         "terminal_id": terminal,
-        "amount": np.round(amount, 2),
+        "amount": np.maximum(np.round(amount, 2), MIN_AMOUNT),
     })
     return frame.sort_values(["timestamp", "customer_id"], kind="stable", ignore_index=True)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from fraudstream.settings import Settings
-from fraudstream.simulator.generator import SimulationConfig, simulate
+from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from stream.decisions import decision_decoder
 from stream.status import read_status
 from tests.e2e.cli import start_cli
 from tests.kafka_helpers import make_topics, read_topic
-from tests.population import TEST_POPULATION
+from tests.population import recent
 
 
 def _wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
@@ -35,7 +35,7 @@ def _wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
 def test_signal_drains_commits_and_a_restart_resumes_without_duplicates(
         settings: Settings, tmp_path: Path, stop_signal: signal.Signals) -> None:
     make_topics(settings, partitions=4)
-    frame = simulate(SimulationConfig(**{**TEST_POPULATION.__dict__, "days": 4}))
+    frame = simulate(recent(4))
     half = len(frame) // 2
     status = tmp_path / "status.json"
     env = {"FRAUDSTREAM_STATUS_FILE": str(status)}

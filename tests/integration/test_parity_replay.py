@@ -1,0 +1,154 @@
+"""What the worker scored is what the model was trained on, and replays change nothing.
+
+Both tests stream through a real worker on a real broker and Redis. Labels are sent day by
+day, as soon as each day's transactions are decided, so that by the time a transaction
+on day d is scored every label up to day d-7 is known: the offline engine's assumption.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from confluent_kafka import Consumer, TopicPartition
+
+from features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
+from features.offline import compute_matrix
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
+from stream.decisions import decision_decoder
+from stream.kafka_config import consumer_config, producer_config
+from stream.worker import Worker
+from tests.kafka_helpers import make_topics, read_topic, running_worker
+from tests.population import recent
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _label_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
+    rows = zip(frame["transaction_id"].tolist(), frame["timestamp"].tolist(),
+               frame["customer_id"].tolist(), frame["terminal_id"].tolist(),
+               frame["is_fraud"].tolist(), strict=True)
+    return [(str(row[2]).encode(), label_message(row, int(time.time() * 1000)))
+            for row in rows]
+
+
+def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame) -> None:
+    """Each day's transactions, then the labels that are 7 days old, each fully processed
+    before the next is sent."""
+    from confluent_kafka import Producer
+
+    producer = Producer(producer_config(settings))
+    day = (frame["timestamp"] // DAY_MS).to_numpy()
+    sent = labels = 0
+    for today in np.unique(day):
+        # Kafka orders nothing across topics: wait until the labels are applied.
+        due = frame[day == today - LABEL_DELAY_DAYS]
+        labels += produce_all(producer, settings.topic_labels, _label_messages(due))
+        assert producer.flush(30) == 0
+        _wait(lambda target=labels: worker.labels_applied >= target, f"labels before {today}")
+        todays = frame[day == today]
+        sent += produce_all(producer, settings.topic_transactions,
+                            transaction_messages(todays))
+        assert producer.flush(30) == 0
+        _wait(lambda target=sent + labels: worker.events >= target, f"day {today}")
+
+
+def _scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
+    records = read_topic(settings, settings.topic_decisions, expect=expect, timeout=180)
+    scored = {}
+    for record in records:
+        decision = decision_decoder.decode(record.value)
+        assert decision.features is not None
+        assert decision.transaction_id not in scored, "duplicate decision"
+        scored[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
+    return scored
+
+
+@pytest.mark.slow
+def test_fifty_thousand_streamed_transactions_match_the_offline_features(
+        settings: Settings) -> None:
+    settings = settings.replace(emit_features=True, max_batch=500)
+    make_topics(settings, partitions=4)
+    frame = simulate(recent(40, customers=700, terminals=1400, seed=11))
+    assert len(frame) >= 50_000, len(frame)
+    with running_worker(settings) as worker:
+        stream_day_by_day(settings, worker, frame)
+        scored = _scored_features(settings, expect=len(frame))
+    assert len(scored) == len(frame)
+    offline = compute_matrix(frame)
+    ids = [str(i) for i in frame["transaction_id"]]
+    online = np.array([scored[i] for i in ids])
+    assert frame["is_fraud"].sum() > 100 and online[:, FEATURE_NAMES.index(
+        "terminal_risk_30d")].max() > 0, "the stream must exercise terminal risk"
+    diff = np.abs(online - offline)
+    if diff.max() > 1e-9:
+        row, col = np.unravel_index(int(diff.argmax()), diff.shape)
+        bad_rows = int((diff > 1e-9).any(axis=1).sum())
+        pytest.fail(f"{bad_rows} transactions differ; first worst: feature "
+                    f"{FEATURE_NAMES[col]} of transaction {ids[row]}: worker "
+                    f"{online[row, col]!r}, offline {offline[row, col]!r}")
+
+
+def _snapshot(settings: Settings) -> dict[bytes, bytes]:
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = sorted(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+        return dict(zip(keys, client.mget(keys), strict=True))
+    finally:
+        client.close()
+
+
+def _rewind_group(settings: Settings, to_offset: Callable[[int], int]) -> int:
+    """Move the group's committed offsets back, as a crash before a commit would; returns
+    how many messages will be consumed again."""
+    consumer = Consumer(consumer_config(settings))
+    rewound = 0
+    try:
+        offsets = []
+        for topic in (settings.topic_transactions, settings.topic_labels):
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
+                                           timeout=10)
+            offsets += [TopicPartition(tp.topic, tp.partition, to_offset(tp.offset))
+                        for tp in committed]
+            rewound += sum(tp.offset - to_offset(tp.offset) for tp in committed)
+        consumer.commit(offsets=offsets, asynchronous=False)
+        after = consumer.committed(offsets, timeout=10)
+        assert [tp.offset for tp in after] == [tp.offset for tp in offsets]
+    finally:
+        consumer.close()
+    return rewound
+
+
+@pytest.mark.parametrize("rewind", ["to-start", "to-middle"])
+def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Settings,
+                                                               rewind: str) -> None:
+    make_topics(settings, partitions=3)
+    frame = simulate(recent(20, customers=200, terminals=300, seed=5))
+    with running_worker(settings) as worker:
+        stream_day_by_day(settings, worker, frame)
+        processed = worker.events
+    before = _snapshot(settings)
+    assert len(before) == frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+
+    rewound = _rewind_group(settings, (lambda _: 0) if rewind == "to-start"
+                            else (lambda o: o // 2))
+    assert rewound > 1000
+    if rewind == "to-start":
+        assert rewound == processed
+    with running_worker(settings) as again:
+        _wait(lambda: again.events >= rewound, "the replay to finish")
+    assert again.events == rewound
+    assert _snapshot(settings) == before, "a replay changed feature state"
