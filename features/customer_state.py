@@ -1,6 +1,6 @@
 """Packed per-customer state: a ring of day buckets plus the high-water offset it guards.
 
-One Redis string per customer, 207 bytes, little endian. The layout is pinned by a
+One Redis string per customer, 177 bytes, little endian. The layout is pinned by a
 golden-bytes unit test; bump VERSION when it changes.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from features.definitions import CENTS_MAX, COUNT_MAX, GAP_CAP_MS, RING_DAYS
 
-VERSION = 1
+VERSION = 2
 NO_PARTITION = 0xFFFF
 NO_GAP = 0xFFFFFFFF
 
@@ -24,7 +24,7 @@ STATE_DTYPE = np.dtype([
     ("last_day", "<i4"),
     ("last_ts", "<i8"),
     ("prev_gap", "<u4"),
-    ("counts", "<u2", (RING_DAYS,)),
+    ("counts", "u1", (RING_DAYS,)),
     ("cents", "<u4", (RING_DAYS,)),
 ])
 STATE_BYTES = STATE_DTYPE.itemsize

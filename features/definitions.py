@@ -16,10 +16,17 @@ HOUR_MS = 3_600_000
 WINDOWS: tuple[int, ...] = (1, 7, 30)
 RING_DAYS = max(WINDOWS)
 LABEL_DELAY_DAYS = 7
-TERMINAL_RING_DAYS = RING_DAYS + LABEL_DELAY_DAYS
+# Terminals hear from every partition; partitions may be a little apart in event time, so
+# the ring keeps SKEW_DAYS more than the windows need, or a transaction read a moment
+# "late" at midnight would have lost the oldest day of its 30-day window.
+SKEW_DAYS = 2
+TERMINAL_RING_DAYS = RING_DAYS + LABEL_DELAY_DAYS + SKEW_DAYS
 NIGHT_LAST_HOUR = 6  # hours 0..6 inclusive are "night", as in the handbook
 GAP_CAP_MS = RING_DAYS * DAY_MS  # seconds-since-previous is capped at the longest window
-COUNT_MAX = 2**16 - 1  # per customer-day transaction count saturates here
+# Per customer-day transaction count saturates here: one byte keeps the packed state in a
+# smaller allocator class (<= 300 Redis bytes per customer), and 255 payments in a day is
+# already as anomalous as a feature can say.
+COUNT_MAX = 2**8 - 1
 CENTS_MAX = 2**32 - 1  # per customer-day amount in cents saturates here
 
 FEATURE_NAMES: tuple[str, ...] = (

@@ -14,9 +14,9 @@ import numpy as np
 
 from features.definitions import TERMINAL_RING_DAYS
 
-VERSION = 1
+VERSION = 2
 COUNT_MAX = 2**32 - 1
-_HEADER = struct.Struct("<BiHH")  # version, last_day, partitions, fraud ids
+_HEADER = struct.Struct("<BiHI")  # version, last_day, partitions, fraud ids
 _RING = np.dtype([("counts", "<u4", (TERMINAL_RING_DAYS,)),
                   ("frauds", "<u4", (TERMINAL_RING_DAYS,))])
 _MARK = np.dtype([("partition", "<u2"), ("offset", "<i8")])

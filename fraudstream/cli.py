@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=positive_int, default=2000)
     demo.set_defaults(handler=cmd_demo)
 
+    bench = sub.add_parser("bench", help="measure throughput, latency and memory")
+    bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
+    bench.add_argument("--only", action="append", choices=["memory"],
+                       help="run only this section (repeatable)")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"))
+    bench.set_defaults(handler=cmd_bench)
+
     services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
     services.set_defaults(handler=cmd_services)
 
@@ -195,6 +202,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     return run_demo(settings, duration_s=args.duration, rate=args.rate,
                     partitions=args.partitions, customers=args.customers)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.runner import run
+
+    return run(args.out, args.quick, args.only)
 
 
 def cmd_services(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from features.definitions import TERMINAL_RING_DAYS
 from fraudstream.errors import ConfigError
 
 PREFIX = "FRAUDSTREAM_"
@@ -82,8 +83,8 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
-            (self.feature_ttl_days > 37,
-             "feature_ttl_days must exceed the 37-day terminal window (30 days + label delay)"),
+            (self.feature_ttl_days > TERMINAL_RING_DAYS,
+             f"feature_ttl_days must exceed the {TERMINAL_RING_DAYS}-day terminal ring"),
             (self.max_event_age_days > 0, "max_event_age_days must be > 0"),
             (self.max_event_lead_s >= 0, "max_event_lead_s must be >= 0"),
             (0 <= self.metrics_port <= 65535, "metrics_port must be in 0..65535"),

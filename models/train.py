@@ -45,8 +45,12 @@ class TrainResult:
 
 def make_model(kind: str, seed: int = 0) -> Any:
     if kind == "hgb":
-        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1,
-                                              random_state=seed)
+        # Chosen on a validation split before the test protocol's training week (train
+        # days 94-100, test 108-114 of the default dataset): AP 0.710 against 0.643 for
+        # the logistic baseline; scikit-learn's defaults overfit one week of data.
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05,
+                                              max_leaf_nodes=15, min_samples_leaf=100,
+                                              early_stopping=False, random_state=seed)
     if kind == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(MODEL_KINDS)}")

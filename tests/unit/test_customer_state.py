@@ -35,16 +35,16 @@ def golden_state() -> CustomerState:
 
 # Worked out by hand from STATE_DTYPE (packed, little endian), one field per line.
 GOLDEN = bytes.fromhex(
-    "01"  # version u1 = 1
+    "02"  # version u1 = 2
     "0700"  # partition <u2 = 7
     "141a99be1c000000"  # offset <i8 = 123_456_789_012 = 0x1c_be99_1a14
     "d6440000"  # last_day <i4 = 17_622 = 0x44d6
     "0016148162010000"  # last_ts <i8 = 1_522_584_000_000 = 0x162_8114_1600
     "80ee3600"  # prev_gap <u4 = 3_600_000 = 0x36ee80
-    # counts <u2 x 30: slot 11 = 1, slot 12 = 2
-    "0000000000000000000000000000000000000000"  # slots 0..9
-    "0000010002000000000000000000000000000000"  # slots 10..19
-    "0000000000000000000000000000000000000000"  # slots 20..29
+    # counts u1 x 30: slot 11 = 1, slot 12 = 2
+    "00000000000000000000"  # slots 0..9
+    "00010200000000000000"  # slots 10..19
+    "00000000000000000000"  # slots 20..29
     # cents <u4 x 30: slot 11 = 999 = 0x3e7, slot 12 = 12_345 = 0x3039
     "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
     "00000000e70300003930000000000000000000000000000000000000000000000000000000000000"
@@ -53,7 +53,7 @@ GOLDEN = bytes.fromhex(
 
 
 def test_golden_bytes() -> None:
-    assert STATE_BYTES == 207 == len(GOLDEN)
+    assert STATE_BYTES == 177 == len(GOLDEN)
     assert encode(golden_state()) == GOLDEN
 
 
@@ -65,7 +65,7 @@ def test_golden_bytes_decode() -> None:
 
 def test_layout_matches_struct_packing() -> None:
     state = golden_state()
-    packed = struct.pack("<BHqiqI30H30I", VERSION, state.partition, state.offset,
+    packed = struct.pack("<BHqiqI30B30I", VERSION, state.partition, state.offset,
                          state.last_day, state.last_ts, state.prev_gap,
                          *state.counts, *state.cents)
     assert encode(state) == packed
@@ -102,7 +102,7 @@ def test_decode_rejects_wrong_length(raw: bytes) -> None:
         decode(raw)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 1, 3, 255])
 def test_decode_rejects_wrong_version(version: int) -> None:
     raw = bytes([version]) + GOLDEN[1:]
     with pytest.raises(StateFormatError, match="version"):

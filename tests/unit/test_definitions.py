@@ -7,20 +7,30 @@ import pytest
 
 from features.definitions import (
     COL_AMOUNT,
+    COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
     COL_NIGHT,
+    COL_TERMINAL_COUNT,
+    COL_TERMINAL_RISK,
     COL_WEEKEND,
     DAY_MS,
     FEATURE_NAMES,
     GAP_CAP_MS,
     HOUR_MS,
+    LABEL_DELAY_DAYS,
+    MIN_MEAN_AMOUNT,
     N_FEATURES,
+    RING_DAYS,
+    SKEW_DAYS,
+    TERMINAL_RING_DAYS,
+    amount_over_mean,
     average_amount,
     calendar_flags,
     day_of,
     gap_seconds,
+    risk,
     to_cents,
 )
 
@@ -129,7 +139,8 @@ def test_average_amount_in_currency_units_and_safe_for_zero_count() -> None:
 
 
 def test_feature_column_layout() -> None:
-    assert N_FEATURES == len(FEATURE_NAMES) == 10
+    assert N_FEATURES == len(FEATURE_NAMES) == 17
+    assert len(set(FEATURE_NAMES)) == N_FEATURES
     assert FEATURE_NAMES[COL_AMOUNT] == "amount"
     assert FEATURE_NAMES[COL_WEEKEND] == "is_weekend"
     assert FEATURE_NAMES[COL_NIGHT] == "is_night"
@@ -137,4 +148,33 @@ def test_feature_column_layout() -> None:
         assert FEATURE_NAMES[COL_COUNT[window]] == f"customer_nb_tx_{window}d"
         assert FEATURE_NAMES[COL_AVG[window]] == f"customer_avg_amount_{window}d"
     assert FEATURE_NAMES[COL_GAP] == "customer_seconds_since_prev"
+    assert FEATURE_NAMES[COL_AMOUNT_RATIO] == "customer_amount_over_mean_30d"
+    for window in (1, 7, 30):
+        assert FEATURE_NAMES[COL_TERMINAL_COUNT[window]] == f"terminal_nb_tx_{window}d"
+        assert FEATURE_NAMES[COL_TERMINAL_RISK[window]] == f"terminal_risk_{window}d"
+    assert [COL_TERMINAL_COUNT[w] for w in (1, 7, 30)] == [11, 12, 13]
+    assert [COL_TERMINAL_RISK[w] for w in (1, 7, 30)] == [14, 15, 16]
     assert GAP_CAP_MS == 30 * DAY_MS
+
+
+def test_terminal_ring_holds_the_longest_window_plus_the_label_delay_and_skew() -> None:
+    assert RING_DAYS == 30
+    assert LABEL_DELAY_DAYS == 7
+    assert SKEW_DAYS == 2
+    assert TERMINAL_RING_DAYS == RING_DAYS + LABEL_DELAY_DAYS + SKEW_DAYS == 39
+
+
+def test_risk_is_the_fraud_share_and_zero_without_transactions() -> None:
+    frauds = np.array([0, 1, 2, 0, 3])
+    counts = np.array([0, 4, 2, 5, 0])
+    result = risk(frauds, counts)
+    assert result.dtype == np.float64
+    assert result.tolist() == [0.0, 0.25, 1.0, 0.0, 0.0]
+    assert not np.isnan(result).any()
+
+
+def test_amount_over_mean_floors_the_mean_at_one_cent() -> None:
+    amounts = np.array([20.5, 3.0, 0.5, 2.0])
+    means = np.array([15.25, 3.0, 0.0, 0.004])
+    assert MIN_MEAN_AMOUNT == 0.01
+    assert amount_over_mean(amounts, means).tolist() == [20.5 / 15.25, 1.0, 50.0, 200.0]

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from stream.events import (
+    MAX_AMOUNT,
     MAX_ID_LENGTH,
     MAX_TS_MS,
     MIN_TS_MS,
+    EventTimeBounds,
     Rejected,
     decode_label,
     decode_transaction,
@@ -292,3 +294,71 @@ def test_oversized_label() -> None:
     raw = encode(label())
     reason = label_rejection(raw, max_bytes=len(raw) - 1)
     assert reason.startswith(f"label of {len(raw)} bytes exceeds")
+
+
+# --- amount bound ------------------------------------------------------------------------
+
+
+def test_amount_bound_is_inclusive() -> None:
+    assert MAX_AMOUNT == 1e9
+    event, _ = decode_transaction(encode(tx(amount=MAX_AMOUNT)), LIMIT)
+    assert event.amount == MAX_AMOUNT
+    reason = rejection(encode(tx(amount=1_000_000_000.01)))
+    assert reason == "amount exceeds 1e+09"
+
+
+# --- event time bounds -------------------------------------------------------------------
+
+NOW_MS = 1_700_000_000_000
+DAY_MS = 86_400_000
+
+
+def time_rejection(bounds: EventTimeBounds, ts_ms: int, field: str = "timestamp") -> str:
+    with pytest.raises(Rejected) as caught:
+        bounds.check(ts_ms, NOW_MS, field)
+    return caught.value.reason
+
+
+def test_bounds_from_days_and_seconds() -> None:
+    assert EventTimeBounds.of(90, 3600) == EventTimeBounds(90 * DAY_MS, 3_600_000)
+    assert EventTimeBounds.of(0.5, 1.5) == EventTimeBounds(DAY_MS // 2, 1500)
+    assert EventTimeBounds.of(90.0, 0) == EventTimeBounds(7_776_000_000, 0)
+
+
+def test_event_times_just_inside_both_limits_are_accepted() -> None:
+    bounds = EventTimeBounds.of(90, 3600)
+    for ts in (NOW_MS - 90 * DAY_MS, NOW_MS - 90 * DAY_MS + 1, NOW_MS,
+               NOW_MS + 3_600_000 - 1, NOW_MS + 3_600_000):
+        bounds.check(ts, NOW_MS)  # no exception
+
+
+def test_an_event_just_too_old_is_rejected_in_days() -> None:
+    bounds = EventTimeBounds.of(90, 3600)
+    reason = time_rejection(bounds, NOW_MS - 90 * DAY_MS - 1)
+    assert reason == "timestamp is 90.0 days old, beyond the 90-day limit"
+    reason = time_rejection(bounds, NOW_MS - 400 * DAY_MS - DAY_MS // 4)
+    assert reason == "timestamp is 400.2 days old, beyond the 90-day limit"
+
+
+def test_an_event_just_too_far_ahead_is_rejected_in_seconds() -> None:
+    bounds = EventTimeBounds.of(90, 3600)
+    reason = time_rejection(bounds, NOW_MS + 3_600_001)
+    assert reason == "timestamp is 3600s in the future, beyond the 3600s limit"
+    reason = time_rejection(bounds, NOW_MS + 36 * DAY_MS)
+    assert reason == "timestamp is 3110400s in the future, beyond the 3600s limit"
+
+
+def test_zero_lead_refuses_any_future_millisecond() -> None:
+    bounds = EventTimeBounds.of(1.5, 0)
+    bounds.check(NOW_MS, NOW_MS)
+    assert "in the future" in time_rejection(bounds, NOW_MS + 1)
+    assert "beyond the 0s limit" in time_rejection(bounds, NOW_MS + 1)
+    assert "beyond the 1.5-day limit" in time_rejection(bounds, NOW_MS - 2 * DAY_MS)
+
+
+def test_time_rejections_name_the_field() -> None:
+    bounds = EventTimeBounds.of(1, 60)
+    assert time_rejection(bounds, NOW_MS - 2 * DAY_MS, "label_time").startswith(
+        "label_time is 2.0 days old")
+    assert time_rejection(bounds, NOW_MS + 61_000, "label_time").startswith(
+        "label_time is 61s in the future")

@@ -13,6 +13,8 @@ from features.definitions import (
     COL_COUNT,
     COL_GAP,
     COL_NIGHT,
+    COL_TERMINAL_COUNT,
+    COL_TERMINAL_RISK,
     COL_WEEKEND,
     COUNT_MAX,
     DAY_MS,
@@ -34,36 +36,50 @@ def row(matrix: np.ndarray, i: int) -> dict[str, float]:
 
 
 def expected(amount: float, weekend: float, night: float, counts: tuple[int, int, int],
-             avgs: tuple[float, float, float], gap_s: float) -> dict[str, float]:
+             avgs: tuple[float, float, float], gap_s: float, ratio: float,
+             terminal_counts: tuple[int, int, int] = (0, 0, 0),
+             terminal_risks: tuple[float, float, float] = (0.0, 0.0, 0.0),
+             ) -> dict[str, float]:
     return {
         "amount": amount, "is_weekend": weekend, "is_night": night,
         "customer_nb_tx_1d": counts[0], "customer_nb_tx_7d": counts[1],
         "customer_nb_tx_30d": counts[2], "customer_avg_amount_1d": avgs[0],
         "customer_avg_amount_7d": avgs[1], "customer_avg_amount_30d": avgs[2],
         "customer_seconds_since_prev": gap_s,
+        "customer_amount_over_mean_30d": ratio,
+        "terminal_nb_tx_1d": terminal_counts[0], "terminal_nb_tx_7d": terminal_counts[1],
+        "terminal_nb_tx_30d": terminal_counts[2], "terminal_risk_1d": terminal_risks[0],
+        "terminal_risk_7d": terminal_risks[1], "terminal_risk_30d": terminal_risks[2],
     }
 
 
 # Arrival order. Customer A: day 0 (twice), day 5, day 7; customer B: day 2.
+# Terminal T1: day 0 (twice), day 7; terminal T2: days 2 and 5. No labels (is_fraud absent).
 HAND_FRAME = pd.DataFrame({
     "timestamp": [at(0, 10), at(0, 11), at(2, 3), at(5, 8), at(7, 12)],
     "customer_id": ["A", "A", "B", "A", "A"],
+    "terminal_id": ["T1", "T1", "T2", "T2", "T1"],
     "amount": [10.00, 20.50, 100.00, 3.25, 1.00],
 })
 
 HAND_EXPECTED = [
-    # A on Sunday 10:00: first transaction, gap capped at 30 days
-    expected(10.0, 1.0, 0.0, (1, 1, 1), (10.0, 10.0, 10.0), CAP_S),
-    # A on Sunday 11:00: same day, one hour later
-    expected(20.5, 1.0, 0.0, (2, 2, 2), (15.25, 15.25, 15.25), 3600.0),
+    # A on Sunday 10:00: first transaction, gap capped at 30 days; amount / mean = 1.
+    # Terminal windows end at day -7: nothing there for any row but the last.
+    expected(10.0, 1.0, 0.0, (1, 1, 1), (10.0, 10.0, 10.0), CAP_S, 1.0),
+    # A on Sunday 11:00: same day, one hour later; 20.5 / 15.25
+    expected(20.5, 1.0, 0.0, (2, 2, 2), (15.25, 15.25, 15.25), 3600.0, 1.3442622950819672),
     # B on Tuesday 03:00 (night), first transaction
-    expected(100.0, 0.0, 1.0, (1, 1, 1), (100.0, 100.0, 100.0), CAP_S),
+    expected(100.0, 0.0, 1.0, (1, 1, 1), (100.0, 100.0, 100.0), CAP_S, 1.0),
     # A on Friday 08:00: 7d window (days -1..5) holds all three, 33.75 / 3
-    # gap: day 0 11:00 -> day 5 08:00 = 5 days - 3 h = 421_200 s
-    expected(3.25, 0.0, 0.0, (1, 3, 3), (3.25, 11.25, 11.25), 421_200.0),
+    # gap: day 0 11:00 -> day 5 08:00 = 5 days - 3 h = 421_200 s; 3.25 / 11.25 = 13 / 45.
+    # T2's windows end at day -2: T2's day-2 transaction is not in them.
+    expected(3.25, 0.0, 0.0, (1, 3, 3), (3.25, 11.25, 11.25), 421_200.0, 0.28888888888888886),
     # A on Sunday 12:00 of day 7: 7d window (days 1..7) holds days 5 and 7, 4.25 / 2;
-    # 30d holds all four, 34.75 / 4. gap: day 5 08:00 -> day 7 12:00 = 187_200 s
-    expected(1.0, 1.0, 0.0, (1, 2, 4), (1.0, 2.125, 8.6875), 187_200.0),
+    # 30d holds all four, 34.75 / 4. gap: day 5 08:00 -> day 7 12:00 = 187_200 s;
+    # 1 / 8.6875 = 16 / 139. T1's windows end at day 0 (1d: day 0; 7d: days -6..0;
+    # 30d: days -29..0): the two day-0 transactions, no labels so risk 0.
+    expected(1.0, 1.0, 0.0, (1, 2, 4), (1.0, 2.125, 8.6875), 187_200.0, 0.11510791366906475,
+             (2, 2, 2)),
 ]
 
 
@@ -93,6 +109,7 @@ def test_thirty_day_window_excludes_day_minus_thirty() -> None:
     frame = pd.DataFrame({
         "timestamp": [at(0, 12), at(1, 12), at(30, 12), at(31, 0)],
         "customer_id": ["A"] * 4,
+        "terminal_id": ["T"] * 4,
         "amount": [1.0, 2.0, 4.0, 8.0],
     })
     m = compute_matrix(frame)
@@ -110,6 +127,7 @@ def test_gap_is_capped_and_equal_timestamps_give_zero() -> None:
     frame = pd.DataFrame({
         "timestamp": [at(0, 1), at(45, 1), at(45, 1)],
         "customer_id": [7, 7, 7],
+        "terminal_id": [8, 8, 8],
         "amount": [1.0, 1.0, 1.0],
     })
     m = compute_matrix(frame)
@@ -121,6 +139,7 @@ def test_numeric_and_string_ids_of_the_same_customer_are_one_customer() -> None:
     frame = pd.DataFrame({
         "timestamp": [at(0, 9), at(0, 10)],
         "customer_id": pd.Series([42, "42"], dtype=object),
+        "terminal_id": ["T", "U"],
         "amount": [1.0, 3.0],
     })
     m = compute_matrix(frame)
@@ -136,28 +155,33 @@ def test_calendar_columns_and_amount_are_passed_through() -> None:
 
 def test_daily_totals_saturate() -> None:
     n = COUNT_MAX + 5
+    # Each amount is a 100th of the cents cap: cents saturate at the 100th event, well
+    # before the count saturates at COUNT_MAX; each saturates on its own.
+    cents_each = CENTS_MAX // 100
     frame = pd.DataFrame({
         "timestamp": np.full(n, at(3, 12), dtype=np.int64),
         "customer_id": ["big"] * n,
-        "amount": np.full(n, 5000.0),
+        "terminal_id": ["shop"] * n,
+        "amount": np.full(n, cents_each / 100.0),
     })
     m = compute_matrix(frame)
-    # Cents saturate after CENTS_MAX // 500_000 + 1 events, counts at COUNT_MAX.
-    k = CENTS_MAX // 500_000
-    assert m[k - 1, COL_AVG[1]] == 5000.0
+    k = CENTS_MAX // cents_each  # 100 events fit under the cap
+    assert m[k - 1, COL_AVG[1]] == cents_each / 100.0
     assert m[k, COL_AVG[1]] == CENTS_MAX / (k + 1) / 100.0
+    assert m[COUNT_MAX - 1, COL_COUNT[1]] == COUNT_MAX
     assert m[-1, COL_COUNT[1]] == COUNT_MAX
     assert m[-1, COL_COUNT[30]] == COUNT_MAX
     assert m[-1, COL_AVG[30]] == CENTS_MAX / COUNT_MAX / 100.0
 
 
 def test_empty_frame_gives_an_empty_matrix() -> None:
-    frame = pd.DataFrame({"timestamp": [], "customer_id": [], "amount": []})
+    frame = pd.DataFrame({"timestamp": [], "customer_id": [], "terminal_id": [],
+                          "amount": []})
     assert compute_matrix(frame).shape == (0, len(FEATURE_NAMES))
 
 
-@pytest.mark.parametrize("drop", [["timestamp"], ["customer_id"], ["amount"],
-                                  ["timestamp", "amount"]])
+@pytest.mark.parametrize("drop", [["timestamp"], ["customer_id"], ["terminal_id"],
+                                  ["amount"], ["timestamp", "amount"]])
 def test_missing_columns_are_named(drop: list[str]) -> None:
     with pytest.raises(OfflineInputError) as caught:
         compute_matrix(HAND_FRAME.drop(columns=drop))
@@ -171,6 +195,7 @@ def test_a_customer_going_backwards_in_time_is_refused() -> None:
     frame = pd.DataFrame({
         "timestamp": [at(1, 10), at(0, 9), at(1, 9)],
         "customer_id": ["A", "B", "A"],
+        "terminal_id": ["T", "T", "T"],
         "amount": [1.0, 1.0, 1.0],
     })
     with pytest.raises(OfflineInputError, match="backwards"):
@@ -181,11 +206,84 @@ def test_different_customers_may_interleave_out_of_time_order() -> None:
     frame = pd.DataFrame({
         "timestamp": [at(1, 10), at(0, 9), at(1, 11)],
         "customer_id": ["A", "B", "A"],
+        "terminal_id": ["T", "T", "T"],
         "amount": [1.0, 2.0, 3.0],
     })
     m = compute_matrix(frame)
     assert m[:, COL_COUNT[1]].tolist() == [1.0, 1.0, 2.0]
     assert m[2, COL_GAP] == 3600.0
+
+
+def test_terminal_windows_end_seven_days_back_and_use_is_fraud() -> None:
+    # Terminal T: days 0 (2, one fraud), 1 (1 fraud), 3 (2, one fraud), then days 8, 10.
+    # Terminal U (day 3, fraud) must not leak into T's windows.
+    frame = pd.DataFrame({
+        "timestamp": [at(0, 9), at(0, 10), at(1, 9), at(3, 9), at(3, 10), at(3, 11),
+                      at(8, 9), at(10, 9)],
+        "customer_id": ["a", "b", "a", "b", "a", "c", "b", "a"],
+        "terminal_id": ["T", "T", "T", "T", "T", "U", "T", "T"],
+        "amount": [1.0] * 8,
+        "is_fraud": [1, 0, 1, 0, 1, 1, 0, 0],
+    })
+    m = compute_matrix(frame)
+    counts = {w: m[:, COL_TERMINAL_COUNT[w]].tolist() for w in (1, 7, 30)}
+    risks = {w: m[:, COL_TERMINAL_RISK[w]].tolist() for w in (1, 7, 30)}
+    # Rows on days 0..3 look at days <= -4: empty, risk 0.
+    # Day 8 looks at day 1 (1d: 1 tx, 1 fraud) and days -5..1 / -28..1 (3 tx, 2 frauds).
+    # Day 10 looks at day 3 (1d: 2 tx of T, 1 fraud) and days -3..3 (5 tx, 3 frauds).
+    assert counts[1] == [0, 0, 0, 0, 0, 0, 1, 2]
+    assert counts[7] == [0, 0, 0, 0, 0, 0, 3, 5]
+    assert counts[30] == [0, 0, 0, 0, 0, 0, 3, 5]
+    assert risks[1] == [0, 0, 0, 0, 0, 0, 1.0, 0.5]
+    assert risks[7] == [0, 0, 0, 0, 0, 0, 2 / 3, 0.6]
+    assert risks[30] == [0, 0, 0, 0, 0, 0, 2 / 3, 0.6]
+
+
+def test_without_is_fraud_every_terminal_risk_is_zero() -> None:
+    frame = pd.DataFrame({
+        "timestamp": [at(0, 9), at(7, 9)],
+        "customer_id": ["a", "a"],
+        "terminal_id": ["T", "T"],
+        "amount": [1.0, 2.0],
+    })
+    unlabelled = compute_matrix(frame)
+    labelled = compute_matrix(frame.assign(is_fraud=[1, 0]))
+    for w in (1, 7, 30):
+        assert unlabelled[:, COL_TERMINAL_COUNT[w]].tolist() == [0.0, 1.0]
+        assert unlabelled[:, COL_TERMINAL_RISK[w]].tolist() == [0.0, 0.0]
+        assert labelled[:, COL_TERMINAL_RISK[w]].tolist() == [0.0, 1.0]
+    other = [c for c in range(len(FEATURE_NAMES))
+             if c not in {COL_TERMINAL_RISK[w] for w in (1, 7, 30)}]
+    assert np.array_equal(unlabelled[:, other], labelled[:, other])
+
+
+def test_terminal_thirty_day_window_is_days_minus_36_to_minus_7() -> None:
+    frame = pd.DataFrame({
+        "timestamp": [at(0, 12), at(1, 12), at(30, 12), at(36, 12), at(37, 12)],
+        "customer_id": ["a", "b", "c", "d", "e"],
+        "terminal_id": ["T"] * 5,
+        "amount": [1.0] * 5,
+        "is_fraud": [1, 0, 0, 0, 0],
+    })
+    m = compute_matrix(frame)
+    # Day 36: days 0..29 -> days 0 and 1. Day 37: days 1..30 -> days 1 and 30.
+    # Day 30 sees days -6..23 -> days 0 and 1 too.
+    assert m[:, COL_TERMINAL_COUNT[30]].tolist() == [0, 0, 2, 2, 2]
+    assert m[:, COL_TERMINAL_RISK[30]].tolist() == [0, 0, 0.5, 0.5, 0.0]
+    # 7d at day 37: days 24..30 -> day 30 only; at day 36: days 23..29 -> nothing.
+    assert m[:, COL_TERMINAL_COUNT[7]].tolist() == [0, 0, 0, 0, 1]
+
+
+def test_numeric_and_string_ids_of_the_same_terminal_are_one_terminal() -> None:
+    frame = pd.DataFrame({
+        "timestamp": [at(0, 9), at(7, 10)],
+        "customer_id": ["a", "b"],
+        "terminal_id": pd.Series([42, "42"], dtype=object),
+        "amount": [1.0, 3.0],
+        "is_fraud": [True, False],
+    })
+    m = compute_matrix(frame)
+    assert m[1, COL_TERMINAL_COUNT[1]] == 1 and m[1, COL_TERMINAL_RISK[1]] == 1.0
 
 
 def test_offline_input_error_is_a_value_error() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from features import customer_state
+from features import customer_state, terminal_state
 from features.customer_state import CustomerState
 from features.definitions import (
     CENTS_MAX,
@@ -19,15 +19,19 @@ from features.definitions import (
     FEATURE_NAMES,
     HOUR_MS,
     RING_DAYS,
+    TERMINAL_RING_DAYS,
 )
 from features.online import (
     MAX_CAS_ROUNDS,
     OnlineFeatureStore,
+    PendingUpdate,
     TransactionBatch,
     customer_key,
     default_matrix,
+    terminal_key,
 )
 from features.store import MemoryStateStore
+from features.terminal_state import TerminalState
 from stream.events import MAX_AMOUNT, Rejected, decode_transaction
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z, a Sunday
@@ -39,10 +43,12 @@ def at(day: int, hour: int, minute: int = 0) -> int:
     return T0 + day * DAY_MS + hour * HOUR_MS + minute * 60_000
 
 
-def batch(customers: Sequence[str], timestamps: Sequence[int], amounts: Sequence[float],
-          partitions: Sequence[int], offsets: Sequence[int]) -> TransactionBatch:
+def batch(customers: Sequence[str], terminals: Sequence[str], timestamps: Sequence[int],
+          amounts: Sequence[float], partitions: Sequence[int],
+          offsets: Sequence[int]) -> TransactionBatch:
     return TransactionBatch(
         customer_ids=list(customers),
+        terminal_ids=list(terminals),
         timestamps_ms=np.asarray(timestamps, dtype=np.int64),
         amounts=np.asarray(amounts, dtype=np.float64),
         partitions=np.asarray(partitions, dtype=np.int64),
@@ -62,22 +68,40 @@ def stored_state(store: MemoryStateStore, customer: str, prefix: str = "fs") -> 
     return customer_state.decode(raw)
 
 
+def stored_terminal(store: MemoryStateStore, terminal: str,
+                    prefix: str = "fs") -> TerminalState:
+    raw = store.get_many([terminal_key(prefix.encode(), terminal)])[0]
+    assert raw is not None
+    return terminal_state.decode(raw)
+
+
+def changed_flags(pending: PendingUpdate) -> list[bool]:
+    return [entry.changed for entry in pending.entries]
+
+
 def snapshot(store: MemoryStateStore) -> dict[bytes, bytes]:
     return {key: value for key, (value, _) in store.data.items()}
 
 
-# Same events as the offline hand test: A on days 0, 0, 5, 7 and B on day 2.
-HAND = batch(["A", "A", "B", "A", "A"],
+# Same events as the offline hand test: A on days 0, 0, 5, 7 and B on day 2;
+# terminal T1 on days 0, 0, 7 and T2 on days 2, 5.
+HAND = batch(["A", "A", "B", "A", "A"], ["T1", "T1", "T2", "T2", "T1"],
              [at(0, 10), at(0, 11), at(2, 3), at(5, 8), at(7, 12)],
              [10.00, 20.50, 100.00, 3.25, 1.00],
              [0, 0, 1, 0, 0], [0, 1, 0, 2, 3])
 
+NO_TERMINAL = [0, 0, 0, 0.0, 0.0, 0.0]  # terminal counts 1/7/30d, then risks 1/7/30d
+# Columns: amount, weekend, night, customer counts 1/7/30d, customer averages 1/7/30d,
+# gap, amount / 30d mean, terminal counts 1/7/30d, terminal risks 1/7/30d.
 HAND_ROWS = [
-    [10.0, 1.0, 0.0, 1, 1, 1, 10.0, 10.0, 10.0, CAP_S],
-    [20.5, 1.0, 0.0, 2, 2, 2, 15.25, 15.25, 15.25, 3600.0],
-    [100.0, 0.0, 1.0, 1, 1, 1, 100.0, 100.0, 100.0, CAP_S],
-    [3.25, 0.0, 0.0, 1, 3, 3, 3.25, 11.25, 11.25, 421_200.0],
-    [1.0, 1.0, 0.0, 1, 2, 4, 1.0, 2.125, 8.6875, 187_200.0],
+    [10.0, 1.0, 0.0, 1, 1, 1, 10.0, 10.0, 10.0, CAP_S, 1.0, *NO_TERMINAL],
+    [20.5, 1.0, 0.0, 2, 2, 2, 15.25, 15.25, 15.25, 3600.0, 1.3442622950819672, *NO_TERMINAL],
+    [100.0, 0.0, 1.0, 1, 1, 1, 100.0, 100.0, 100.0, CAP_S, 1.0, *NO_TERMINAL],
+    [3.25, 0.0, 0.0, 1, 3, 3, 3.25, 11.25, 11.25, 421_200.0, 0.28888888888888886,
+     *NO_TERMINAL],
+    # T1's windows for day 7 end at day 0: its two day-0 transactions, unlabelled.
+    [1.0, 1.0, 0.0, 1, 2, 4, 1.0, 2.125, 8.6875, 187_200.0, 0.11510791366906475,
+     2, 2, 2, 0.0, 0.0, 0.0],
 ]
 
 
@@ -94,7 +118,8 @@ def test_hand_computed_values_in_several_batches(cuts: list[int]) -> None:
     start = 0
     for size in cuts:
         part = slice(start, start + size)
-        rows += run(fs, batch(HAND.customer_ids[part], HAND.timestamps_ms[part],
+        rows += run(fs, batch(HAND.customer_ids[part], HAND.terminal_ids[part],
+                              HAND.timestamps_ms[part],
                               HAND.amounts[part], HAND.partitions[part],
                               HAND.offsets[part])).tolist()
         start += size
@@ -113,18 +138,28 @@ def test_stored_state_after_the_hand_events() -> None:
     assert sum(a.counts) == 4 and sum(a.cents) == 3475
     b = stored_state(store, "B")
     assert (b.partition, b.offset) == (1, 0) and sum(b.counts) == 1
+    t1 = stored_terminal(store, "T1")
+    assert t1.last_day == DAY0 + 7 and t1.marks == {0: 3}
+    assert t1.counts[DAY0 % TERMINAL_RING_DAYS] == 2
+    assert t1.counts[(DAY0 + 7) % TERMINAL_RING_DAYS] == 1 and sum(t1.counts) == 3
+    assert sum(t1.frauds) == 0 and t1.fraud_ids == {}
+    t2 = stored_terminal(store, "T2")
+    assert t2.last_day == DAY0 + 5 and t2.marks == {0: 2, 1: 0}
+    assert t2.counts[(DAY0 + 2) % TERMINAL_RING_DAYS] == 1
+    assert t2.counts[(DAY0 + 5) % TERMINAL_RING_DAYS] == 1 and sum(t2.counts) == 2
 
 
 def test_keys_use_the_prefix_and_expire_after_the_ttl() -> None:
     store = MemoryStateStore()
     fs = OnlineFeatureStore(store, prefix="test", ttl_days=40)
     run(fs, HAND)
-    assert set(store.data) == {b"test:c:A", b"test:c:B"}
+    assert set(store.data) == {b"test:c:A", b"test:c:B", b"test:t:T1", b"test:t:T2"}
     assert fs.customer_key("é") == "test:c:é".encode()
+    assert fs.terminal_key("é") == "test:t:é".encode()
     # MemoryStateStore keeps a monotonic deadline: about 40 days from now.
-    deadline = store.data[b"test:c:A"][1]
-    remaining = deadline - time.monotonic()
-    assert 40 * 86_400 - 60 < remaining <= 40 * 86_400
+    for key in (b"test:c:A", b"test:t:T1"):
+        remaining = store.data[key][1] - time.monotonic()
+        assert 40 * 86_400 - 60 < remaining <= 40 * 86_400
 
 
 def test_replaying_a_whole_batch_changes_nothing() -> None:
@@ -133,7 +168,7 @@ def test_replaying_a_whole_batch_changes_nothing() -> None:
     first = run(fs, HAND)
     before = snapshot(store)
     matrix, pending = fs.fetch(HAND)
-    assert pending.changed == [False, False]
+    assert changed_flags(pending) == [False, False, False, False]  # A, B, T1, T2
     assert fs.update(pending) == 0
     assert snapshot(store) == before
     # The last event of each customer scores exactly as it did the first time.
@@ -144,27 +179,31 @@ def test_replaying_a_whole_batch_changes_nothing() -> None:
 def test_replayed_prefix_and_new_events_in_one_batch_count_once() -> None:
     store = MemoryStateStore()
     fs = OnlineFeatureStore(store)
-    run(fs, batch(["A", "A"], [at(0, 1), at(0, 2)], [1.0, 2.0], [0, 0], [10, 11]))
-    matrix = run(fs, batch(["A", "A", "A"], [at(0, 1), at(0, 2), at(0, 3)],
+    run(fs, batch(["A", "A"], ["S", "S"], [at(0, 1), at(0, 2)], [1.0, 2.0], [0, 0], [10, 11]))
+    matrix = run(fs, batch(["A", "A", "A"], ["S", "S", "S"], [at(0, 1), at(0, 2), at(0, 3)],
                            [1.0, 2.0, 4.0], [0, 0, 0], [10, 11, 12]))
     assert matrix[2, COL_COUNT[1]] == 3 and matrix[2, COL_AVG[1]] == 7.0 / 3
     assert matrix[2, COL_GAP] == 3600.0
     state = stored_state(store, "A")
     assert sum(state.counts) == 3 and sum(state.cents) == 700 and state.offset == 12
+    terminal = stored_terminal(store, "S")
+    assert sum(terminal.counts) == 3 and terminal.marks == {0: 12}
 
 
 def test_default_matrix_is_a_first_transaction() -> None:
     fresh = run(OnlineFeatureStore(MemoryStateStore()),
-                batch(["X", "Y"], [at(0, 3), at(6, 12)], [12.34, 0.5], [0, 0], [0, 1]))
+                batch(["X", "Y"], ["P", "Q"], [at(0, 3), at(6, 12)], [12.34, 0.5], [0, 0],
+                      [0, 1]))
     defaults = default_matrix(
-        batch(["X", "Y"], [at(0, 3), at(6, 12)], [12.34, 0.5], [0, 0], [0, 1]))
+        batch(["X", "Y"], ["P", "Q"], [at(0, 3), at(6, 12)], [12.34, 0.5], [0, 0], [0, 1]))
     assert np.array_equal(defaults, fresh)
-    assert defaults[0].tolist() == [12.34, 1.0, 1.0, 1, 1, 1, 12.34, 12.34, 12.34, CAP_S]
+    assert defaults[0].tolist() == [12.34, 1.0, 1.0, 1, 1, 1, 12.34, 12.34, 12.34, CAP_S,
+                                    1.0, *NO_TERMINAL]
 
 
 def test_amounts_above_the_daily_cents_cap_saturate() -> None:
     store = MemoryStateStore()
-    matrix = run(OnlineFeatureStore(store), batch(["W"], [at(0, 12)], [5e7], [0], [0]))
+    matrix = run(OnlineFeatureStore(store), batch(["W"], ["S"], [at(0, 12)], [5e7], [0], [0]))
     assert stored_state(store, "W").cents[DAY0 % RING_DAYS] == CENTS_MAX
     assert matrix[0, COL_AVG[1]] == CENTS_MAX / 100
 
@@ -181,7 +220,8 @@ def test_the_largest_amount_the_decoder_accepts_can_be_stored() -> None:
            b'"terminal_id": 2, "amount": %d}' % int(MAX_AMOUNT))
     event, ts = decode_transaction(raw, 1024)
     store = MemoryStateStore()
-    run(OnlineFeatureStore(store), batch([event.customer_id], [ts], [event.amount], [0], [0]))
+    run(OnlineFeatureStore(store), batch([event.customer_id], [event.terminal_id], [ts],
+                                         [event.amount], [0], [0]))
     assert stored_state(store, "W").cents[DAY0 % RING_DAYS] == CENTS_MAX
 
 
@@ -191,16 +231,17 @@ def test_the_largest_amount_the_decoder_accepts_can_be_stored() -> None:
 def test_conflict_with_a_writer_that_applied_part_of_the_batch() -> None:
     store = MemoryStateStore()
     worker = OnlineFeatureStore(store)
-    run(worker, batch(["A"], [at(0, 9)], [10.0], [0], [1]))
+    run(worker, batch(["A"], ["S"], [at(0, 9)], [10.0], [0], [1]))
 
-    own = batch(["A", "A"], [at(0, 10), at(1, 10)], [20.0, 30.0], [0, 0], [2, 3])
+    own = batch(["A", "A"], ["S", "S"], [at(0, 10), at(1, 10)], [20.0, 30.0], [0, 0], [2, 3])
     matrix, pending = worker.fetch(own)
     # A zombie worker (same partition, older assignment) writes offset 2 meanwhile.
     zombie = OnlineFeatureStore(store)
-    run(zombie, batch(["A"], [at(0, 10)], [20.0], [0], [2]))
+    run(zombie, batch(["A"], ["S"], [at(0, 10)], [20.0], [0], [2]))
     assert sum(stored_state(store, "A").counts) == 2
+    assert sum(stored_terminal(store, "S").counts) == 2
 
-    assert worker.update(pending) == 1
+    assert worker.update(pending) == 2  # customer A and terminal S
     state = stored_state(store, "A")
     assert state.counts[DAY0 % RING_DAYS] == 2  # offsets 1 and 2, once each
     assert state.cents[DAY0 % RING_DAYS] == 3000
@@ -208,6 +249,10 @@ def test_conflict_with_a_writer_that_applied_part_of_the_batch() -> None:
     assert state.cents[(DAY0 + 1) % RING_DAYS] == 3000
     assert sum(state.counts) == 3
     assert (state.partition, state.offset) == (0, 3)
+    terminal = stored_terminal(store, "S")
+    assert terminal.counts[DAY0 % TERMINAL_RING_DAYS] == 2
+    assert terminal.counts[(DAY0 + 1) % TERMINAL_RING_DAYS] == 1
+    assert sum(terminal.counts) == 3 and terminal.marks == {0: 3}
     # The features computed before the conflict were right all along.
     assert matrix[:, COL_COUNT[30]].tolist() == [2.0, 3.0]
 
@@ -215,44 +260,51 @@ def test_conflict_with_a_writer_that_applied_part_of_the_batch() -> None:
 def test_conflict_with_a_writer_that_applied_the_whole_batch() -> None:
     store = MemoryStateStore()
     worker = OnlineFeatureStore(store)
-    own = batch(["A", "A", "B"], [at(0, 10), at(0, 11), at(0, 12)], [1.0, 2.0, 3.0],
-                [0, 0, 0], [5, 6, 7])
+    own = batch(["A", "A", "B"], ["S", "S", "S"], [at(0, 10), at(0, 11), at(0, 12)],
+                [1.0, 2.0, 3.0], [0, 0, 0], [5, 6, 7])
     _, pending = worker.fetch(own)
     run(OnlineFeatureStore(store), own)
     zombie_wrote = snapshot(store)
-    assert worker.update(pending) == 2
+    assert worker.update(pending) == 3  # customers A and B, terminal S
     assert snapshot(store) == zombie_wrote
     assert sum(stored_state(store, "A").counts) == 2
     assert sum(stored_state(store, "B").counts) == 1
+    assert sum(stored_terminal(store, "S").counts) == 3
 
 
 def test_conflict_with_a_writer_that_created_a_new_customer() -> None:
     store = MemoryStateStore()
     worker = OnlineFeatureStore(store)
-    _, pending = worker.fetch(batch(["N"], [at(3, 10)], [5.0], [2], [50]))
-    assert pending.read == [None]
-    # Someone else stores an older event of the same customer first.
-    run(OnlineFeatureStore(store), batch(["N"], [at(3, 9)], [7.0], [2], [49]))
-    assert worker.update(pending) == 1
+    _, pending = worker.fetch(batch(["N"], ["S"], [at(3, 10)], [5.0], [2], [50]))
+    assert [entry.read for entry in pending.entries] == [None, None]
+    # Someone else stores an older event of the same customer (and terminal) first.
+    run(OnlineFeatureStore(store), batch(["N"], ["S"], [at(3, 9)], [7.0], [2], [49]))
+    assert worker.update(pending) == 2
     state = stored_state(store, "N")
     assert state.counts[(DAY0 + 3) % RING_DAYS] == 2
     assert state.cents[(DAY0 + 3) % RING_DAYS] == 1200
     assert state.offset == 50 and state.prev_gap == HOUR_MS
+    terminal = stored_terminal(store, "S")
+    assert terminal.counts[(DAY0 + 3) % TERMINAL_RING_DAYS] == 2
+    assert sum(terminal.counts) == 2 and terminal.marks == {2: 50}
 
 
 def test_only_the_conflicting_customer_is_retried() -> None:
     store = MemoryStateStore()
     worker = OnlineFeatureStore(store)
-    own = batch(["A", "B", "A"], [at(0, 1), at(0, 2), at(0, 3)], [1.0, 2.0, 4.0],
-                [0, 0, 0], [1, 2, 3])
+    own = batch(["A", "B", "A"], ["S", "S", "S"], [at(0, 1), at(0, 2), at(0, 3)],
+                [1.0, 2.0, 4.0], [0, 0, 0], [1, 2, 3])
     _, pending = worker.fetch(own)
-    run(OnlineFeatureStore(store), batch(["B"], [at(0, 0)], [8.0], [1], [9]))
+    # The other writer's event is at another terminal: only customer B conflicts.
+    run(OnlineFeatureStore(store), batch(["B"], ["R"], [at(0, 0)], [8.0], [1], [9]))
     assert worker.update(pending) == 1
     a, b = stored_state(store, "A"), stored_state(store, "B")
     assert sum(a.counts) == 2 and sum(a.cents) == 500
     # B: the other writer's event (partition 1) and ours (partition 0), once each.
     assert sum(b.counts) == 2 and sum(b.cents) == 1000
     assert (b.partition, b.offset) == (0, 2)
+    assert sum(stored_terminal(store, "S").counts) == 3
+    assert sum(stored_terminal(store, "R").counts) == 1
 
 
 class InterferingStore(MemoryStateStore):
@@ -268,7 +320,8 @@ class InterferingStore(MemoryStateStore):
             self.rounds -= 1
             self.offset += 1
             rounds, self.rounds = self.rounds, 0  # the other writer does not interfere
-            run(OnlineFeatureStore(self), batch(["A"], [at(0, 0)], [1.0], [9], [self.offset]))
+            run(OnlineFeatureStore(self),
+                batch(["A"], ["R"], [at(0, 0)], [1.0], [9], [self.offset]))
             self.rounds = rounds
         return super().compare_and_set_many(keys, expected, values, ttl_ms)
 
@@ -276,7 +329,7 @@ class InterferingStore(MemoryStateStore):
 def test_repeated_conflicts_are_retried_until_they_stop() -> None:
     store = InterferingStore(rounds=MAX_CAS_ROUNDS - 1)
     worker = OnlineFeatureStore(store)
-    _, pending = worker.fetch(batch(["A"], [at(0, 5)], [2.0], [0], [7]))
+    _, pending = worker.fetch(batch(["A"], ["S"], [at(0, 5)], [2.0], [0], [7]))
     assert worker.update(pending) == MAX_CAS_ROUNDS - 1
     state = stored_state(store, "A")
     assert sum(state.counts) == MAX_CAS_ROUNDS  # 4 interfering events + ours
@@ -286,6 +339,6 @@ def test_repeated_conflicts_are_retried_until_they_stop() -> None:
 def test_endless_conflicts_raise_instead_of_looping() -> None:
     store = InterferingStore(rounds=10 * MAX_CAS_ROUNDS)
     worker = OnlineFeatureStore(store)
-    _, pending = worker.fetch(batch(["A"], [at(0, 5)], [2.0], [0], [7]))
+    _, pending = worker.fetch(batch(["A"], ["S"], [at(0, 5)], [2.0], [0], [7]))
     with pytest.raises(RuntimeError, match="kept changing"):
         worker.update(pending)

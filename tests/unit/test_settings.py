@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from features.definitions import TERMINAL_RING_DAYS
 from fraudstream.errors import ConfigError
 from fraudstream.settings import PREFIX, Secret, Settings
 
@@ -19,6 +20,9 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.emit_features is False
     assert settings.topic_transactions == "transactions"
     assert settings.log_format == "text"
+    assert settings.max_event_age_days == 90.0
+    assert settings.max_event_lead_s == 3600.0
+    assert settings.feature_ttl_days == 40
 
 
 def test_from_env_parses_int_float_bool_and_str() -> None:
@@ -38,6 +42,35 @@ def test_from_env_parses_int_float_bool_and_str() -> None:
     assert settings.topic_dlq == "dead"
     assert settings.metrics_port == 9100
     assert settings.commit_interval_s == 3.0 and type(settings.commit_interval_s) is float
+
+
+def test_event_time_limits_parse_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "FRAUDSTREAM_MAX_EVENT_AGE_DAYS": "7.5",
+        "FRAUDSTREAM_MAX_EVENT_LEAD_S": "30",
+        "FRAUDSTREAM_FEATURE_TTL_DAYS": "45",
+    })
+    assert settings.max_event_age_days == 7.5 and type(settings.max_event_age_days) is float
+    assert settings.max_event_lead_s == 30.0 and type(settings.max_event_lead_s) is float
+    assert settings.feature_ttl_days == 45
+
+
+@pytest.mark.parametrize("name", ["FRAUDSTREAM_MAX_EVENT_AGE_DAYS",
+                                  "FRAUDSTREAM_MAX_EVENT_LEAD_S"])
+def test_event_time_limits_must_be_numbers(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}='a week' is not a valid float"):
+        Settings.from_env({name: "a week"})
+
+
+def test_feature_ttl_must_exceed_the_39_day_terminal_ring() -> None:
+    assert TERMINAL_RING_DAYS == 39
+    with pytest.raises(ConfigError,
+                       match="feature_ttl_days must exceed the 39-day terminal ring"):
+        Settings(feature_ttl_days=39)
+    with pytest.raises(ConfigError, match="feature_ttl_days"):
+        Settings.from_env({"FRAUDSTREAM_FEATURE_TTL_DAYS": "39"})
+    assert Settings(feature_ttl_days=40).feature_ttl_days == 40
+    assert Settings.from_env({"FRAUDSTREAM_FEATURE_TTL_DAYS": "40"}).feature_ttl_days == 40
 
 
 def test_variables_without_the_prefix_are_ignored() -> None:
@@ -101,6 +134,11 @@ def test_process_environment_is_the_default_source(monkeypatch: pytest.MonkeyPat
     ({"commit_interval_s": 0.0}, "commit_interval_s"),
     ({"max_event_bytes": 63}, "max_event_bytes"),
     ({"feature_ttl_days": 30}, "feature_ttl_days"),
+    ({"feature_ttl_days": 37}, "feature_ttl_days"),
+    ({"feature_ttl_days": 39}, "feature_ttl_days"),
+    ({"max_event_age_days": 0.0}, "max_event_age_days"),
+    ({"max_event_age_days": -1.0}, "max_event_age_days"),
+    ({"max_event_lead_s": -0.001}, "max_event_lead_s"),
     ({"metrics_port": -1}, "metrics_port"),
     ({"metrics_port": 65536}, "metrics_port"),
     ({"log_format": "xml"}, "log_format"),
@@ -116,7 +154,9 @@ def test_validation_errors(changes: dict, fragment: str) -> None:
     {"max_batch": 1},
     {"max_wait_ms": 0},
     {"max_event_bytes": 64},
-    {"feature_ttl_days": 32},
+    {"feature_ttl_days": 40},
+    {"max_event_age_days": 0.001},
+    {"max_event_lead_s": 0.0},
     {"metrics_port": 0},
     {"metrics_port": 65535},
     {"log_format": "json"},
