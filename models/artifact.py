@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,16 @@ def sha256_of(path: Path) -> str:
 
 
 def write_artifact(directory: Path, model: Any, manifest: dict[str, Any],
-                   extra_files: dict[str, str] | None = None) -> Path:
-    """Write the model, any extra text files and the manifest that hashes them all."""
+                   extra_files: dict[str, str] | None = None,
+                   build: Callable[[Path], dict[str, Any]] | None = None) -> Path:
+    """Write the model, any extra text files, whatever ``build`` adds (it returns manifest
+    entries), and the manifest that hashes them all."""
     directory.mkdir(parents=True, exist_ok=False)
     joblib.dump(model, directory / MODEL_FILE)
     for name, text in (extra_files or {}).items():
         (directory / name).write_text(text)
+    if build is not None:
+        manifest = {**manifest, **build(directory)}
     files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
     full = {**manifest, "format": FORMAT,
             "files": {name: sha256_of(directory / name) for name in files}}

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from models.artifact import Artifact, ArtifactError
+from models.compiled import (
+    CompiledScorer,
+    CompiledScorerError,
+    probe_matrix,
+    split_thresholds,
+)
 from models.decisions import ReasonExplainer, decide
+
+log = logging.getLogger("fraudstream.models")
+Probability = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -19,6 +30,10 @@ class ScoredBatch:
 
 
 class Scorer:
+    """Scores with the compiled library when the artifact has one that loads and agrees
+    with the model; with scikit-learn otherwise (``backend`` and ``fallback`` say which
+    and why)."""
+
     def __init__(self, artifact: Artifact, expected_features: Sequence[str]) -> None:
         if artifact.feature_names != list(expected_features):
             raise ArtifactError(
@@ -28,11 +43,32 @@ class Scorer:
         self.artifact = artifact
         self.version = artifact.version
         self.thresholds = artifact.thresholds
-        self._predict = artifact.model.predict_proba
-        self._explainer = ReasonExplainer.from_manifest(artifact.feature_names,
-                                                        artifact.manifest["explain"])
+        explain = artifact.manifest["explain"]
+        self._explainer = ReasonExplainer.from_manifest(artifact.feature_names, explain)
+        self.backend, self.fallback, self._probability = _choose_backend(artifact, explain)
 
     def score(self, matrix: np.ndarray) -> ScoredBatch:
-        scores = np.clip(self._predict(matrix)[:, 1], 0.0, 1.0)
+        scores = np.clip(self._probability(matrix), 0.0, 1.0)
         codes = decide(scores, self.thresholds)
         return ScoredBatch(scores, codes, self._explainer.reasons(matrix, codes))
+
+
+def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],
+                    ) -> tuple[str, str, Probability]:
+    model = artifact.model
+
+    def sklearn(matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_proba(matrix)[:, 1])
+
+    library = artifact.manifest.get("compiled")
+    if not library:
+        return "sklearn", "", sklearn
+    try:
+        thresholds = split_thresholds(model, len(artifact.feature_names))
+        compiled = CompiledScorer(artifact.path / library, thresholds)
+        compiled.verify(model, probe_matrix(explain["means"], explain["stds"]))
+    except CompiledScorerError as exc:
+        log.warning("compiled scorer unusable, scoring with scikit-learn: %s", exc,
+                    extra={"model_version": artifact.version})
+        return "sklearn", str(exc), sklearn
+    return "compiled", "", compiled.predict

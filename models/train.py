@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from features.definitions import FEATURE_NAMES
 from features.offline import compute_matrix
 from models.artifact import sha256_of, write_artifact
+from models.compiled import compile_model
 from models.decisions import choose_thresholds
 from models.evaluation import SplitPlan, default_plan, evaluate, time_split
 from models.registry import Registry
@@ -143,8 +144,10 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         "drift_baseline": drift_baseline(x_train),
     }
     report = _report(version, metrics, plan, int(train_mask.sum()), int(test_mask.sum()))
+    progress("compiling the scorer")
     path = write_artifact(registry.version_dir(version), model, manifest,
-                          extra_files={"report.md": report})
+                          extra_files={"report.md": report},
+                          build=lambda d: {"compiled": compile_model(model, d)})
     if promote:
         registry.set_champion(version)
     progress(f"wrote {path} (model sha256 {sha256_of(path / 'model.joblib')[:12]})")

@@ -65,7 +65,8 @@ class Worker:
         self._bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
         self.last_progress = time.time()
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
-        metrics.model_info.info({"version": scorer.version})
+        metrics.model_info.info({"version": scorer.version, "backend": scorer.backend,
+                                 "fallback": scorer.fallback or "none"})
 
     # -- control -------------------------------------------------------------------
 

@@ -1,0 +1,100 @@
+"""models.compiled / models.scorer: the compiled library scores exactly like the model."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.definitions import FEATURE_NAMES
+from features.offline import compute_matrix
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from models.artifact import load_artifact, write_artifact
+from models.compiled import CompiledScorer, split_thresholds
+from models.evaluation import default_plan, time_split
+from models.registry import Registry
+from models.scorer import Scorer
+from models.train import train
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
+
+CONFIG = SimulationConfig(customers=400, terminals=800, days=40, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("registry")
+    frame = simulate(CONFIG)
+    train(frame, root)
+    return root, frame
+
+
+def test_train_ships_a_compiled_library_listed_in_the_manifest(trained) -> None:  # type: ignore[no-untyped-def]
+    root, _ = trained
+    artifact = Registry(root).load_champion()
+    assert artifact.manifest["compiled"] == "scorer.so"
+    assert "scorer.so" in artifact.manifest["files"]
+    assert Scorer(artifact, FEATURE_NAMES).backend == "compiled"
+
+
+def test_compiled_probabilities_match_predict_proba_on_the_whole_test_set(trained) -> None:  # type: ignore[no-untyped-def]
+    root, frame = trained
+    artifact = Registry(root).load_champion()
+    matrix = compute_matrix(frame)
+    _, test = time_split(frame, default_plan(CONFIG.days))
+    scorer = Scorer(artifact, FEATURE_NAMES)
+    expected = artifact.model.predict_proba(matrix[test])[:, 1]
+    actual = scorer.score(matrix[test]).scores
+    assert test.sum() > 1000
+    assert np.max(np.abs(actual - expected)) <= 1e-6
+
+
+def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) -> None:  # type: ignore[no-untyped-def]
+    """TL2cgen takes a double whose low 32 bits are all ones for a missing value."""
+    root, frame = trained
+    artifact = Registry(root).load_champion()
+    matrix = np.ascontiguousarray(compute_matrix(frame)[:4000])
+    matrix.view(np.uint64)[:, :] |= np.uint64(0xFFFFFFFF)  # every value aliased
+    plain = CompiledScorer(artifact.path / "scorer.so")
+    guarded = CompiledScorer(artifact.path / "scorer.so",
+                             split_thresholds(artifact.model, len(FEATURE_NAMES)))
+    expected = artifact.model.predict_proba(matrix)[:, 1]
+    assert np.max(np.abs(guarded.predict(matrix) - expected)) <= 1e-6
+    # Without the guard the library does go wrong on such rows: the test has teeth.
+    assert np.max(np.abs(plain._predictor.predict(plain._dmatrix(matrix, dtype="float64"))
+                         .reshape(len(matrix), -1)[:, -1] - expected)) > 1e-6
+
+
+def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
+        trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    root, frame = trained
+    good = Registry(root).load_champion()
+    broken = tmp_path / "broken"
+
+    def bogus_library(directory: Path) -> dict[str, str]:
+        (directory / "scorer.so").write_bytes(b"\x7fELF built for another machine")
+        return {"compiled": "scorer.so"}
+
+    write_artifact(broken, good.model, {k: v for k, v in good.manifest.items()
+                                        if k not in ("files", "compiled", "format")},
+                   build=bogus_library)
+    artifact = load_artifact(broken)  # hashes match: the file is what training wrote
+    with caplog.at_level(logging.WARNING, logger="fraudstream.models"):
+        scorer = Scorer(artifact, FEATURE_NAMES)
+    assert scorer.backend == "sklearn"
+    assert "cannot load" in scorer.fallback
+    assert any("compiled scorer unusable" in r.getMessage() for r in caplog.records)
+    matrix = compute_matrix(frame)[:500]
+    assert np.array_equal(scorer.score(matrix).scores,
+                          np.clip(good.model.predict_proba(matrix)[:, 1], 0, 1))
+
+
+def test_a_logistic_model_is_not_compiled(tmp_path: Path) -> None:
+    frame = simulate(SimulationConfig(customers=200, terminals=400, days=30, seed=1))
+    result = train(frame, tmp_path, kind="logreg")
+    artifact = load_artifact(result.path)
+    assert artifact.manifest["compiled"] is None
+    assert Scorer(artifact, FEATURE_NAMES).backend == "sklearn"
