@@ -14,12 +14,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import numpy as np
 
-from features import customer_state, terminal_state
-from features.customer_state import NO_GAP, CustomerState
+from features import customer_state, kernels, terminal_state
+from features.customer_state import NO_GAP, NO_PARTITION, CustomerState
 from features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
@@ -77,17 +77,19 @@ class LabelBatch:
         return len(self.transaction_ids)
 
 
+Redo = Callable[[bytes | None], bytes]
+
+
 @dataclass
 class _Entry:
-    """One key of a batch: what was read, its state now, and how to redo the batch on it."""
+    """One key of a batch: what was read, what to write, and how to redo it on a fresh
+    value when a concurrent writer got there first (built only then: conflicts are rare)."""
 
     key: bytes
     read: bytes | None
-    state: Any
-    decode: Callable[[bytes | None], Any]
-    encode: Callable[[Any], bytes]
-    replay: Callable[[Any], None]
-    changed: bool = False
+    value: bytes
+    make_redo: Callable[[], Redo]
+    changed: bool = True
 
 
 @dataclass
@@ -116,22 +118,22 @@ class OnlineFeatureStore:
                 + [self.terminal_key(t) for t in terminals])
         read = self._store.get_many(keys)
         n_customers = len(customers)
-        cstates = [customer_state.decode(raw) for raw in read[:n_customers]]
-        tstates = [terminal_state.decode(raw) for raw in read[n_customers:]]
         c_index = np.fromiter((customers[c] for c in batch.customer_ids), np.int64, len(batch))
         t_index = np.fromiter((terminals[t] for t in batch.terminal_ids), np.int64, len(batch))
-        matrix, c_changed, t_changed = apply_batch(cstates, c_index, tstates, t_index, batch)
-        c_events = _group(c_index, n_customers)
-        t_events = _group(t_index, len(terminals))
+        matrix = _calendar_columns(batch)
+        counts, sums, gaps, c_values = _customer_features(batch, c_index, read[:n_customers])
+        t_counts, t_frauds, t_values = _terminal_features(batch, t_index, read[n_customers:])
+        _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
         entries = []
         for k, key in enumerate(keys[:n_customers]):
-            entries.append(_Entry(key, read[k], cstates[k], customer_state.decode,
-                                  customer_state.encode,
-                                  _customer_replay(batch, c_events[k]), c_changed[k]))
+            value = c_values[k]
+            entries.append(_Entry(key, read[k], value or b"",
+                                  partial(_customer_redo, batch, c_index, k), value is not None))
         for k, key in enumerate(keys[n_customers:]):
-            entries.append(_Entry(key, read[n_customers + k], tstates[k],
-                                  terminal_state.decode, terminal_state.encode,
-                                  _terminal_replay(batch, t_events[k]), t_changed[k]))
+            value = t_values[k]
+            entries.append(_Entry(key, read[n_customers + k], value or b"",
+                                  partial(_terminal_redo, batch, t_index, k),
+                                  value is not None))
         return matrix, PendingUpdate(entries)
 
     def update(self, pending: PendingUpdate) -> int:
@@ -142,8 +144,8 @@ class OnlineFeatureStore:
             if not todo:
                 return retried
             conflicts = self._store.compare_and_set_many(
-                [e.key for e in todo], [e.read for e in todo],
-                [e.encode(e.state) for e in todo], self._ttl_ms)
+                [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
+                self._ttl_ms)
             if not conflicts:
                 return retried
             todo = [todo[i] for i in conflicts]
@@ -151,8 +153,7 @@ class OnlineFeatureStore:
             fresh = self._store.get_many([e.key for e in todo])
             for entry, raw in zip(todo, fresh, strict=True):
                 entry.read = raw
-                entry.state = entry.decode(raw)
-                entry.replay(entry.state)
+                entry.value = entry.make_redo()(raw)
         raise RuntimeError(f"feature state kept changing under us for {len(todo)} keys")
 
     # -- labels -------------------------------------------------------------------------
@@ -169,12 +170,10 @@ class OnlineFeatureStore:
         entries = []
         for k, (terminal, key) in enumerate(zip(terminals, keys, strict=True)):
             events = [int(i) for i in frauds if labels.terminal_ids[i] == terminal]
-            replay = _label_replay(labels, events, outcomes)
-            state = terminal_state.decode(read[k])
-            replay(state)
+            redo = _label_redo(labels, events, outcomes)
+            value = redo(read[k])
             changed = any(outcomes[i] == "applied" for i in events)
-            entries.append(_Entry(key, read[k], state, terminal_state.decode,
-                                  terminal_state.encode, replay, changed))
+            entries.append(_Entry(key, read[k], value, lambda redo=redo: redo, changed))
         self.update(PendingUpdate(entries))
         return collections.Counter(outcomes)
 
@@ -194,93 +193,214 @@ def _positions(ids: Sequence[str]) -> dict[str, int]:
     return unique
 
 
-def _group(index: np.ndarray, size: int) -> list[list[int]]:
-    """Event positions per key, in arrival order."""
-    groups: list[list[int]] = [[] for _ in range(size)]
-    for event, key in enumerate(index.tolist()):
-        groups[key].append(event)
-    return groups
+def _customer_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
+    events = np.flatnonzero(index == key).tolist()
 
-
-def _customer_replay(batch: TransactionBatch, events: list[int]) -> Callable[[Any], None]:
-    def replay(state: CustomerState) -> None:
+    def redo(raw: bytes | None) -> bytes:
+        state = customer_state.decode(raw)
         for event in events:
             partition, offset = int(batch.partitions[event]), int(batch.offsets[event])
             if not state.has_applied(partition, offset):
                 ts = int(batch.timestamps_ms[event])
                 state.add(ts // DAY_MS, ts, int(to_cents(batch.amounts[event])), partition,
                           offset)
-    return replay
+        return customer_state.encode(state)
+    return redo
 
 
-def _terminal_replay(batch: TransactionBatch, events: list[int]) -> Callable[[Any], None]:
-    def replay(state: TerminalState) -> None:
+def _terminal_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
+    events = np.flatnonzero(index == key).tolist()
+
+    def redo(raw: bytes | None) -> bytes:
+        state = terminal_state.decode(raw)
         for event in events:
             partition, offset = int(batch.partitions[event]), int(batch.offsets[event])
             if not state.has_applied(partition, offset):
                 state.add_transaction(int(batch.timestamps_ms[event]) // DAY_MS, partition,
                                       offset)
-    return replay
+        return terminal_state.encode(state)
+    return redo
 
 
-def _label_replay(labels: LabelBatch, events: list[int],
-                  outcomes: list[str]) -> Callable[[Any], None]:
-    def replay(state: TerminalState) -> None:
+def _label_redo(labels: LabelBatch, events: list[int],
+                outcomes: list[str]) -> Callable[[bytes | None], bytes]:
+    def redo(raw: bytes | None) -> bytes:
+        state = terminal_state.decode(raw)
         for event in events:
             outcomes[event] = state.add_fraud(int(labels.timestamps_ms[event]) // DAY_MS,
                                               labels.transaction_ids[event])
-    return replay
+        return terminal_state.encode(state)
+    return redo
+
+
+def _customer_event(state: CustomerState, ts: int, cents: int, partition: int,
+                    offset: int) -> tuple[list[int], list[int], int, bool]:
+    """The sequential definition for one event: (counts, cents sums, gap, applied)."""
+    day = ts // DAY_MS
+    if state.has_applied(partition, offset):
+        gap = state.prev_gap if offset == state.offset else ts - state.last_ts
+        extra, applied = (0, 0), False
+    else:
+        stored = state.add(day, ts, cents, partition, offset)
+        gap = state.prev_gap
+        extra, applied = ((0, 0) if stored else (1, cents)), True
+    counts, sums = [], []
+    for window in WINDOWS:
+        count, total = state.window_totals(day, window)
+        counts.append(count + extra[0])
+        sums.append(total + extra[1])
+    return counts, sums, (GAP_CAP_MS if gap == NO_GAP else gap), applied
+
+
+def _terminal_event(state: TerminalState, day: int, partition: int,
+                    offset: int) -> tuple[list[int], list[int], bool]:
+    """The sequential definition for one event: (counts, frauds, applied)."""
+    last = day - LABEL_DELAY_DAYS
+    counts, frauds = [], []
+    for window in WINDOWS:
+        count, fraud = state.window_totals(last - window + 1, last)
+        counts.append(count)
+        frauds.append(fraud)
+    if state.has_applied(partition, offset):
+        return counts, frauds, False
+    state.add_transaction(day, partition, offset)
+    return counts, frauds, True
 
 
 def apply_batch(cstates: list[CustomerState], c_index: np.ndarray,
                 tstates: list[TerminalState], t_index: np.ndarray,
                 batch: TransactionBatch) -> tuple[np.ndarray, list[bool], list[bool]]:
-    """Feature rows for every event, applying non-replayed events to the states in order."""
+    """The sequential definition of a batch: feature rows for every event, applying
+    non-replayed events to the states in arrival order."""
     n = len(batch)
     matrix = _calendar_columns(batch)
-    cents = to_cents(batch.amounts)
+    cents = to_cents(batch.amounts).tolist()
     c_changed = [False] * len(cstates)
     t_changed = [False] * len(tstates)
-    n_windows = len(WINDOWS)
-    counts = np.empty((n, n_windows), dtype=np.int64)
-    sums = np.empty((n, n_windows), dtype=np.int64)
-    t_counts = np.empty((n, n_windows), dtype=np.int64)
-    t_frauds = np.empty((n, n_windows), dtype=np.int64)
+    shape = (n, len(WINDOWS))
+    counts, sums = np.empty(shape, np.int64), np.empty(shape, np.int64)
+    t_counts, t_frauds = np.empty(shape, np.int64), np.empty(shape, np.int64)
     gaps = np.empty(n, dtype=np.int64)
     ts_list = batch.timestamps_ms.tolist()
-    partitions = batch.partitions.tolist()
-    offsets = batch.offsets.tolist()
-    cents_list = cents.tolist()
+    partitions, offsets = batch.partitions.tolist(), batch.offsets.tolist()
     for event in range(n):
         ts, partition, offset = ts_list[event], partitions[event], offsets[event]
-        day = ts // DAY_MS
-        k = int(c_index[event])
-        state = cstates[k]
-        if state.has_applied(partition, offset):
-            gap = state.prev_gap if offset == state.offset else ts - state.last_ts
-            extra = 0, 0
-        else:
-            stored = state.add(day, ts, cents_list[event], partition, offset)
-            c_changed[k] = True
-            gap = state.prev_gap
-            extra = (0, 0) if stored else (1, cents_list[event])
-        gaps[event] = GAP_CAP_MS if gap == NO_GAP else gap
-        for w, window in enumerate(WINDOWS):
-            count, total = state.window_totals(day, window)
-            counts[event, w] = count + extra[0]
-            sums[event, w] = total + extra[1]
-
-        j = int(t_index[event])
-        terminal = tstates[j]
-        last = day - LABEL_DELAY_DAYS
-        for w, window in enumerate(WINDOWS):
-            t_counts[event, w], t_frauds[event, w] = terminal.window_totals(last - window + 1,
-                                                                            last)
-        if not terminal.has_applied(partition, offset):
-            terminal.add_transaction(day, partition, offset)
-            t_changed[j] = True
+        k, j = int(c_index[event]), int(t_index[event])
+        counts[event], sums[event], gaps[event], applied = _customer_event(
+            cstates[k], ts, cents[event], partition, offset)
+        c_changed[k] |= applied
+        t_counts[event], t_frauds[event], applied = _terminal_event(
+            tstates[j], ts // DAY_MS, partition, offset)
+        t_changed[j] |= applied
     _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
     return matrix, c_changed, t_changed
+
+
+def _ranks(index: np.ndarray) -> np.ndarray:
+    """For each event, how many earlier events of the batch share its key."""
+    order = np.argsort(index, kind="stable")
+    sorted_keys = index[order]
+    starts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(index)]))
+    ranks = np.empty(len(index), dtype=np.int64)
+    ranks[order] = np.arange(len(index)) - run_start
+    return ranks
+
+
+def _customer_features(batch: TransactionBatch, c_index: np.ndarray,
+                       raws: list[bytes | None],
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bytes | None]]:
+    """Customer columns for every event and the new value of every changed customer.
+
+    Round r applies every customer's r-th event of the batch at once. A replay or an
+    out-of-order day sends that customer, from that event on, to the sequential path."""
+    n, size = len(batch), len(raws)
+    rows = kernels.customer_rows(raws)
+    ts, offsets, partitions = batch.timestamps_ms, batch.offsets, batch.partitions
+    day = ts // DAY_MS
+    cents = to_cents(batch.amounts)
+    ranks = _ranks(c_index)
+    counts = np.empty((n, len(WINDOWS)), dtype=np.int64)
+    sums = np.empty((n, len(WINDOWS)), dtype=np.int64)
+    gaps = np.empty(n, dtype=np.int64)
+    changed = np.zeros(size, dtype=bool)
+    sequential_from = np.full(size, n + 1, dtype=np.int64)  # rank from which to go slow
+    for rank in range(int(ranks.max()) + 1 if n else 0):
+        events = np.flatnonzero(ranks == rank)
+        events = events[sequential_from[c_index[events]] > rank]
+        if not events.size:
+            continue
+        keys = c_index[events]
+        at = rows[keys]
+        is_new = (at["partition"] == NO_PARTITION) & (at["offset"] < 0)
+        replay = (at["partition"] == partitions[events]) & (offsets[events] <= at["offset"])
+        ok = ~replay & (is_new | (day[events] >= at["last_day"]))
+        sequential_from[keys[~ok]] = rank
+        quick, keys, part = events[ok], keys[ok], at[ok]
+        if quick.size:
+            counts[quick], sums[quick], gaps[quick] = kernels.customer_step(
+                part, day[quick], ts[quick], cents[quick], partitions[quick], offsets[quick])
+            rows[keys] = part
+            changed[keys] = True
+    slow = np.flatnonzero(ranks >= sequential_from[c_index])
+    if slow.size:
+        states = {int(k): customer_state.decode(rows[int(k)].tobytes())
+                  for k in np.unique(c_index[slow])}
+        for event in slow.tolist():
+            k = int(c_index[event])
+            counts[event], sums[event], gaps[event], applied = _customer_event(
+                states[k], int(ts[event]), int(cents[event]), int(partitions[event]),
+                int(offsets[event]))
+            changed[k] |= applied
+        for k, state in states.items():
+            encoded = customer_state.encode(state)
+            rows[k] = np.frombuffer(encoded, dtype=customer_state.STATE_DTYPE)[0]
+    blob = rows.tobytes()
+    width = customer_state.STATE_BYTES
+    values: list[bytes | None] = [blob[k * width:(k + 1) * width] if changed[k] else None
+                                  for k in range(size)]
+    return counts, sums, gaps, values
+
+
+def _terminal_features(batch: TransactionBatch, t_index: np.ndarray,
+                       raws: list[bytes | None],
+                       ) -> tuple[np.ndarray, np.ndarray, list[bytes | None]]:
+    """Terminal columns for every event and the new value of every changed terminal.
+
+    Round r reads and counts every terminal's r-th event of the batch at once."""
+    n, size = len(batch), len(raws)
+    day = batch.timestamps_ms // DAY_MS
+    partitions, offsets = batch.partitions.tolist(), batch.offsets.tolist()
+    counts = np.empty((n, len(WINDOWS)), dtype=np.int64)
+    frauds = np.empty((n, len(WINDOWS)), dtype=np.int64)
+    rows, tails = kernels.terminal_rows(raws)
+    is_new = np.array([not t.marks for t in tails], dtype=bool) & ~rows["counts"].any(axis=1)
+    changed = np.zeros(size, dtype=bool)
+    ranks = _ranks(t_index)
+    for rank in range(int(ranks.max()) + 1 if n else 0):
+        events = np.flatnonzero(ranks == rank)
+        keys = t_index[events]
+        at = rows[keys]
+        counts[events], frauds[events] = kernels.terminal_windows(
+            at["last_day"], at["counts"], at["frauds"], is_new[keys], day[events])
+        apply = np.array([not tails[k].has_applied(partitions[e], offsets[e])
+                          for k, e in zip(keys.tolist(), events.tolist(), strict=True)],
+                         dtype=bool)
+        if not apply.any():
+            continue
+        keys, events, part = keys[apply], events[apply], at[apply]
+        rolled = kernels.terminal_count(part, is_new[keys], day[events])
+        rows[keys] = part
+        for k, e, was_rolled in zip(keys.tolist(), events.tolist(), rolled.tolist(),
+                                    strict=True):
+            tails[k].mark(partitions[e], offsets[e])
+            if was_rolled:
+                tails[k].prune(int(rows["last_day"][k]))
+        is_new[keys] = False
+        changed[keys] = True
+    encoded = kernels.encode_terminals(rows, tails, np.flatnonzero(changed))
+    values: list[bytes | None] = [encoded.get(k) for k in range(size)]
+    return counts, frauds, values
 
 
 def _calendar_columns(batch: TransactionBatch) -> np.ndarray:

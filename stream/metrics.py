@@ -42,6 +42,13 @@ class WeightedHistogram(Collector):
             self._counts[slot] += weight
             self._sum += value * weight
 
+    def observe_many(self, values: np.ndarray) -> None:
+        slots = np.searchsorted(self._upper, values, side="left")
+        counts = np.bincount(slots, minlength=self._counts.size)
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
             counts = np.cumsum(self._counts).tolist()
