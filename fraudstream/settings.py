@@ -58,7 +58,8 @@ class Settings:
     group_id: str = setting("fraudstream-workers", "Consumer group of the workers")
     model_dir: str = setting("model-registry", "Model registry directory (champion is scored)")
     budget_ms: float = setting(1.0, "In-worker latency budget per event, p99, milliseconds")
-    max_batch: int = setting(200, "Most events handled in one batch")
+    max_batch: int = setting(500, "Most events in one batch (the budget may keep it smaller)")
+    min_batch: int = setting(8, "Fewest events a full batch is cut down to by the budget")
     max_wait_ms: int = setting(20, "Longest wait for a batch to fill, milliseconds")
     commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
     max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
@@ -80,6 +81,7 @@ class Settings:
         checks = [
             (self.budget_ms > 0, "budget_ms must be > 0"),
             (self.max_batch >= 1, "max_batch must be >= 1"),
+            (self.min_batch >= 1, "min_batch must be >= 1"),
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),

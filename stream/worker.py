@@ -25,6 +25,7 @@ from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, de
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.scorer import Scorer
+from stream.batch_size import BatchSizer
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.events import (
@@ -58,6 +59,7 @@ class Worker:
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
+        self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
@@ -83,7 +85,7 @@ class Worker:
         s = self.settings
         consume = self.consumer.consume
         poll_producer = self.producer.poll
-        max_batch, timeout = s.max_batch, s.max_wait_ms / 1000.0
+        sizer, timeout = self.sizer, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
         self.consumer.subscribe([s.topic_transactions, s.topic_labels],
                                 on_assign=self._on_assign,
@@ -93,7 +95,7 @@ class Worker:
         next_commit = time.monotonic() + commit_every
         try:
             while not self._stop.is_set():
-                messages = consume(max_batch, timeout)
+                messages = consume(sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
                     self._process(messages)
@@ -223,6 +225,7 @@ class Worker:
         m.stage_seconds.labels("produce").observe(produced - scored_at)
         m.stage_seconds.labels("update").observe(updated - produced)
         in_worker = produced - started
+        self.sizer.record(n, in_worker)
         m.event_seconds.observe(in_worker, n)
         m.batch_size.observe(n)
         if in_worker > self._budget_s:

@@ -80,5 +80,6 @@ def test_train_writes_a_verified_artifact(settings: Settings, tmp_path: Path) ->
     from models.registry import Registry
 
     artifact = Registry(registry).load_champion()
-    assert set(artifact.manifest["files"]) == {"model.joblib", "report.md"}
+    assert set(artifact.manifest["files"]) == {"model.joblib", "report.md", "scorer.so"}
+    assert artifact.manifest["compiled"] == "scorer.so"
     assert set(artifact.manifest["metrics"]) == {"hgb", "logreg"}

@@ -15,7 +15,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.kafka_bootstrap is None
     assert settings.redis_url is None
-    assert settings.max_batch == 200
+    assert settings.max_batch == 500
     assert settings.budget_ms == 1.0
     assert settings.emit_features is False
     assert settings.topic_transactions == "transactions"
@@ -75,7 +75,7 @@ def test_feature_ttl_must_exceed_the_39_day_terminal_ring() -> None:
 
 def test_variables_without_the_prefix_are_ignored() -> None:
     settings = Settings.from_env({"MAX_BATCH": "7", "fraudstream_max_batch": "8"})
-    assert settings.max_batch == 200
+    assert settings.max_batch == 500
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -89,7 +89,7 @@ def test_bool_spellings(raw: str, expected: bool) -> None:
 
 def test_empty_value_means_default() -> None:
     settings = Settings.from_env({"FRAUDSTREAM_MAX_BATCH": "", "FRAUDSTREAM_REDIS_URL": ""})
-    assert settings.max_batch == 200
+    assert settings.max_batch == 500
     assert settings.redis_url is None
 
 
@@ -179,7 +179,7 @@ def test_replace_validates_and_keeps_the_original() -> None:
         settings.replace(max_batch=0)
     changed = settings.replace(max_batch=5)
     assert changed.max_batch == 5
-    assert settings.max_batch == 200
+    assert settings.max_batch == 500
 
 
 def test_settings_are_frozen() -> None:
@@ -194,7 +194,7 @@ def test_describe_lists_every_variable_once_with_its_default() -> None:
     assert len(names) == len(set(names)) == len(dataclasses.fields(Settings))
     assert all(name.startswith(PREFIX) and name.isupper() for name in names)
     as_dict = {name: default for name, default, _ in rows}
-    assert as_dict["FRAUDSTREAM_MAX_BATCH"] == "200"
+    assert as_dict["FRAUDSTREAM_MAX_BATCH"] == "500"
     assert as_dict["FRAUDSTREAM_KAFKA_BOOTSTRAP"] == "None"
     assert all(doc for _, _, doc in rows)
 

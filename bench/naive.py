@@ -1,0 +1,87 @@
+"""What a team writes first: one event at a time, one Redis call per entity, one
+``predict_proba`` row and one produce per event. Same features, model and decisions."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import redis
+from confluent_kafka import Consumer, Producer
+
+from features import customer_state, terminal_state
+from features.definitions import DAY_MS, FEATURE_NAMES, to_cents
+from features.online import (
+    TransactionBatch,
+    _calendar_columns,
+    _customer_event,
+    _terminal_event,
+    _window_columns,
+    customer_key,
+    terminal_key,
+)
+from fraudstream.settings import Settings
+from models.decisions import OUTCOMES, decide
+from models.registry import Registry
+from stream.decisions import Decision, encode_decision
+from stream.events import Rejected, decode_transaction
+from stream.kafka_config import consumer_config, producer_config
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    artifact = Registry(settings.model_dir).load_champion()
+    model, thresholds = artifact.model, artifact.thresholds
+    client = redis.Redis.from_url(settings.redis_url)
+    prefix = settings.redis_prefix.encode()
+    ttl = settings.feature_ttl_days * DAY_MS
+    consumer = Consumer({**consumer_config(settings), "enable.auto.commit": True,
+                         "enable.auto.offset.store": True})
+    producer = Producer(producer_config(settings))
+    running = [True]
+    signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
+    consumer.subscribe([settings.topic_transactions])
+    while running[0]:
+        message = consumer.poll(0.05)
+        if message is None or message.error() is not None:
+            continue
+        started = time.perf_counter()
+        try:
+            event, ts = decode_transaction(message.value(), settings.max_event_bytes)
+        except Rejected:
+            continue
+        ckey = customer_key(prefix, event.customer_id)  # type: ignore[arg-type]
+        tkey = terminal_key(prefix, event.terminal_id)  # type: ignore[arg-type]
+        customer = customer_state.decode(client.get(ckey))
+        terminal = terminal_state.decode(client.get(tkey))
+        cents = int(to_cents(np.array([event.amount]))[0])
+        counts, sums, gap, _ = _customer_event(customer, ts, cents, message.partition(),
+                                               message.offset())
+        t_counts, t_frauds, _ = _terminal_event(terminal, ts // DAY_MS, message.partition(),
+                                                message.offset())
+        batch = TransactionBatch([event.customer_id], [event.terminal_id],  # type: ignore[list-item]
+                                 np.array([ts]), np.array([event.amount]), np.array([0]),
+                                 np.array([0]))
+        row = _calendar_columns(batch)
+        _window_columns(row, np.array([counts]), np.array([sums]), np.array([gap]),
+                        np.array([t_counts]), np.array([t_frauds]))
+        score = float(model.predict_proba(row)[0, 1])
+        code = int(decide(np.array([score]), thresholds)[0])
+        decision = Decision(
+            transaction_id=event.transaction_id, customer_id=event.customer_id,  # type: ignore[arg-type]
+            score=score, decision=OUTCOMES[code], model_version=artifact.version, reasons=[],
+            degraded=[], scored_at=int(time.time() * 1000),
+            latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        producer.produce(settings.topic_decisions, encode_decision(decision), message.key())
+        producer.poll(0)
+        client.set(ckey, customer_state.encode(customer), px=ttl)
+        client.set(tkey, terminal_state.encode(terminal), px=ttl)
+    producer.flush(10)
+    consumer.close()
+
+
+assert len(FEATURE_NAMES) == 17  # the naive peer scores the same feature vector
+
+if __name__ == "__main__":
+    main()
