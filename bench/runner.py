@@ -6,11 +6,13 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn
 
+from bench.pipeline_run import run_pipeline
 from bench.report import markdown_table, print_table, write_results
 from bench.state_memory import measure
 from fraudstream import services
+from fraudstream.settings import Settings
 
-SECTIONS = ("memory",)
+SECTIONS = ("pipeline", "memory")
 TARGET_BYTES_PER_CUSTOMER = 300
 
 
@@ -39,9 +41,11 @@ def run_memory(out: Path, quick: bool) -> dict[str, object]:
     return data
 
 
-def run(out: Path, quick: bool, only: list[str] | None) -> int:
+def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> int:
     for section in only or list(SECTIONS):
         if section == "memory":
             run_memory(out, quick)
+        elif section == "pipeline":
+            run_pipeline(out, quick, settings)
     print(f"results in {out}/")
     return 0

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
     bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
-    bench.add_argument("--only", action="append", choices=["memory"],
+    bench.add_argument("--only", action="append", choices=["pipeline", "memory"],
                        help="run only this section (repeatable)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
@@ -207,7 +207,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bench.runner import run
 
-    return run(args.out, args.quick, args.only)
+    return run(args.out, args.quick, args.only, settings)
 
 
 def cmd_services(args: argparse.Namespace, settings: Settings) -> int:

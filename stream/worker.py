@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from features.definitions import FEATURE_NAMES
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
@@ -60,6 +67,7 @@ class Worker:
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
+        self._behind = False
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
@@ -98,6 +106,7 @@ class Worker:
                 messages = consume(sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
+                    self._behind = self._lag_after(messages) > sizer.max_batch
                     self._process(messages)
                 poll_producer(0)
                 self._store_released()
@@ -225,7 +234,7 @@ class Worker:
         m.stage_seconds.labels("produce").observe(produced - scored_at)
         m.stage_seconds.labels("update").observe(updated - produced)
         in_worker = produced - started
-        self.sizer.record(n, in_worker)
+        self.sizer.record(n, in_worker, self._behind)
         m.event_seconds.observe(in_worker, n)
         m.batch_size.observe(n)
         if in_worker > self._budget_s:
@@ -262,6 +271,21 @@ class Worker:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+
+    def _lag_after(self, messages: list[Message]) -> int:
+        """Events still waiting behind this batch on its partitions, from the high
+        watermarks of the last fetch responses (right even where ListOffsets is not)."""
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is None:
+                last[(message.topic(), message.partition())] = message.offset()
+        lag = 0
+        for (topic, partition), offset in last.items():
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                          cached=True)
+            if high >= 0:
+                lag += max(0, high - offset - 1)
+        return lag
 
     def _write_status(self, force: bool = False) -> None:
         if self._status is None:

@@ -40,3 +40,18 @@ def test_a_batch_within_the_budget_but_near_it_keeps_the_size() -> None:
     sizer = BatchSizer(budget_s=0.001, max_batch=500, size=50)
     sizer.record(events=50, seconds=0.0007)
     assert sizer.size == 50
+
+
+def test_behind_a_backlog_the_size_grows_for_throughput_even_over_budget() -> None:
+    sizer = BatchSizer(budget_s=0.001, max_batch=500, size=40)
+    sizer.record(events=40, seconds=0.003, behind=True)
+    assert sizer.size == 51
+    for _ in range(30):
+        sizer.record(events=sizer.size, seconds=0.01, behind=True)
+    assert sizer.size == 500
+
+
+def test_once_caught_up_a_slow_batch_shrinks_it_back_to_the_budget() -> None:
+    sizer = BatchSizer(budget_s=0.001, max_batch=500)
+    sizer.record(events=300, seconds=0.006, behind=False)
+    assert sizer.size == 40

@@ -1,0 +1,29 @@
+"""A separate virtual environment for the Quix Streams peer (it pins an older
+confluent-kafka than fraudstream's), created once and reused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIX_VENV = ROOT / ".venv-quix"
+# Same scientific stack as the main environment: the model is a pickle.
+REQUIREMENTS = ["quixstreams==3.28.1", "numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1",
+                "joblib==1.6.0", "redis[hiredis]==8.1.0", "msgspec==0.22.0",
+                "threadpoolctl==3.8.0", "tl2cgen==1.0.0"]
+
+
+def quix_python() -> str:
+    """Path of the Quix environment's python, creating the environment if needed."""
+    python = QUIX_VENV / "bin" / "python"
+    stamp = QUIX_VENV / ".requirements"
+    wanted = "\n".join(REQUIREMENTS)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                    "--disable-pip-version-check", *REQUIREMENTS], check=True)
+    stamp.write_text(wanted)
+    return str(python)

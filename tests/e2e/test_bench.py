@@ -1,0 +1,42 @@
+"""The benchmark harness measures real processes on a real broker (small, fast runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.pipeline import Implementation, measure_backlog, measure_paced, produce_frame
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from fraudstream.topics import create_topics
+from tests.e2e.cli import run_cli
+from tests.population import recent
+
+PASSTHROUGH = Implementation("passthrough", [sys.executable, "-m", "bench.passthrough"])
+
+
+def test_backlog_and_paced_measurements_of_a_real_process(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    frame = simulate(recent(2, seed=4)).iloc[:3001]
+    source = settings.topic_transactions
+    create_topics(settings, 4)  # the harness creates its topics with 4 partitions
+    produce_frame(settings, source, frame.iloc[1:])
+    backlog = measure_backlog(PASSTHROUGH, settings, source, 3000, tmp_path, timeout=60)
+    assert backlog.events == 3000, backlog.note
+    assert backlog.rate > 0
+    assert backlog.peak_rss_mb is not None and backlog.peak_rss_mb > 10
+    e2e50, e2e99, _, _ = measure_paced(PASSTHROUGH, settings, frame.iloc[:400], 200.0,
+                                       tmp_path, timeout=60)
+    assert e2e50 is not None and e2e99 is not None
+    assert 0 <= e2e50 <= e2e99 < 10_000
+
+
+def test_memory_section_writes_its_results(tmp_path: Path) -> None:
+    result = run_cli(None, "bench", "--quick", "--only", "memory", "--out", str(tmp_path),
+                     timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "memory.json").read_text())
+    assert data["customers"] == 100_000
+    assert 177 <= data["bytes_per_customer"] <= 300
+    assert (tmp_path / "memory.md").read_text().startswith("| entity |")
