@@ -18,7 +18,8 @@ PASSTHROUGH = Implementation("passthrough", [sys.executable, "-m", "bench.passth
 
 def test_backlog_and_paced_measurements_of_a_real_process(settings: Settings,
                                                           tmp_path: Path) -> None:
-    frame = simulate(recent(2, seed=4)).iloc[:3001]
+    frame = simulate(recent(6, seed=4)).iloc[:3001]
+    assert len(frame) == 3001
     source = settings.topic_transactions
     create_topics(settings, 4)  # the harness creates its topics with 4 partitions
     produce_frame(settings, source, frame.iloc[1:])
