@@ -8,6 +8,7 @@ from confluent_kafka import Consumer, Producer
 
 from fraudstream.settings import Settings
 from stream.kafka_config import consumer_config, producer_config
+from stream.produce import produce_or_wait
 
 
 def main() -> None:
@@ -21,13 +22,8 @@ def main() -> None:
     while running[0]:
         for message in consumer.consume(settings.max_batch, 0.05):
             if message.error() is None:
-                while True:
-                    try:
-                        producer.produce(settings.topic_decisions, message.value(),
-                                         message.key())
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce_or_wait(producer, settings.topic_decisions, message.value(),
+                                message.key())
         producer.poll(0)
     producer.flush(10)
     consumer.close()

@@ -29,6 +29,7 @@ from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.streamer import transaction_messages
 from fraudstream.topics import create_topics
 from stream.kafka_config import downstream_consumer_config, producer_config
+from stream.produce import produce_or_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 _decode = msgspec.json.Decoder(dict).decode
@@ -114,6 +115,16 @@ class Running:
         self._log.close()
 
 
+def _reader(settings: Settings, topic: str) -> Consumer:
+    """A consumer of every partition of ``topic`` from its beginning, outside any group.
+    Its fetch wait is short: the reader's own delay must not count as the measured one's."""
+    consumer = Consumer({**downstream_consumer_config(settings, f"bench-{uuid.uuid4().hex}"),
+                         "fetch.wait.max.ms": 5})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    return consumer
+
+
 @dataclass
 class Outputs:
     records: list[tuple[float, bytes | None]]  # (reader arrival time ms, value)
@@ -123,11 +134,7 @@ class Outputs:
 def read_outputs(settings: Settings, topic: str, expect: int, timeout: float,
                  tick: Callable[[int], None] | None = None) -> Outputs:
     """The first ``expect`` records of ``topic``, with the reader's wall clock at arrival."""
-    # A short fetch wait: the reader's own delay must not count as the implementation's.
-    consumer = Consumer({**downstream_consumer_config(settings, f"bench-{uuid.uuid4().hex}"),
-                         "fetch.wait.max.ms": 5})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    consumer = _reader(settings, topic)
     records: list[tuple[float, bytes | None]] = []
     stamps: list[int] = []
     deadline = time.monotonic() + timeout
@@ -160,12 +167,7 @@ def produce_frame(settings: Settings, topic: str, frame: pd.DataFrame,
             if ahead > 0.005:
                 time.sleep(ahead)
                 producer.poll(0)
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_or_wait(producer, topic, value, key)
         if sent % 2000 == 0:
             producer.poll(0)
     if producer.flush(60):
@@ -174,11 +176,7 @@ def produce_frame(settings: Settings, topic: str, frame: pd.DataFrame,
 
 def _input_times(settings: Settings, expect: int) -> list[tuple[str, float]]:
     """(transaction id, record timestamp ms) of the paced inputs, as the producer set them."""
-    consumer = Consumer({**downstream_consumer_config(settings, f"bench-{uuid.uuid4().hex}"),
-                         "fetch.wait.max.ms": 5})
-    topic = settings.topic_transactions
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    consumer = _reader(settings, settings.topic_transactions)
     found: list[tuple[str, float]] = []
     deadline = time.monotonic() + 30
     try:

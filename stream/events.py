@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -105,38 +105,34 @@ def _validation_reason(exc: msgspec.MsgspecError) -> str:
     return f"invalid event: {exc}"
 
 
-def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, int]:
-    """(event, timestamp in epoch ms), or raise Rejected with the reason."""
+def _decode(raw: bytes | None, max_bytes: int, decoder: msgspec.json.Decoder, what: str,
+            ) -> Any:
+    """Size check, typed decode and id normalisation shared by every event kind."""
     if raw is None:
         raise Rejected("empty message (no value)")
     if len(raw) > max_bytes:
-        raise Rejected(f"event of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+        raise Rejected(f"{what} of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        event = _transaction_decoder.decode(raw)
+        event = decoder.decode(raw)
     except msgspec.MsgspecError as exc:
         raise Rejected(_validation_reason(exc)) from None
+    for field in ("transaction_id", "customer_id", "terminal_id"):
+        setattr(event, field, normalise_id(getattr(event, field), field))
+    return event
+
+
+def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, int]:
+    """(event, timestamp in epoch ms), or raise Rejected with the reason."""
+    event: Transaction = _decode(raw, max_bytes, _transaction_decoder, "event")
     if not math.isfinite(event.amount):
         raise Rejected("amount is not a finite number")
     if event.amount > MAX_AMOUNT:
         raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}")
-    event.transaction_id = normalise_id(event.transaction_id, "transaction_id")
-    event.customer_id = normalise_id(event.customer_id, "customer_id")
-    event.terminal_id = normalise_id(event.terminal_id, "terminal_id")
     return event, parse_timestamp(event.timestamp)
 
 
 def decode_label(raw: bytes | None, max_bytes: int) -> tuple[Label, int, int]:
     """(label, transaction timestamp ms, label time ms), or raise Rejected."""
-    if raw is None:
-        raise Rejected("empty message (no value)")
-    if len(raw) > max_bytes:
-        raise Rejected(f"label of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
-    try:
-        label = _label_decoder.decode(raw)
-    except msgspec.MsgspecError as exc:
-        raise Rejected(_validation_reason(exc)) from None
-    label.transaction_id = normalise_id(label.transaction_id, "transaction_id")
-    label.customer_id = normalise_id(label.customer_id, "customer_id")
-    label.terminal_id = normalise_id(label.terminal_id, "terminal_id")
+    label: Label = _decode(raw, max_bytes, _label_decoder, "label")
     return (label, parse_timestamp(label.timestamp),
             parse_timestamp(label.label_time, "label_time"))

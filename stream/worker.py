@@ -44,6 +44,7 @@ from stream.events import (
 )
 from stream.kafka_config import consumer_config, producer_config
 from stream.metrics import WorkerMetrics
+from stream.produce import produce_or_wait
 from stream.status import StatusWriter, WorkerStatus
 
 log = logging.getLogger("fraudstream.worker")
@@ -265,12 +266,7 @@ class Worker:
                  callback: Callable[[Any, Any], None],
                  headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce, waiting for queue space on BufferError: never drop, never crash."""
-        while True:
-            try:
-                self.producer.produce(topic, value, key, on_delivery=callback, headers=headers)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        produce_or_wait(self.producer, topic, value, key, callback, headers)
 
     def _lag_after(self, messages: list[Message]) -> int:
         """Events still waiting behind this batch on its partitions, from the high

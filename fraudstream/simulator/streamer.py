@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, iter_days
 from stream.kafka_config import producer_config
+from stream.produce import produce_or_wait
 
 _encode = msgspec.json.Encoder().encode
 LABEL_CHOICES = ("all", "fraud", "none")
@@ -56,12 +57,7 @@ def produce_all(producer: Producer, topic: str, messages: Iterable[tuple[bytes, 
     """Produce as fast as the client takes them, waiting on a full queue."""
     sent = 0
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_or_wait(producer, topic, value, key)
         sent += 1
         if sent % 1000 == 0:
             producer.poll(0)
@@ -101,12 +97,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     last_report = started
 
     def send(topic: str, value: bytes, key: bytes) -> None:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                return
-            except BufferError:
-                producer.poll(0.05)
+        produce_or_wait(producer, topic, value, key)
 
     def flush_labels(now: float) -> None:
         while pending_labels and pending_labels[0][0] <= now:
