@@ -138,14 +138,22 @@ class OnlineFeatureStore:
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
+        return self.begin_update(pending)()
+
+    def begin_update(self, pending: PendingUpdate) -> Callable[[], int]:
+        """Send the new states and return at once; the returned call waits for the write,
+        retries conflicts and returns how many keys needed a retry. It must be called
+        before this store reads again."""
         todo = [e for e in pending.entries if e.changed]
+        sent = self._store.send_compare_and_set_many(
+            [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
+            self._ttl_ms)
+        return partial(self._finish_update, todo, sent)
+
+    def _finish_update(self, todo: list[_Entry], sent: Callable[[], list[int]]) -> int:
+        conflicts = sent()
         retried = 0
         for _ in range(MAX_CAS_ROUNDS):
-            if not todo:
-                return retried
-            conflicts = self._store.compare_and_set_many(
-                [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
-                self._ttl_ms)
             if not conflicts:
                 return retried
             todo = [todo[i] for i in conflicts]
@@ -154,7 +162,12 @@ class OnlineFeatureStore:
             for entry, raw in zip(todo, fresh, strict=True):
                 entry.read = raw
                 entry.value = entry.make_redo()(raw)
-        raise RuntimeError(f"feature state kept changing under us for {len(todo)} keys")
+            conflicts = self._store.compare_and_set_many(
+                [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
+                self._ttl_ms)
+        if not conflicts:
+            return retried
+        raise RuntimeError(f"feature state kept changing under us for {len(conflicts)} keys")
 
     # -- labels -------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ only if the stored one is still what was read, with a TTL on every key).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import redis
@@ -30,12 +30,21 @@ return conflicts
 """
 
 
+Conflicts = Callable[[], list[int]]
+
+
 class StateStore(Protocol):
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]: ...
 
     def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         """Write values whose key still holds ``expected``; return indices that did not."""
+        ...
+
+    def send_compare_and_set_many(self, keys: Sequence[bytes],
+                                  expected: Sequence[bytes | None], values: Sequence[bytes],
+                                  ttl_ms: int) -> Conflicts:
+        """Start the same write; the returned call waits for it and gives the conflicts."""
         ...
 
 
@@ -63,14 +72,45 @@ class RedisStateStore:
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         if not keys:
             return []
-        args: list[bytes | int] = [ttl_ms]
-        for old, new in zip(expected, values, strict=True):
-            args.append(old if old is not None else b"")
-            args.append(new)
-        return [int(i) for i in self._cas(keys=list(keys), args=args)]
+        return [int(i) for i in self._cas(keys=list(keys), args=_cas_args(expected, values,
+                                                                          ttl_ms))]
+
+    def send_compare_and_set_many(self, keys: Sequence[bytes],
+                                  expected: Sequence[bytes | None], values: Sequence[bytes],
+                                  ttl_ms: int) -> Conflicts:
+        """Send the write on a connection of its own and return at once: Redis runs the
+        script while the worker polls and decodes its next batch."""
+        if not keys:
+            return list
+        connection = self._client.connection_pool.get_connection()
+        try:
+            connection.send_command("EVAL", _CAS_SCRIPT, len(keys), *keys,
+                                    *_cas_args(expected, values, ttl_ms))
+        except BaseException:
+            self._client.connection_pool.release(connection)
+            raise
+
+        def conflicts() -> list[int]:
+            try:
+                return [int(i) for i in connection.read_response()]
+            except BaseException:
+                connection.disconnect()  # a half-read reply must never be read by another
+                raise
+            finally:
+                self._client.connection_pool.release(connection)
+        return conflicts
 
     def close(self) -> None:
         self._client.close()
+
+
+def _cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
+              ttl_ms: int) -> list[bytes | int]:
+    args: list[bytes | int] = [ttl_ms]
+    for old, new in zip(expected, values, strict=True):
+        args.append(old if old is not None else b"")
+        args.append(new)
+    return args
 
 
 class MemoryStateStore:
@@ -98,3 +138,9 @@ class MemoryStateStore:
             else:
                 conflicts.append(i)
         return conflicts
+
+    def send_compare_and_set_many(self, keys: Sequence[bytes],
+                                  expected: Sequence[bytes | None], values: Sequence[bytes],
+                                  ttl_ms: int) -> Conflicts:
+        conflicts = self.compare_and_set_many(keys, expected, values, ttl_ms)
+        return lambda: conflicts

@@ -69,6 +69,7 @@ class Worker:
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._behind = False
+        self._finish_update: Callable[[], int] | None = None
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
@@ -123,6 +124,8 @@ class Worker:
 
     def _process(self, messages: list[Message]) -> None:
         started = time.perf_counter()
+        self._complete_update()  # these events wait for it too: inside their latency
+        decoding = time.perf_counter()
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
         transactions = _Columns()
@@ -156,7 +159,7 @@ class Worker:
         for message, reason in rejected:
             self._dead_letter(message, reason, pending)
         decoded = time.perf_counter()
-        self.metrics.stage_seconds.labels("decode").observe(decoded - started)
+        self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
         if labels:  # first: a label already in hand is known to every later decision
             self._apply_labels(labels.label_batch())
         if transactions:
@@ -167,6 +170,7 @@ class Worker:
         self.last_progress = time.time()
 
     def _apply_labels(self, batch: LabelBatch) -> None:
+        self._complete_update()
         try:
             outcomes = self.features.apply_labels(batch)
         except redis.RedisError as exc:
@@ -216,9 +220,9 @@ class Worker:
         produced = time.perf_counter()
         if update is not None:
             try:
-                conflicts = self.features.update(update)
-                if conflicts:
-                    metrics.feature_conflicts.inc(conflicts)
+                # Redis runs the write while the next batch is polled and decoded; it is
+                # completed before the next read (and on revoke and shutdown).
+                self._finish_update = self.features.begin_update(update)
             except redis.RedisError as exc:
                 log.warning("feature state not updated for this batch: %s", exc)
         updated = time.perf_counter()
@@ -267,6 +271,19 @@ class Worker:
                  headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce, waiting for queue space on BufferError: never drop, never crash."""
         produce_or_wait(self.producer, topic, value, key, callback, headers)
+
+    def _complete_update(self) -> None:
+        finish, self._finish_update = self._finish_update, None
+        if finish is None:
+            return
+        started = time.perf_counter()
+        try:
+            conflicts = finish()
+            if conflicts:
+                self.metrics.feature_conflicts.inc(conflicts)
+        except redis.RedisError as exc:
+            log.warning("feature state not updated for the last batch: %s", exc)
+        self.metrics.stage_seconds.labels("update_wait").observe(time.perf_counter() - started)
 
     def _lag_after(self, messages: list[Message]) -> int:
         """Events still waiting behind this batch on its partitions, from the high
@@ -327,6 +344,7 @@ class Worker:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
         try:
+            self._complete_update()
             self._drain(self.settings.shutdown_timeout_s)
             self._commit(asynchronous=False)
         except BaseException as exc:  # surfaced by the loop, never swallowed by librdkafka
@@ -358,6 +376,7 @@ class Worker:
         watchdog.start()
         try:
             try:
+                self._complete_update()
                 self._drain(timeout)
             finally:
                 self._commit(asynchronous=False)

@@ -218,6 +218,12 @@ class RacingStore:
             meanwhile()
         return self.inner.compare_and_set_many(keys, expected, values, ttl_ms)
 
+    def send_compare_and_set_many(self, keys: Sequence[bytes],
+                                  expected: Sequence[bytes | None], values: Sequence[bytes],
+                                  ttl_ms: int) -> Callable[[], list[int]]:
+        conflicts = self.compare_and_set_many(keys, expected, values, ttl_ms)
+        return lambda: conflicts
+
 
 def test_the_same_label_applied_concurrently_counts_once() -> None:
     store, _ = terminal_with_history()
