@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import signal
 import time
 
 import numpy as np
 import redis
-from confluent_kafka import Consumer, Producer
 
+from bench.peer import Peer
 from features import customer_state, terminal_state
 from features.definitions import DAY_MS, FEATURE_NAMES, to_cents
 from features.online import (
@@ -21,28 +20,21 @@ from features.online import (
     customer_key,
     terminal_key,
 )
-from fraudstream.settings import Settings
 from models.decisions import OUTCOMES, decide
 from models.registry import Registry
 from stream.decisions import Decision, encode_decision
 from stream.events import Rejected, decode_transaction
-from stream.kafka_config import consumer_config, producer_config
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    peer = Peer.start()
+    settings, consumer, producer = peer.settings, peer.consumer, peer.producer
     artifact = Registry(settings.model_dir).load_champion()
     model, thresholds = artifact.model, artifact.thresholds
     client = redis.Redis.from_url(settings.redis_url)
     prefix = settings.redis_prefix.encode()
     ttl = settings.feature_ttl_days * DAY_MS
-    consumer = Consumer({**consumer_config(settings), "enable.auto.commit": True,
-                         "enable.auto.offset.store": True})
-    producer = Producer(producer_config(settings))
-    running = [True]
-    signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
-    consumer.subscribe([settings.topic_transactions])
-    while running[0]:
+    while peer.running:
         message = consumer.poll(0.05)
         if message is None or message.error() is not None:
             continue
@@ -77,8 +69,7 @@ def main() -> None:
         producer.poll(0)
         client.set(ckey, customer_state.encode(customer), px=ttl)
         client.set(tkey, terminal_state.encode(terminal), px=ttl)
-    producer.flush(10)
-    consumer.close()
+    peer.close()
 
 
 assert len(FEATURE_NAMES) == 17  # the naive peer scores the same feature vector

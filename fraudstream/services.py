@@ -198,42 +198,51 @@ def docker_engine_answers() -> bool:
 
 
 @contextlib.contextmanager
-def kafka_bootstrap(configured: str | None, use_containers: bool = False) -> Iterator[str]:
-    """Yield a bootstrap address: the configured one, a container, or the embedded broker."""
+def _service(name: str, configured: str | None, use_containers: bool,
+             container: Callable[[], contextlib.AbstractContextManager[str]],
+             embedded: Callable[[], tuple[str, ManagedProcess]]) -> Iterator[str]:
+    """The one precedence for every service: configured, else a container when a Docker
+    engine answers (and containers are wanted), else the embedded server."""
     if configured:
         yield configured
         return
     if use_containers and docker_engine_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer() as container:
-            yield container.get_bootstrap_server()
+        with container() as address:
+            yield address
         return
-    bootstrap, managed = start_tansu()
-    log.info("embedded broker (tansu) on %s", bootstrap)
+    address, managed = embedded()
+    log.info("embedded %s on %s", name, address)
     try:
-        yield bootstrap
+        yield address
     finally:
         managed.stop()
 
 
 @contextlib.contextmanager
-def redis_url(configured: str | None, use_containers: bool = False) -> Iterator[str]:
-    """Yield a Redis URL: the configured one, a container, or a private embedded server."""
-    if configured:
-        yield configured
-        return
-    if use_containers and docker_engine_answers():
-        from testcontainers.redis import RedisContainer
+def _kafka_container() -> Iterator[str]:
+    from testcontainers.kafka import KafkaContainer
 
-        with RedisContainer() as container:
-            host = container.get_container_host_ip()
-            port = container.get_exposed_port(6379)
-            yield f"redis://{host}:{port}/0"
-        return
-    url, managed = start_redis()
-    log.info("embedded redis on %s", url)
-    try:
-        yield url
-    finally:
-        managed.stop()
+    with KafkaContainer() as container:
+        yield container.get_bootstrap_server()
+
+
+@contextlib.contextmanager
+def _redis_container() -> Iterator[str]:
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer() as container:
+        host = container.get_container_host_ip()
+        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+
+
+def kafka_bootstrap(configured: str | None,
+                    use_containers: bool = False) -> contextlib.AbstractContextManager[str]:
+    """A bootstrap address: the configured one, a container, or the embedded broker."""
+    return _service("broker (tansu)", configured, use_containers, _kafka_container,
+                    start_tansu)
+
+
+def redis_url(configured: str | None,
+              use_containers: bool = False) -> contextlib.AbstractContextManager[str]:
+    """A Redis URL: the configured one, a container, or a private embedded server."""
+    return _service("redis", configured, use_containers, _redis_container, start_redis)
