@@ -139,3 +139,20 @@ def test_events_far_from_the_clock_are_refused_without_touching_state(
         client.close()
     assert sum(state.counts) == 1, "refused events must not reach the feature state"
     assert state.last_day == (NOW_MS - 60_000) // day_ms
+
+
+def test_budget_misses_are_counted_and_the_compiled_scorer_is_reported(
+        settings: Settings) -> None:
+    """With a budget no batch can meet, every decided event is a counted miss."""
+    settings = settings.replace(budget_ms=0.001)
+    make_topics(settings, partitions=2)
+    frame = simulate(recent(2))
+    sent = produce_frame(settings, frame)
+    with running_worker(settings) as worker:
+        read_topic(settings, settings.topic_decisions, expect=sent, settle=0.2)
+        misses = worker.metrics.budget_misses._value.get()
+        info = {s.labels["backend"]: s.value for s in
+                next(iter(worker.metrics.model_info.collect())).samples}
+    assert misses == sent
+    assert info == {"compiled": 1.0}
+    assert worker.sizer.size == settings.min_batch  # cut down as far as allowed
