@@ -30,7 +30,7 @@ E2E_RATE = 20_000.0
 console = Console()
 
 
-def _population(days: int) -> SimulationConfig:
+def bench_population(days: int) -> SimulationConfig:
     from datetime import UTC, datetime, timedelta
 
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -65,7 +65,7 @@ def run_pipeline(out: Path, quick: bool, settings: Settings) -> list[Measurement
         base = settings.replace(kafka_bootstrap=bootstrap, redis_url=redis_url,
                                 model_dir=str(registry), session_timeout_ms=6000,
                                 heartbeat_interval_ms=500, max_poll_interval_ms=30000)
-        frame = simulate(_population(40 if quick else 45)).iloc[:events + 1]
+        frame = simulate(bench_population(40 if quick else 45)).iloc[:events + 1]
         source = f"bench-source-{int(time.time())}"
         create_topics(base.replace(topic_transactions=source), 4)
         with console.status(f"producing {events:,} events"):

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn
 
-from bench.pipeline_run import run_pipeline
+from bench.pipeline_run import bench_population, run_pipeline
 from bench.report import markdown_table, print_table, write_results
+from bench.stages import run_stages
 from bench.state_memory import measure
 from fraudstream import services
 from fraudstream.settings import Settings
 
-SECTIONS = ("pipeline", "memory")
+SECTIONS = ("pipeline", "stages", "memory")
 TARGET_BYTES_PER_CUSTOMER = 300
 
 
@@ -47,5 +48,7 @@ def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> i
             run_memory(out, quick)
         elif section == "pipeline":
             run_pipeline(out, quick, settings)
+        elif section == "stages":
+            run_stages(out, quick, settings, bench_population(40 if quick else 45))
     print(f"results in {out}/")
     return 0

@@ -41,3 +41,14 @@ def test_memory_section_writes_its_results(tmp_path: Path) -> None:
     assert data["customers"] == 100_000
     assert 177 <= data["bytes_per_customer"] <= 300
     assert (tmp_path / "memory.md").read_text().startswith("| entity |")
+
+
+def test_stage_breakdown_accounts_for_the_drain(settings: Settings) -> None:
+    from bench.stages import measure_stages
+
+    report = measure_stages(settings, 3000, recent(6, seed=4))
+    assert report.events == 3000
+    stages = report.micros_per_event
+    assert {"decode", "features", "score", "produce", "update"} <= set(stages)
+    assert all(value > 0 for name, value in stages.items() if name != "update_wait")
+    assert abs(sum(stages.values()) - report.seconds / report.events * 1e6) < 1e-6

@@ -1,0 +1,94 @@
+"""Where a worker's time goes: it drains a backlog in this process, and its own stage
+histograms give the microseconds per event of each stage."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.report import markdown_table, print_table, write_results
+from fraudstream import services
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from fraudstream.simulator.streamer import produce_frame
+from fraudstream.topics import create_topics
+from models.train import train
+from stream.app import build_worker
+
+
+@dataclass(frozen=True)
+class StageReport:
+    events: int
+    seconds: float
+    micros_per_event: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
+                   ) -> StageReport:
+    unique = uuid.uuid4().hex[:8]
+    registry = Path(tempfile.mkdtemp(prefix="fraudstream-stages-"))
+    train(simulate(SimulationConfig(customers=2000, terminals=4000, days=60)), registry)
+    settings = settings.replace(topic_transactions=f"stages-{unique}",
+                                topic_decisions=f"stages-out-{unique}",
+                                topic_labels=f"stages-labels-{unique}",
+                                topic_dlq=f"stages-dlq-{unique}", group_id=f"stages-{unique}",
+                                redis_prefix=f"stages-{unique}", model_dir=str(registry),
+                                session_timeout_ms=6000, heartbeat_interval_ms=500)
+    create_topics(settings, 4)
+    frame = simulate(population).iloc[:frame_events]
+    produce_frame(settings, frame)
+    worker = build_worker(settings)
+    clock: dict[str, float] = {}
+    process = worker._process
+
+    def timed(messages):  # type: ignore[no-untyped-def]
+        clock.setdefault("first", time.perf_counter())  # after the group join
+        return process(messages)
+
+    worker._process = timed  # type: ignore[method-assign]
+
+    def stop_when_done() -> None:
+        deadline = time.monotonic() + 300
+        while worker.events < len(frame) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        clock["last"] = time.perf_counter()
+        worker.stop()
+
+    threading.Thread(target=stop_when_done, daemon=True).start()
+    worker.run()
+    seconds = clock["last"] - clock["first"]
+    totals = {}
+    for metric in worker.metrics.stage_seconds.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_sum"):
+                totals[sample.labels["stage"]] = sample.value
+    per_event = {stage: value / len(frame) * 1e6 for stage, value in totals.items()}
+    per_event["poll, offsets, metrics"] = (seconds - sum(totals.values())) / len(frame) * 1e6
+    return StageReport(len(frame), seconds, per_event)
+
+
+def run_stages(out: Path, quick: bool, settings: Settings, population: SimulationConfig,
+               ) -> StageReport:
+    with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
+            services.redis_url(settings.redis_url) as redis_url:
+        report = measure_stages(settings.replace(kafka_bootstrap=bootstrap,
+                                                 redis_url=redis_url),
+                                30_000 if quick else 100_000, population)
+    headers = ["stage", "us per event", "share"]
+    total = sum(report.micros_per_event.values())
+    rows = [[stage, f"{value:.1f}", f"{value / total:.0%}"]
+            for stage, value in report.micros_per_event.items()]
+    rows.append(["total", f"{total:.1f}", f"{report.rate:,.0f} events/s"])
+    print_table(f"worker stages ({report.events:,} events drained in-process)", headers, rows)
+    write_results(out, "stages", {"events": report.events, "seconds": report.seconds,
+                                  "micros_per_event": report.micros_per_event},
+                  markdown_table(headers, rows))
+    return report
