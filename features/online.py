@@ -94,7 +94,19 @@ class _Entry:
 
 @dataclass
 class PendingUpdate:
-    entries: list[_Entry]
+    """A batch's writes as parallel lists: the hot path makes no object per key."""
+
+    keys: list[bytes]
+    reads: list[bytes | None]
+    values: list[bytes | None]  # None: the key is unchanged
+    redo_for: Callable[[int], Redo]  # the redo of key i, built only on a conflict
+
+    @property
+    def entries(self) -> list[_Entry]:
+        """One entry per key, for inspection."""
+        return [_Entry(key, read, value or b"", partial(self.redo_for, i), value is not None)
+                for i, (key, read, value) in enumerate(zip(self.keys, self.reads, self.values,
+                                                           strict=True))]
 
 
 class OnlineFeatureStore:
@@ -124,17 +136,12 @@ class OnlineFeatureStore:
         counts, sums, gaps, c_values = _customer_features(batch, c_index, read[:n_customers])
         t_counts, t_frauds, t_values = _terminal_features(batch, t_index, read[n_customers:])
         _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
-        entries = []
-        for k, key in enumerate(keys[:n_customers]):
-            value = c_values[k]
-            entries.append(_Entry(key, read[k], value or b"",
-                                  partial(_customer_redo, batch, c_index, k), value is not None))
-        for k, key in enumerate(keys[n_customers:]):
-            value = t_values[k]
-            entries.append(_Entry(key, read[n_customers + k], value or b"",
-                                  partial(_terminal_redo, batch, t_index, k),
-                                  value is not None))
-        return matrix, PendingUpdate(entries)
+        def redo_for(i: int) -> Redo:
+            if i < n_customers:
+                return _customer_redo(batch, c_index, i)
+            return _terminal_redo(batch, t_index, i - n_customers)
+
+        return matrix, PendingUpdate(keys, read, c_values + t_values, redo_for)
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
@@ -144,14 +151,19 @@ class OnlineFeatureStore:
         """Send the new states and return at once; the returned call waits for the write,
         retries conflicts and returns how many keys needed a retry. It must be called
         before this store reads again."""
-        todo = [e for e in pending.entries if e.changed]
+        changed = [i for i, value in enumerate(pending.values) if value is not None]
         sent = self._store.send_compare_and_set_many(
-            [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
-            self._ttl_ms)
-        return partial(self._finish_update, todo, sent)
+            [pending.keys[i] for i in changed], [pending.reads[i] for i in changed],
+            [pending.values[i] for i in changed], self._ttl_ms)  # type: ignore[misc]
+        return partial(self._finish_update, pending, changed, sent)
 
-    def _finish_update(self, todo: list[_Entry], sent: Callable[[], list[int]]) -> int:
+    def _finish_update(self, pending: PendingUpdate, changed: list[int],
+                       sent: Callable[[], list[int]]) -> int:
         conflicts = sent()
+        if not conflicts:
+            return 0
+        entries = pending.entries
+        todo = [entries[i] for i in changed]
         retried = 0
         for _ in range(MAX_CAS_ROUNDS):
             if not conflicts:
@@ -180,14 +192,14 @@ class OnlineFeatureStore:
         terminals = _positions([labels.terminal_ids[i] for i in frauds])
         keys = [self.terminal_key(t) for t in terminals]
         read = self._store.get_many(keys)
-        entries = []
-        for k, (terminal, key) in enumerate(zip(terminals, keys, strict=True)):
+        redos, values = [], []
+        for k, terminal in enumerate(terminals):
             events = [int(i) for i in frauds if labels.terminal_ids[i] == terminal]
             redo = _label_redo(labels, events, outcomes)
             value = redo(read[k])
-            changed = any(outcomes[i] == "applied" for i in events)
-            entries.append(_Entry(key, read[k], value, lambda redo=redo: redo, changed))
-        self.update(PendingUpdate(entries))
+            redos.append(redo)
+            values.append(value if any(outcomes[i] == "applied" for i in events) else None)
+        self.update(PendingUpdate(keys, read, values, redos.__getitem__))
         return collections.Counter(outcomes)
 
 
