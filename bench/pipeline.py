@@ -9,7 +9,6 @@ some frameworks (Quix Streams) copy the input's. Memory: peak RSS (VmHWM).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from fraudstream.settings import PREFIX, Settings
+from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import transaction_messages
 from fraudstream.topics import create_topics
 from stream.kafka_config import downstream_consumer_config, producer_config
@@ -88,10 +87,7 @@ class Running:
     """An implementation's process, stopped and reaped on exit."""
 
     def __init__(self, impl: Implementation, settings: Settings, log: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-        for name, value in vars(settings).items():
-            if value is not None:
-                env[PREFIX + name.upper()] = str(value)
+        env = settings.child_environ()
         env.update(impl.env)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(impl.argv, env=env, cwd=ROOT, stdout=self._log,

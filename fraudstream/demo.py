@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,16 +23,6 @@ from models.train import train
 from stream.status import read_status
 
 DRAIN_GRACE_S = 15.0
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("kafka_bootstrap", "redis_url", "model_dir", "session_timeout_ms",
-                 "heartbeat_interval_ms", "log_format", "log_level"):
-        value = getattr(settings, name)
-        if value is not None:
-            env[PREFIX + name.upper()] = str(value)
-    return env
 
 
 def start_child(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -84,7 +73,7 @@ def run_demo(settings: Settings, duration_s: float, rate: float, partitions: int
             create_topics(settings, partitions)
             version = ensure_model(settings, customers, console)
             status_path = logs / "worker-status.json"
-            env = child_env(settings)
+            env = settings.child_environ()
             env[PREFIX + "STATUS_FILE"] = str(status_path)
             reader = DecisionReader(settings, partitions)
             worker = start_child(["worker"], env, logs / "worker.log")

@@ -114,6 +114,18 @@ class Settings:
         shown["redis_url"] = redact_url(self.redis_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
+    def child_environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment that hands these settings to a child process: ``base`` (this
+        process's environment) without its own FRAUDSTREAM_ variables, plus every set one."""
+        base = os.environ if base is None else base
+        env = {k: v for k, v in base.items() if not k.startswith(PREFIX)}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[PREFIX + f.name.upper()] = (value.reveal() if isinstance(value, Secret)
+                                                else str(value))
+        return env
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

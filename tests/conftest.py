@@ -54,11 +54,7 @@ def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Sett
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that hands ``settings`` to a child ``fraudstream`` process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    for name, value in vars(settings).items():
-        if value is not None:
-            env[PREFIX + name.upper()] = str(value)
-    return env
+    return settings.child_environ()
 
 
 @pytest.fixture(autouse=True)

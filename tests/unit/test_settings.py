@@ -239,3 +239,16 @@ def test_repr_never_shows_the_redis_password() -> None:
     assert "redis://worker:***@redis.internal:6380/0" in text
     assert settings.redis_url == "redis://worker:s3cr3t-pw@redis.internal:6380/0"
     assert "redis://plain:6379/0" in repr(Settings(redis_url="redis://plain:6379/0"))
+
+
+def test_child_environ_hands_every_set_value_and_drops_stale_ones() -> None:
+    settings = Settings(kafka_bootstrap="k:1", max_batch=7,
+                        redis_url=Secret("redis://u:pw@h:1/0"))
+    env = settings.child_environ({"PATH": "/bin", "FRAUDSTREAM_GROUP_ID": "stale"})
+    assert env["PATH"] == "/bin"
+    assert env["FRAUDSTREAM_KAFKA_BOOTSTRAP"] == "k:1"
+    assert env["FRAUDSTREAM_MAX_BATCH"] == "7"
+    assert env["FRAUDSTREAM_REDIS_URL"] == "redis://u:pw@h:1/0"  # revealed to the child only
+    assert env["FRAUDSTREAM_GROUP_ID"] == "fraudstream-workers"
+    assert "FRAUDSTREAM_STATUS_FILE" not in env  # unset settings stay unset
+    assert Settings.from_env(env) == settings.replace(redis_url="redis://u:pw@h:1/0")
