@@ -73,6 +73,16 @@ def implementations(quix_python: str | None) -> list[Implementation]:
     return found
 
 
+def isolated(settings: Settings, name: str, source: str | None = None) -> Settings:
+    """Settings for one measured run: topics, consumer group and Redis keys of its own, so
+    runs never see each other's events or feature state. ``source`` keeps an input topic."""
+    unique = f"{name}-{uuid.uuid4().hex[:8]}"
+    return settings.replace(topic_transactions=source or f"{unique}-in",
+                            topic_decisions=f"{unique}-out", topic_dlq=f"{unique}-dlq",
+                            topic_labels=f"{unique}-labels", group_id=unique,
+                            redis_prefix=unique)
+
+
 def _peak_rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -193,13 +203,8 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.percentile(array, 50)), float(np.percentile(array, 99))
 
 
-def _latencies(records: list[tuple[float, bytes | None]]) -> list[float]:
-    out = []
-    for _, value in records:
-        decision = _decode(value or b"{}")
-        if "latency_ms" in decision:
-            out.append(float(decision["latency_ms"]))
-    return out
+def _latencies(decisions: list[dict[str, object]]) -> list[float]:
+    return [float(d["latency_ms"]) for d in decisions if "latency_ms" in d]  # type: ignore[arg-type]
 
 
 def _sampling(running: Running, stop: threading.Event) -> threading.Thread:
@@ -214,13 +219,7 @@ def _sampling(running: Running, stop: threading.Event) -> threading.Thread:
 def measure_backlog(impl: Implementation, settings: Settings, source: str, events: int,
                     workdir: Path, timeout: float,
                     tick: Callable[[int], None] | None = None) -> Measurement:
-    unique = uuid.uuid4().hex[:8]
-    run_settings = settings.replace(topic_transactions=source,
-                                    topic_decisions=f"bench-out-{unique}",
-                                    topic_dlq=f"bench-dlq-{unique}",
-                                    topic_labels=f"bench-labels-{unique}",
-                                    group_id=f"bench-{unique}",
-                                    redis_prefix=f"bench-{unique}")
+    run_settings = isolated(settings, "bench", source)
     create_topics(run_settings, 4)
     expect = min(events, impl.max_events or events)
     running = Running(impl, run_settings, workdir / f"{impl.name.split()[0]}-backlog.log")
@@ -241,7 +240,8 @@ def measure_backlog(impl: Implementation, settings: Settings, source: str, event
     # be the inputs' (Quix Streams copies them). The longer span is the honest one.
     span = max(records[-1][0] - records[0][0], outputs.stamped_span_ms) / 1000.0
     result.rate = len(records) / span if span > 0 else 0.0
-    result.in_worker_p50_ms, result.in_worker_p99_ms = _percentiles(_latencies(records))
+    result.in_worker_p50_ms, result.in_worker_p99_ms = _percentiles(
+        _latencies([_decode(v or b"{}") for _, v in records]))
     if len(records) < expect:
         result.note = f"only {len(records)} of {expect} outputs within {timeout:.0f}s"
     elif expect < events:
@@ -253,13 +253,7 @@ def measure_paced(impl: Implementation, settings: Settings, frame: pd.DataFrame,
                   workdir: Path, timeout: float) -> tuple[float | None, float | None,
                                                           float | None, float | None]:
     """(end-to-end p50, p99, in-worker p50, p99) in ms at ``rate`` events per second."""
-    unique = uuid.uuid4().hex[:8]
-    run_settings = settings.replace(topic_transactions=f"bench-paced-{unique}",
-                                    topic_decisions=f"bench-paced-out-{unique}",
-                                    topic_dlq=f"bench-dlq-{unique}",
-                                    topic_labels=f"bench-labels-{unique}",
-                                    group_id=f"bench-{unique}",
-                                    redis_prefix=f"bench-{unique}")
+    run_settings = isolated(settings, "bench-paced")
     create_topics(run_settings, 4)
     running = Running(impl, run_settings, workdir / f"{impl.name.split()[0]}-paced.log")
     try:
@@ -279,10 +273,8 @@ def measure_paced(impl: Implementation, settings: Settings, frame: pd.DataFrame,
         running.stop()
     warm_up_id = str(frame["transaction_id"].iloc[0])
     sent_at = {tx: t for tx, t in inputs if tx != warm_up_id}
-    delays = [t - sent_at[tx] for t, v in outputs
-              if (tx := _decode(v or b"{}").get("transaction_id")) in sent_at]
-    e2e = _percentiles([float(d) for d in delays])
-    worker = _percentiles(_latencies([r for r in outputs
-                                      if _decode(r[1] or b"{}").get("transaction_id")
-                                      in sent_at]))
+    measured = [(t, d) for t, v in outputs
+                if (d := _decode(v or b"{}")).get("transaction_id") in sent_at]
+    e2e = _percentiles([t - sent_at[d["transaction_id"]] for t, d in measured])
+    worker = _percentiles(_latencies([d for _, d in measured]))
     return e2e[0], e2e[1], worker[0], worker[1]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.pipeline import isolated
 from bench.report import markdown_table, print_table, write_results
 from fraudstream import services
 from fraudstream.settings import Settings
@@ -33,15 +33,10 @@ class StageReport:
 
 def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
                    ) -> StageReport:
-    unique = uuid.uuid4().hex[:8]
     registry = Path(tempfile.mkdtemp(prefix="fraudstream-stages-"))
     train(simulate(SimulationConfig(customers=2000, terminals=4000, days=60)), registry)
-    settings = settings.replace(topic_transactions=f"stages-{unique}",
-                                topic_decisions=f"stages-out-{unique}",
-                                topic_labels=f"stages-labels-{unique}",
-                                topic_dlq=f"stages-dlq-{unique}", group_id=f"stages-{unique}",
-                                redis_prefix=f"stages-{unique}", model_dir=str(registry),
-                                session_timeout_ms=6000, heartbeat_interval_ms=500)
+    settings = isolated(settings, "stages").replace(
+        model_dir=str(registry), session_timeout_ms=6000, heartbeat_interval_ms=500)
     create_topics(settings, 4)
     frame = simulate(population).iloc[:frame_events]
     produce_frame(settings, frame)
