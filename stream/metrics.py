@@ -19,7 +19,6 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 END_TO_END_BUCKETS: tuple[float, ...] = (
     1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
-STAGES = ("decode", "features", "score", "produce", "update", "update_wait")
 
 
 class WeightedHistogram(Collector):
