@@ -42,7 +42,7 @@ from features.definitions import (
     risk,
     to_cents,
 )
-from features.store import StateStore
+from features.store import Conflicts, StateStore
 from features.terminal_state import TerminalState
 
 MAX_CAS_ROUNDS = 5
@@ -114,6 +114,8 @@ class OnlineFeatureStore:
         self._store = store
         self._prefix = prefix.encode()
         self._ttl_ms = ttl_days * DAY_MS
+        self._in_flight: tuple[PendingUpdate, list[int], Conflicts] | None = None
+        self._retried = 0
 
     def customer_key(self, customer_id: str) -> bytes:
         return customer_key(self._prefix, customer_id)
@@ -128,7 +130,7 @@ class OnlineFeatureStore:
         terminals = _positions(batch.terminal_ids)
         keys = ([self.customer_key(c) for c in customers]
                 + [self.terminal_key(t) for t in terminals])
-        read = self._store.get_many(keys)
+        read = self._read(keys)
         n_customers = len(customers)
         c_index = np.fromiter((customers[c] for c in batch.customer_ids), np.int64, len(batch))
         t_index = np.fromiter((terminals[t] for t in batch.terminal_ids), np.int64, len(batch))
@@ -145,21 +147,47 @@ class OnlineFeatureStore:
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
-        return self.begin_update(pending)()
+        self.begin_update(pending)
+        return self.complete_update()
 
-    def begin_update(self, pending: PendingUpdate) -> Callable[[], int]:
-        """Send the new states and return at once; the returned call waits for the write,
-        retries conflicts and returns how many keys needed a retry. It must be called
-        before this store reads again."""
+    def begin_update(self, pending: PendingUpdate) -> None:
+        """Send the new states and return at once. The write is completed (its conflicts
+        retried) by the next read of this store, in the same round trip as that read, or
+        by ``complete_update``."""
+        self.complete_update()
         changed = [i for i, value in enumerate(pending.values) if value is not None]
         sent = self._store.send_compare_and_set_many(
             [pending.keys[i] for i in changed], [pending.reads[i] for i in changed],
             [pending.values[i] for i in changed], self._ttl_ms)  # type: ignore[misc]
-        return partial(self._finish_update, pending, changed, sent)
+        self._in_flight = (pending, changed, sent)
 
-    def _finish_update(self, pending: PendingUpdate, changed: list[int],
-                       sent: Callable[[], list[int]]) -> int:
-        conflicts = sent()
+    def complete_update(self) -> int:
+        """Wait for the write in flight, if any; returns how many keys needed a retry."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return 0
+        pending, changed, sent = in_flight
+        return self._retry_conflicts(pending, changed, sent())
+
+    def take_conflicts(self) -> int:
+        """Keys retried after a concurrent write since the last call."""
+        retried, self._retried = self._retried, 0
+        return retried
+
+    def _read(self, keys: list[bytes]) -> list[bytes | None]:
+        """Read ``keys`` after the write in flight: one round trip unless it conflicted."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return self._store.get_many(keys)
+        pending, changed, sent = in_flight
+        conflicts, values = self._store.get_many_after(sent, keys)
+        if conflicts:
+            self._retry_conflicts(pending, changed, conflicts)
+            values = self._store.get_many(keys)  # the retries may have changed them
+        return values
+
+    def _retry_conflicts(self, pending: PendingUpdate, changed: list[int],
+                         conflicts: list[int]) -> int:
         if not conflicts:
             return 0
         entries = pending.entries
@@ -167,7 +195,7 @@ class OnlineFeatureStore:
         retried = 0
         for _ in range(MAX_CAS_ROUNDS):
             if not conflicts:
-                return retried
+                break
             todo = [todo[i] for i in conflicts]
             retried += len(todo)
             fresh = self._store.get_many([e.key for e in todo])
@@ -177,6 +205,7 @@ class OnlineFeatureStore:
             conflicts = self._store.compare_and_set_many(
                 [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
                 self._ttl_ms)
+        self._retried += retried
         if not conflicts:
             return retried
         raise RuntimeError(f"feature state kept changing under us for {len(conflicts)} keys")
@@ -191,7 +220,7 @@ class OnlineFeatureStore:
             return collections.Counter(outcomes)
         terminals = _positions([labels.terminal_ids[i] for i in frauds])
         keys = [self.terminal_key(t) for t in terminals]
-        read = self._store.get_many(keys)
+        read = self._read(keys)
         redos, values = [], []
         for k, terminal in enumerate(terminals):
             events = [int(i) for i in frauds if labels.terminal_ids[i] == terminal]
@@ -321,12 +350,15 @@ def apply_batch(cstates: list[CustomerState], c_index: np.ndarray,
     return matrix, c_changed, t_changed
 
 
-def _ranks(index: np.ndarray) -> np.ndarray:
-    """For each event, how many earlier events of the batch share its key."""
+def _ranks(index: np.ndarray, distinct: int) -> np.ndarray:
+    """For each event, how many earlier events of the batch share its key (of
+    ``distinct`` keys)."""
+    if distinct == len(index):  # the common case in a small batch: no key repeats
+        return np.zeros(len(index), dtype=np.int64)
     order = np.argsort(index, kind="stable")
     sorted_keys = index[order]
-    starts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1]
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(index)]))
+    starts = np.concatenate(([0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1))
+    run_start = np.repeat(starts, np.diff(np.append(starts, len(index))))
     ranks = np.empty(len(index), dtype=np.int64)
     ranks[order] = np.arange(len(index)) - run_start
     return ranks
@@ -344,7 +376,7 @@ def _customer_features(batch: TransactionBatch, c_index: np.ndarray,
     ts, offsets, partitions = batch.timestamps_ms, batch.offsets, batch.partitions
     day = ts // DAY_MS
     cents = to_cents(batch.amounts)
-    ranks = _ranks(c_index)
+    ranks = _ranks(c_index, size)
     counts = np.empty((n, len(WINDOWS)), dtype=np.int64)
     sums = np.empty((n, len(WINDOWS)), dtype=np.int64)
     gaps = np.empty(n, dtype=np.int64)
@@ -401,7 +433,7 @@ def _terminal_features(batch: TransactionBatch, t_index: np.ndarray,
     rows, tails = kernels.terminal_rows(raws)
     is_new = np.array([not t.marks for t in tails], dtype=bool) & ~rows["counts"].any(axis=1)
     changed = np.zeros(size, dtype=bool)
-    ranks = _ranks(t_index)
+    ranks = _ranks(t_index, size)
     for rank in range(int(ranks.max()) + 1 if n else 0):
         events = np.flatnonzero(ranks == rank)
         keys = t_index[events]

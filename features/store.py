@@ -2,7 +2,9 @@
 
 Both offer the same two calls, each ONE round trip for a whole batch:
 ``get_many`` (MGET) and ``compare_and_set_many`` (one Lua call that writes each new value
-only if the stored one is still what was read, with a TTL on every key).
+only if the stored one is still what was read, with a TTL on every key). The write can
+also be sent ahead (``send_compare_and_set_many``) and its reply read together with the
+next batch's ``MGET`` (``get_many_after``): one round trip per batch in the steady state.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class StateStore(Protocol):
         """Start the same write; the returned call waits for it and gives the conflicts."""
         ...
 
+    def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
+                       ) -> tuple[list[int], list[bytes | None]]:
+        """Wait for a sent write, then read ``keys``: (the write's conflicts, values)."""
+        ...
+
 
 class RedisStateStore:
     def __init__(self, client: redis.Redis) -> None:
@@ -82,26 +89,54 @@ class RedisStateStore:
         script while the worker polls and decodes its next batch."""
         if not keys:
             return list
-        connection = self._client.connection_pool.get_connection()
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
         try:
             connection.send_command("EVAL", _CAS_SCRIPT, len(keys), *keys,
                                     *_cas_args(expected, values, ttl_ms))
         except BaseException:
-            self._client.connection_pool.release(connection)
+            pool.release(connection)
             raise
+        return _SentWrite(pool, connection)
 
-        def conflicts() -> list[int]:
-            try:
-                return [int(i) for i in connection.read_response()]
-            except BaseException:
-                connection.disconnect()  # a half-read reply must never be read by another
-                raise
-            finally:
-                self._client.connection_pool.release(connection)
-        return conflicts
+    def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
+                       ) -> tuple[list[int], list[bytes | None]]:
+        if isinstance(write, _SentWrite) and keys:
+            return write.then_get_many(keys)
+        return write(), self.get_many(keys)
 
     def close(self) -> None:
         self._client.close()
+
+
+class _SentWrite:
+    """A compare-and-set sent on a connection of its own, its reply not yet read. The
+    next MGET goes down the same connection behind it, so Redis runs the two in order
+    and both replies come back in one round trip."""
+
+    def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    def __call__(self) -> list[int]:
+        return self._read(())[0]
+
+    def then_get_many(self, keys: Sequence[bytes]) -> tuple[list[int], list[bytes | None]]:
+        return self._read(keys)
+
+    def _read(self, keys: Sequence[bytes]) -> tuple[list[int], list[bytes | None]]:
+        connection = self._connection
+        try:
+            if keys:
+                connection.send_command("MGET", *keys)
+            conflicts = [int(i) for i in connection.read_response()]
+            values = list(connection.read_response()) if keys else []
+            return conflicts, values
+        except BaseException:
+            connection.disconnect()  # a half-read reply must never be read by another
+            raise
+        finally:
+            self._pool.release(connection)
 
 
 def _cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
@@ -144,3 +179,7 @@ class MemoryStateStore:
                                   ttl_ms: int) -> Conflicts:
         conflicts = self.compare_and_set_many(keys, expected, values, ttl_ms)
         return lambda: conflicts
+
+    def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
+                       ) -> tuple[list[int], list[bytes | None]]:
+        return write(), self.get_many(keys)

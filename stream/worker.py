@@ -69,7 +69,6 @@ class Worker:
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._behind = False
-        self._finish_update: Callable[[], int] | None = None
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
@@ -105,10 +104,10 @@ class Worker:
         next_commit = time.monotonic() + commit_every
         try:
             while not self._stop.is_set():
-                messages = consume(sizer.size, timeout)
+                messages = self._poll(consume, sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
-                    self._behind = self._lag_after(messages) > sizer.max_batch
+                    self._behind = self._lag_after(messages) > sizer.size
                     self._process(messages)
                 poll_producer(0)
                 self._store_released()
@@ -122,10 +121,22 @@ class Worker:
 
     # -- one batch -----------------------------------------------------------------
 
+    @staticmethod
+    def _poll(consume: Callable[[int, float], list[Message]], size: int,
+              timeout: float) -> list[Message]:
+        """What has arrived, up to ``size``, without waiting for the batch to fill: wait
+        only for the first message. A batch is then what arrived while the last one was
+        processed, the smallest that keeps up with the arrival rate."""
+        messages = consume(size, 0)
+        if messages:
+            return messages
+        messages = consume(1, timeout)
+        if messages and size > 1:
+            messages.extend(consume(size - 1, 0))
+        return messages
+
     def _process(self, messages: list[Message]) -> None:
-        started = time.perf_counter()
-        self._complete_update()  # these events wait for it too: inside their latency
-        decoding = time.perf_counter()
+        started = decoding = time.perf_counter()
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
         transactions = _Columns()
@@ -220,9 +231,9 @@ class Worker:
         produced = time.perf_counter()
         if update is not None:
             try:
-                # Redis runs the write while the next batch is polled and decoded; it is
-                # completed before the next read (and on revoke and shutdown).
-                self._finish_update = self.features.begin_update(update)
+                # Redis runs the write while the next batch is polled and decoded; its
+                # reply comes back with the next batch's read (or on revoke and shutdown).
+                self.features.begin_update(update)
             except redis.RedisError as exc:
                 log.warning("feature state not updated for this batch: %s", exc)
         updated = time.perf_counter()
@@ -238,6 +249,7 @@ class Worker:
         m.stage_seconds.labels("score").observe(scored_at - fetched)
         m.stage_seconds.labels("produce").observe(produced - scored_at)
         m.stage_seconds.labels("update").observe(updated - produced)
+        self._count_conflicts()
         in_worker = produced - started
         self.sizer.record(n, in_worker, self._behind)
         m.event_seconds.observe(in_worker, n)
@@ -273,17 +285,16 @@ class Worker:
         produce_or_wait(self.producer, topic, value, key, callback, headers)
 
     def _complete_update(self) -> None:
-        finish, self._finish_update = self._finish_update, None
-        if finish is None:
-            return
-        started = time.perf_counter()
         try:
-            conflicts = finish()
-            if conflicts:
-                self.metrics.feature_conflicts.inc(conflicts)
+            self.features.complete_update()
         except redis.RedisError as exc:
             log.warning("feature state not updated for the last batch: %s", exc)
-        self.metrics.stage_seconds.labels("update_wait").observe(time.perf_counter() - started)
+        self._count_conflicts()
+
+    def _count_conflicts(self) -> None:
+        conflicts = self.features.take_conflicts()
+        if conflicts:
+            self.metrics.feature_conflicts.inc(conflicts)
 
     def _lag_after(self, messages: list[Message]) -> int:
         """Events still waiting behind this batch on its partitions, from the high

@@ -224,6 +224,10 @@ class RacingStore:
         conflicts = self.compare_and_set_many(keys, expected, values, ttl_ms)
         return lambda: conflicts
 
+    def get_many_after(self, write: Callable[[], list[int]], keys: Sequence[bytes],
+                       ) -> tuple[list[int], list[bytes | None]]:
+        return write(), self.get_many(keys)
+
 
 def test_the_same_label_applied_concurrently_counts_once() -> None:
     store, _ = terminal_with_history()
