@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.peer import Peer
+from stream.poll import poll_available
 from stream.produce import produce_or_wait
 
 
@@ -10,7 +11,7 @@ def main() -> None:
     peer = Peer.start()
     topic, batch = peer.settings.topic_decisions, peer.settings.max_batch
     while peer.running:
-        for message in peer.consumer.consume(batch, 0.05):
+        for message in poll_available(peer.consumer.consume, batch, 0.05):
             if message.error() is None:
                 produce_or_wait(peer.producer, topic, message.value(), message.key())
         peer.producer.poll(0)

@@ -60,7 +60,10 @@ class Settings:
     budget_ms: float = setting(1.0, "In-worker latency budget per event, p99, milliseconds")
     max_batch: int = setting(500, "Most events in one batch (the budget may keep it smaller)")
     min_batch: int = setting(8, "Fewest events a full batch is cut down to by the budget")
-    max_wait_ms: int = setting(20, "Longest wait for a batch to fill, milliseconds")
+    max_wait_ms: int = setting(20, "Longest wait for the next event when none is waiting, "
+                               "milliseconds (a batch never waits to fill)")
+    fetch_wait_ms: int = setting(5, "Longest the broker may hold a fetch for new data "
+                                 "(fetch.wait.max.ms), milliseconds")
     commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
     max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
     max_event_age_days: float = setting(90.0, "Events older than this (event time) go to the DLQ")
@@ -83,6 +86,7 @@ class Settings:
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.min_batch >= 1, "min_batch must be >= 1"),
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
+            (self.fetch_wait_ms >= 1, "fetch_wait_ms must be >= 1"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
             (self.feature_ttl_days > TERMINAL_RING_DAYS,

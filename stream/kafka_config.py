@@ -40,7 +40,8 @@ def consumer_config(settings: Settings, group_id: str | None = None) -> dict[str
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
-        "fetch.wait.max.ms": max(1, settings.max_wait_ms),
+        # Some brokers (Tansu) hold every fetch this long even when data is there.
+        "fetch.wait.max.ms": settings.fetch_wait_ms,
         "logger": _librdkafka_log("consumer"),
     }
 

@@ -44,6 +44,7 @@ from stream.events import (
 )
 from stream.kafka_config import consumer_config, producer_config
 from stream.metrics import WorkerMetrics
+from stream.poll import poll_available
 from stream.produce import produce_or_wait
 from stream.status import StatusWriter, WorkerStatus
 
@@ -104,7 +105,7 @@ class Worker:
         next_commit = time.monotonic() + commit_every
         try:
             while not self._stop.is_set():
-                messages = self._poll(consume, sizer.size, timeout)
+                messages = poll_available(consume, sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
                     self._behind = self._lag_after(messages) > sizer.size
@@ -120,20 +121,6 @@ class Worker:
             self._shutdown()
 
     # -- one batch -----------------------------------------------------------------
-
-    @staticmethod
-    def _poll(consume: Callable[[int, float], list[Message]], size: int,
-              timeout: float) -> list[Message]:
-        """What has arrived, up to ``size``, without waiting for the batch to fill: wait
-        only for the first message. A batch is then what arrived while the last one was
-        processed, the smallest that keeps up with the arrival rate."""
-        messages = consume(size, 0)
-        if messages:
-            return messages
-        messages = consume(1, timeout)
-        if messages and size > 1:
-            messages.extend(consume(size - 1, 0))
-        return messages
 
     def _process(self, messages: list[Message]) -> None:
         started = decoding = time.perf_counter()
