@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--metrics-port", type=int, default=None)
     worker.add_argument("--emit-features", action="store_true", default=None,
                         help="include the scored feature vector in each decision")
+    worker.add_argument("--processes", type=positive_int, default=1,
+                        help="worker processes in this consumer group on this host "
+                             "(each one core; replicas elsewhere join the same group)")
+    worker.add_argument("--status-dir", type=Path, default=None,
+                        help="with --processes: where each replica writes its status file")
     worker.set_defaults(handler=cmd_worker)
 
     demo = sub.add_parser("demo", help="everything on embedded services, with a live view")
@@ -189,11 +194,19 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.app import run_worker
+    from stream.app import require_services, run_worker
 
     settings = settings.replace(**{k: v for k, v in {
         "max_batch": args.max_batch, "metrics_port": args.metrics_port,
         "emit_features": args.emit_features}.items() if v is not None})
+    if args.processes > 1 or args.status_dir is not None:
+        from models.registry import Registry
+        from stream.supervisor import run_pool
+
+        # Fail here in one line, not once per replica and restart.
+        require_services(settings)
+        Registry(settings.model_dir).load_champion()
+        return run_pool(settings, args.processes, args.status_dir)
     return run_worker(settings)
 
 

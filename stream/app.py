@@ -25,12 +25,16 @@ from stream.worker import Worker
 log = logging.getLogger("fraudstream.worker")
 
 
-def build_worker(settings: Settings, registry: CollectorRegistry | None = None) -> Worker:
+def require_services(settings: Settings) -> None:
     if not settings.kafka_bootstrap:
         raise ConfigError("no broker configured: set FRAUDSTREAM_KAFKA_BOOTSTRAP "
                           "(or run `fraudstream demo`, which starts embedded services)")
     if not settings.redis_url:
         raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL")
+
+
+def build_worker(settings: Settings, registry: CollectorRegistry | None = None) -> Worker:
+    require_services(settings)
     # OpenMP worker threads spinning against the broker and Redis on a small machine
     # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
     threadpool_limits(limits=1)
