@@ -1,0 +1,105 @@
+"""Shared pieces of the end-to-end fault tests: paced load, the outcome of a run, state checks."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+import redis
+from confluent_kafka import Producer
+
+from features import customer_state
+from fraudstream.settings import Settings
+from fraudstream.simulator.streamer import transaction_messages
+from stream.decisions import decision_decoder
+from stream.kafka_config import producer_config
+from stream.produce import produce_or_wait
+from tests.kafka_helpers import Record
+
+
+class PacedLoad(threading.Thread):
+    """Produces a frame's transactions at ``rate`` per second on a thread of its own."""
+
+    def __init__(self, settings: Settings, frame: pd.DataFrame, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.frame, self.rate = settings, frame, rate
+        self.sent = 0
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            producer = Producer(producer_config(self.settings))
+            started = time.monotonic()
+            for key, value in transaction_messages(self.frame):
+                ahead = started + self.sent / self.rate - time.monotonic()
+                if ahead > 0.005:
+                    time.sleep(ahead)
+                produce_or_wait(producer, self.settings.topic_transactions, value, key)
+                producer.poll(0)
+                self.sent += 1
+            if producer.flush(30):
+                raise RuntimeError("test load was not all delivered")
+        except BaseException as exc:  # surfaced by finish()
+            self.failure = exc
+
+    def finish(self, timeout: float = 60) -> int:
+        self.join(timeout)
+        assert not self.is_alive(), "the load did not finish in time"
+        if self.failure is not None:
+            raise self.failure
+        return self.sent
+
+
+@dataclass
+class Outcome:
+    sent: int
+    decided: int
+    duplicates: int
+    lost: int
+    degraded: int
+    longest_gap_s: float
+
+    def report(self, name: str, **extra: float) -> str:
+        figures = {"sent": self.sent, "decided": self.decided,
+                   "duplicates": self.duplicates, "lost": self.lost,
+                   "degraded": self.degraded, "longest_gap_s": round(self.longest_gap_s, 2),
+                   **extra}
+        line = f"[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items())
+        print(line)
+        return line
+
+
+def outcome(frame: pd.DataFrame, records: list[Record]) -> Outcome:
+    decisions = [decision_decoder.decode(r.value) for r in records if r.value]
+    counts = Counter(d.transaction_id for d in decisions)
+    expected = {str(t) for t in frame["transaction_id"]}
+    stamps = sorted(d.scored_at for d in decisions)
+    gaps = [(b - a) / 1000.0 for a, b in itertools.pairwise(stamps)]
+    return Outcome(
+        sent=len(expected), decided=len(counts.keys() & expected),
+        duplicates=sum(c - 1 for c in counts.values()),
+        lost=len(expected - counts.keys()),
+        degraded=sum(1 for d in decisions if d.degraded),
+        longest_gap_s=max(gaps, default=0.0))
+
+
+def double_counted_customers(settings: Settings, frame: pd.DataFrame) -> list[str]:
+    """Customers whose stored 30-day count differs from their transactions in ``frame``:
+    a replayed event counted twice (or one never counted) shows up here."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        expected = frame.groupby("customer_id").size()
+        keys = [f"{settings.redis_prefix}:c:{c}".encode() for c in expected.index]
+        raws = client.mget(keys)
+    finally:
+        client.close()
+    wrong = []
+    for (customer, count), raw in zip(expected.items(), raws, strict=True):
+        stored = sum(customer_state.decode(raw).counts) if raw else 0
+        if stored != count:
+            wrong.append(f"{customer}: stored {stored}, sent {count}")
+    return wrong
