@@ -70,6 +70,11 @@ class Settings:
     max_event_lead_s: float = setting(3600.0, "Events further ahead of the clock go to the DLQ")
     feature_ttl_days: int = setting(40, "TTL of feature state; longer than the longest window")
     redis_prefix: str = setting("fs", "Prefix of every Redis key the feature store writes")
+    redis_timeout_ms: int = setting(50, "Longest wait for a Redis reply before the batch is "
+                                    "scored on default features, milliseconds")
+    breaker_failures: int = setting(3, "Consecutive feature store failures that open the "
+                                    "circuit breaker (Redis is then not called)")
+    breaker_reset_s: float = setting(1.0, "Seconds an open breaker waits before one probe")
     session_timeout_ms: int = setting(10_000, "Consumer group session timeout")
     heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
     max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")
@@ -83,6 +88,9 @@ class Settings:
     def __post_init__(self) -> None:
         checks = [
             (self.budget_ms > 0, "budget_ms must be > 0"),
+            (self.redis_timeout_ms >= 1, "redis_timeout_ms must be >= 1"),
+            (self.breaker_failures >= 1, "breaker_failures must be >= 1"),
+            (self.breaker_reset_s > 0, "breaker_reset_s must be > 0"),
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.min_batch >= 1, "min_batch must be >= 1"),
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),

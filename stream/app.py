@@ -39,7 +39,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
-    store = RedisStateStore.from_url(settings.redis_url)
+    store = RedisStateStore.from_url(settings.redis_url, settings.redis_timeout_ms / 1000.0)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
     _warm_up(scorer, store)

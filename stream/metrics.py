@@ -74,6 +74,8 @@ class WorkerMetrics:
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
+    feature_store_up: Gauge
+    feature_store_outages: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> WorkerMetrics:
@@ -115,4 +117,10 @@ class WorkerMetrics:
             model_info=Info(f"{prefix}_model", "The model being scored", registry=registry),
             assigned_partitions=Gauge(f"{prefix}_assigned_partitions",
                                       "Partitions assigned to this worker", registry=registry),
+            feature_store_up=Gauge(f"{prefix}_feature_store_up",
+                                   "1 while the feature store's circuit breaker is closed",
+                                   registry=registry),
+            feature_store_outages=Counter(f"{prefix}_feature_store_outages",
+                                          "Times the feature store's circuit breaker opened",
+                                          registry=registry),
         )

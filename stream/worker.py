@@ -31,8 +31,10 @@ from features.definitions import FEATURE_NAMES
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
+from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
+from stream.circuit import CircuitBreaker
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.events import (
@@ -51,15 +53,20 @@ from stream.status import StatusWriter, WorkerStatus
 log = logging.getLogger("fraudstream.worker")
 
 FEATURES_DEGRADED = "features"
+MODEL_DEGRADED = "model"
 _NO_OFFSET = KafkaError._NO_OFFSET
 
 
 class Worker:
     def __init__(self, settings: Settings, scorer: Scorer, features: OnlineFeatureStore,
                  metrics: WorkerMetrics, consumer: Consumer | None = None,
-                 producer: Producer | None = None) -> None:
+                 producer: Producer | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self.scorer = scorer
+        self.rules = RulesScorer()
+        self.breaker = breaker or CircuitBreaker(settings.breaker_failures,
+                                                 settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
         self.consumer = consumer or Consumer(consumer_config(settings))
@@ -79,6 +86,7 @@ class Worker:
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
         metrics.model_info.info({"version": scorer.version, "backend": scorer.backend,
                                  "fallback": scorer.fallback or "none"})
+        metrics.feature_store_up.set(1)
 
     # -- control -------------------------------------------------------------------
 
@@ -168,15 +176,19 @@ class Worker:
         self.last_progress = time.time()
 
     def _apply_labels(self, batch: LabelBatch) -> None:
+        # Offsets still advance when the store is down: labels refine features, and
+        # waiting for Redis here would stall every decision behind them.
+        if not self.breaker.allow():
+            self.metrics.labels.labels("unavailable").inc(len(batch))
+            return
         self._complete_update()
         try:
             outcomes = self.features.apply_labels(batch)
         except redis.RedisError as exc:
-            # Offsets still advance: labels refine features, and waiting for Redis here
-            # would stall every decision behind them.
-            log.warning("labels not applied (feature store unavailable): %s", exc)
+            self._feature_store_failed(exc, "labels not applied")
             self.metrics.labels.labels("unavailable").inc(len(batch))
             return
+        self._feature_store_answered()
         for outcome, count in outcomes.items():
             self.metrics.labels.labels(outcome).inc(count)
         self.labels_applied += len(batch)
@@ -186,18 +198,26 @@ class Worker:
                 produce: Callable[..., None]) -> None:
         metrics = self.metrics
         degraded: list[str] = []
-        update = None
-        try:
-            matrix, update = self.features.fetch(batch)
-        except redis.RedisError as exc:
-            log.warning("feature store unavailable, scoring on default features: %s", exc)
+        matrix, update = None, None
+        if self.breaker.allow():
+            try:
+                matrix, update = self.features.fetch(batch)
+            except redis.RedisError as exc:
+                self._feature_store_failed(exc, "scoring on default features")
+            else:
+                self._feature_store_answered()
+        if matrix is None:
             matrix = default_matrix(batch)
-            degraded = [FEATURES_DEGRADED]
+            degraded.append(FEATURES_DEGRADED)
             metrics.degraded.labels(FEATURES_DEGRADED).inc(len(batch))
         fetched = time.perf_counter()
-        scored = self.scorer.score(matrix)
+        scored, fell_back = score_with_fallback(self.scorer, self.rules, matrix)
         scored_at = time.perf_counter()
         version = self.scorer.version
+        if fell_back:
+            version = RULES_VERSION
+            degraded.append(MODEL_DEGRADED)
+            metrics.degraded.labels(MODEL_DEGRADED).inc(len(batch))
         topic = self.settings.topic_decisions
         now_ms = int(time.time() * 1000)
         latency_ms = round((scored_at - started) * 1000.0, 3)
@@ -270,6 +290,21 @@ class Worker:
                  headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce, waiting for queue space on BufferError: never drop, never crash."""
         produce_or_wait(self.producer, topic, value, key, callback, headers)
+
+    def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
+        if self.breaker.record_failure():
+            self.metrics.feature_store_up.set(0)
+            self.metrics.feature_store_outages.inc()
+            log.warning("feature store unavailable (%s); circuit open, probing every %.1fs; "
+                        "%s", exc, self.breaker.reset_after_s, consequence)
+        elif self.breaker.state == "closed":
+            log.warning("feature store call failed (%s); %s", exc, consequence)
+
+    def _feature_store_answered(self) -> None:
+        if self.breaker.record_success():
+            self.metrics.feature_store_up.set(1)
+            log.info("feature store back after %.1fs; circuit closed",
+                     self.breaker.recovered_after_s() or 0.0)
 
     def _complete_update(self) -> None:
         try:

@@ -1,0 +1,78 @@
+"""Degraded mode end to end: a worker process keeps deciding while its Redis hangs."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fraudstream import services
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from stream.decisions import decision_decoder
+from tests.e2e.cli import start_cli
+from tests.e2e.faults import PacedLoad, outcome
+from tests.e2e.test_worker_process import _wait_assigned
+from tests.kafka_helpers import make_topics, read_topic
+from tests.population import recent
+
+OUTAGE_S = 5.0
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, services.ManagedProcess]]:
+    """A Redis of this test alone: it is frozen mid-stream."""
+    url, process = services.start_redis()
+    yield url, process
+    process.process.send_signal(signal.SIGCONT)
+    process.stop()
+
+
+def test_redis_frozen_for_five_seconds_degrades_then_recovers(
+        settings: Settings, tmp_path: Path,
+        own_redis: tuple[str, services.ManagedProcess]) -> None:
+    url, redis_server = own_redis
+    settings = settings.replace(redis_url=url)
+    make_topics(settings, partitions=4)
+    frame = simulate(recent(3))
+    status, log = tmp_path / "status.json", tmp_path / "worker.log"
+    worker = start_cli(settings, "worker", log=log,
+                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
+    try:
+        _wait_assigned(worker, status, log)
+        load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
+        load.start()
+        time.sleep(3.0)
+        redis_server.process.send_signal(signal.SIGSTOP)
+        frozen_ms = time.time() * 1000
+        time.sleep(OUTAGE_S)
+        redis_server.process.send_signal(signal.SIGCONT)
+        thawed_ms = time.time() * 1000
+        sent = load.finish()
+        records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    decisions = sorted((decision_decoder.decode(r.value) for r in records),
+                       key=lambda d: d.scored_at)
+    during = [d for d in decisions if frozen_ms + 500 < d.scored_at < thawed_ms]
+    normal_again = [d.scored_at for d in decisions
+                    if d.scored_at > thawed_ms and not d.degraded]
+    recovery_s = (normal_again[0] - thawed_ms) / 1000 if normal_again else float("inf")
+    result = outcome(frame, records)
+    result.report("redis frozen 5 s", recovery_s=round(recovery_s, 2),
+                  decided_during_outage=len(during))
+    assert result.lost == 0
+    assert result.duplicates == 0
+    assert during, "decisions must continue while Redis hangs"
+    assert all(d.degraded == ["features"] for d in during)
+    assert recovery_s < 5, "the breaker must close by itself soon after Redis is back"
+    assert decisions[-1].degraded == [], "decisions after the outage use real features"
+    text = log.read_text()
+    assert "circuit open" in text and "circuit closed" in text, text[-3000:]
