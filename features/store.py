@@ -16,7 +16,7 @@ from typing import Protocol
 import redis
 
 # Absent keys are passed as the empty string: a real state is never empty.
-_CAS_SCRIPT = """
+CAS_SCRIPT = """
 local ttl = ARGV[1]
 local conflicts = {}
 for i, key in ipairs(KEYS) do
@@ -58,7 +58,7 @@ class StateStore(Protocol):
 class RedisStateStore:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._cas = client.register_script(_CAS_SCRIPT)
+        self._cas = client.register_script(CAS_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5) -> RedisStateStore:
@@ -79,7 +79,7 @@ class RedisStateStore:
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         if not keys:
             return []
-        return [int(i) for i in self._cas(keys=list(keys), args=_cas_args(expected, values,
+        return [int(i) for i in self._cas(keys=list(keys), args=cas_args(expected, values,
                                                                           ttl_ms))]
 
     def send_compare_and_set_many(self, keys: Sequence[bytes],
@@ -92,8 +92,8 @@ class RedisStateStore:
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_command("EVAL", _CAS_SCRIPT, len(keys), *keys,
-                                    *_cas_args(expected, values, ttl_ms))
+            connection.send_command("EVAL", CAS_SCRIPT, len(keys), *keys,
+                                    *cas_args(expected, values, ttl_ms))
         except BaseException:
             pool.release(connection)
             raise
@@ -139,7 +139,7 @@ class _SentWrite:
             self._pool.release(connection)
 
 
-def _cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
+def cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
               ttl_ms: int) -> list[bytes | int]:
     args: list[bytes | int] = [ttl_ms]
     for old, new in zip(expected, values, strict=True):

@@ -181,6 +181,60 @@ def start_redis(extra_args: list[str] | None = None) -> tuple[str, ManagedProces
     return url, managed
 
 
+CLUSTER_SLOTS = 16384
+
+
+def start_redis_cluster(nodes: int = 3, timeout: float = 20.0,
+                        ) -> tuple[str, list[ManagedProcess]]:
+    """A private Redis Cluster of ``nodes`` primaries (no replicas) on free loopback ports:
+    the first node's URL and the processes, which the caller stops."""
+    import redis
+
+    if nodes < 1:
+        raise ServiceError(f"a Redis cluster needs at least one node, not {nodes}")
+    # Relative paths: each server runs in its own work directory (start_process).
+    cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000", "--dir", "."]
+    started: list[ManagedProcess] = []
+    clients: list[redis.Redis] = []
+    try:
+        urls, bus_ports = [], []
+        for _ in range(nodes):
+            # The bus port defaults to port + 10000, refused above 65535: choose it too.
+            bus_ports.append(free_port())
+            url, managed = start_redis([*cluster_args, "--cluster-port", str(bus_ports[-1])])
+            started.append(managed)
+            urls.append(url)
+            clients.append(redis.Redis.from_url(url, socket_timeout=2.0,
+                                                socket_connect_timeout=2.0))
+        ports = [client.connection_pool.connection_kwargs["port"] for client in clients]
+        bounds = [CLUSTER_SLOTS * i // nodes for i in range(nodes + 1)]
+        for i, client in enumerate(clients):
+            client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
+        for port, bus_port in zip(ports[1:], bus_ports[1:], strict=True):
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
+        deadline = time.monotonic() + timeout
+        while not all(client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+                      for client in clients):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"the {nodes}-node Redis cluster on ports {ports} was "
+                                   f"not ok within {timeout:.0f}s")
+            time.sleep(0.1)
+        return urls[0], started
+    except BaseException as exc:
+        for managed in started:
+            managed.stop()
+        if isinstance(exc, ServiceError | redis.RedisError):
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            # One line, even when the message carries a server log tail.
+            detail = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+            raise ServiceError(f"could not start a Redis cluster: {detail}") from exc
+        raise
+    finally:
+        for client in clients:
+            client.close()
+
+
 def docker_engine_answers() -> bool:
     """True only when a Docker engine really answers (a client alone is not enough)."""
     if os.environ.get("FRAUDSTREAM_NO_DOCKER"):

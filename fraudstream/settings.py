@@ -51,6 +51,7 @@ def redact_url(url: str | None) -> str | None:
 class Settings:
     kafka_bootstrap: str | None = setting(None, "Kafka bootstrap servers; embedded broker if unset")
     redis_url: str | None = setting(None, "Redis URL; embedded server if unset")
+    redis_cluster: bool = setting(False, "The Redis URL names a node of a Redis Cluster")
     topic_transactions: str = setting("transactions", "Input topic of transaction events")
     topic_decisions: str = setting("fraud-decisions", "Output topic of decisions")
     topic_labels: str = setting("fraud-labels", "Topic of confirmed fraud labels")

@@ -12,9 +12,10 @@ import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
+from features.cluster_store import state_store_from_url
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
-from features.store import RedisStateStore
+from features.store import StateStore
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
 from models.registry import Registry
@@ -39,7 +40,8 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
-    store = RedisStateStore.from_url(settings.redis_url, settings.redis_timeout_ms / 1000.0)
+    store = state_store_from_url(settings.redis_url, settings.redis_cluster,
+                                 settings.redis_timeout_ms / 1000.0)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
     _warm_up(scorer, store)
@@ -52,14 +54,14 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     return Worker(settings, scorer, features, metrics)
 
 
-def _warm_up(scorer: Scorer, store: RedisStateStore) -> None:
+def _warm_up(scorer: Scorer, store: StateStore) -> None:
     """Pay first-call costs (imports, allocations, connections) before the first poll."""
     now = int(time.time() * 1000)
     batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
                              np.array([0]), np.array([0]))
     scorer.score(default_matrix(batch))
     try:
-        store.client.ping()
+        store.get_many([b"fraudstream:warm-up"])
     except Exception as exc:  # degraded mode will handle it; say so early
         log.warning("redis not answering at start-up: %s", exc)
 
