@@ -102,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --processes: where each replica writes its status file")
     worker.set_defaults(handler=cmd_worker)
 
+    health = sub.add_parser("health", help="exit 0 if a worker is working, 1 with the reason "
+                                           "if not (for liveness probes)")
+    health.add_argument("--status-file", type=Path, default=None,
+                        help="the worker's status file (default: FRAUDSTREAM_STATUS_FILE)")
+    health.add_argument("--max-age", type=positive_float, default=10.0,
+                        help="seconds without a status write before the worker counts as hung")
+    health.add_argument("--max-stall", type=positive_float, default=30.0,
+                        help="seconds without a processed batch while events wait")
+    health.add_argument("--max-broker-silence", type=positive_float, default=30.0,
+                        help="seconds without an answer from any broker")
+    health.set_defaults(handler=cmd_health)
+
     demo = sub.add_parser("demo", help="everything on embedded services, with a live view")
     demo.add_argument("--duration", type=positive_float, default=30.0)
     demo.add_argument("--rate", type=positive_float, default=1000.0)
@@ -241,6 +253,21 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from stream.health import assess
+    from stream.status import read_status
+
+    path = args.status_file or (Path(settings.status_file) if settings.status_file else None)
+    if path is None:
+        raise ConfigError("no status file: pass --status-file or set FRAUDSTREAM_STATUS_FILE")
+    verdict = assess(read_status(path), time.time(), args.max_age, args.max_stall,
+                     args.max_broker_silence)
+    print(("healthy: " if verdict.healthy else "unhealthy: ") + verdict.reason)
+    return 0 if verdict.healthy else 1
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:

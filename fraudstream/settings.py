@@ -80,6 +80,8 @@ class Settings:
     heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
     max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")
     shutdown_timeout_s: float = setting(10.0, "Longest time a clean shutdown may take")
+    broker_timeout_s: float = setting(60.0, "A worker that hears from no broker for this "
+                                      "long exits non-zero (exit code 4)")
     emit_features: bool = setting(False, "Include the scored feature vector in each decision")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 disables it")
     status_file: str | None = setting(None, "Path of the worker's JSON status heartbeat file")
@@ -97,6 +99,7 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.fetch_wait_ms >= 1, "fetch_wait_ms must be >= 1"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
+            (self.broker_timeout_s > 0, "broker_timeout_s must be > 0"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
             (self.feature_ttl_days > TERMINAL_RING_DAYS,
              f"feature_ttl_days must exceed the {TERMINAL_RING_DAYS}-day terminal ring"),

@@ -21,6 +21,8 @@ class WorkerStatus(msgspec.Struct):
     last_progress: float  # wall clock of the last processed batch, seconds
     labels: int = 0
     stopping: bool = False
+    lag: int = -1  # -1: not known yet
+    broker_silent_s: float = 0.0
 
 
 _encode = msgspec.json.Encoder().encode

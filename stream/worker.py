@@ -34,6 +34,7 @@ from models.decisions import OUTCOMES
 from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
+from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
@@ -69,7 +70,10 @@ class Worker:
                                                  settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
-        self.consumer = consumer or Consumer(consumer_config(settings))
+        self.broker = BrokerWatch(settings.broker_timeout_s)
+        self.consumer = consumer or Consumer({**consumer_config(settings),
+                                              "statistics.interval.ms": 1000,
+                                              "stats_cb": self.broker.on_stats})
         self.producer = producer or Producer(producer_config(settings))
         self.tracker = DeliveryTracker()
         self._stop = threading.Event()
@@ -125,6 +129,7 @@ class Worker:
                     self._commit(asynchronous=True)
                     next_commit = now + commit_every
                 self._write_status()
+                self.broker.check()
         finally:
             self._shutdown()
 
@@ -340,7 +345,8 @@ class Worker:
             pid=os.getpid(), written_at=time.time(),
             assigned=sorted(f"{t}[{p}]" for t, p in self._assigned), batches=self.batches,
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
-            labels=self.labels_applied,
+            labels=self.labels_applied, lag=self.broker.lag,
+            broker_silent_s=round(self.broker.silent_for(), 1),
         ), force)
 
     # -- offsets -------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""Notice a broker that stopped answering, and the consumer's lag, from librdkafka's
+statistics.
+
+Every response from any broker counts (``rx``): fetches come back every
+``fetch.wait.max.ms`` even on an idle stream, heartbeats every heartbeat interval. A
+broker that is gone, or alive but not answering (no connection error for a frozen
+process until requests time out), shows up as a count that stops moving."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from fraudstream.errors import FraudstreamError
+
+
+class BrokerUnavailable(FraudstreamError):
+    """No broker answered for longer than the configured timeout."""
+
+    exit_code = 4
+
+
+class BrokerWatch:
+    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._responses = -1
+        self.last_answer = clock()
+        self.lag = -1  # events behind the high watermarks of the assigned partitions
+
+    def on_stats(self, raw: str) -> None:
+        """librdkafka ``stats_cb``: called from poll/consume on the worker's thread."""
+        stats = json.loads(raw)
+        responses = int(stats.get("rx", 0))
+        if responses != self._responses:
+            self._responses = responses
+            self.last_answer = self._clock()
+        self.lag = consumer_lag(stats)
+
+    def silent_for(self) -> float:
+        return self._clock() - self.last_answer
+
+    def check(self) -> None:
+        silent = self.silent_for()
+        if silent > self.timeout_s:
+            raise BrokerUnavailable(
+                f"no broker answered for {silent:.0f}s (FRAUDSTREAM_BROKER_TIMEOUT_S is "
+                f"{self.timeout_s:g}); exiting so that a supervisor restarts this worker")
+
+
+def consumer_lag(stats: dict[str, object]) -> int:
+    """Total lag of the partitions this consumer fetches, -1 when none reports it."""
+    total, known = 0, False
+    topics = stats.get("topics")
+    if not isinstance(topics, dict):
+        return -1
+    for topic in topics.values():
+        for partition in (topic.get("partitions") or {}).values():
+            lag = partition.get("consumer_lag", -1)
+            if partition.get("partition", -1) >= 0 and lag is not None and lag >= 0:
+                total += int(lag)
+                known = True
+    return total if known else -1

@@ -1,0 +1,39 @@
+"""Is a worker healthy? Judged from its status file, so a probe needs no broker access.
+
+A worker that is alive but idle is the failure this exists for: a hung loop stops
+writing its status, a silent broker shows in ``broker_silent_s``, and a consumer that
+stalled while events wait shows as lag without progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream.status import WorkerStatus
+
+
+@dataclass(frozen=True)
+class Verdict:
+    healthy: bool
+    reason: str
+
+
+def assess(status: WorkerStatus | None, now: float, max_age_s: float, max_stall_s: float,
+           max_broker_silence_s: float) -> Verdict:
+    """``now`` is wall-clock seconds, like the status file's times."""
+    if status is None:
+        return Verdict(False, "no readable status file: the worker has not started or is gone")
+    age = now - status.written_at
+    if age > max_age_s:
+        return Verdict(False, f"status not written for {age:.0f}s: the worker loop is stuck "
+                              "or the process is gone")
+    if status.stopping:
+        return Verdict(False, "the worker is shutting down")
+    if status.broker_silent_s > max_broker_silence_s:
+        return Verdict(False, f"no broker answered for {status.broker_silent_s:.0f}s")
+    stalled = now - status.last_progress
+    if status.lag > 0 and stalled > max_stall_s:
+        return Verdict(False, f"{status.lag} events waiting and no batch processed for "
+                              f"{stalled:.0f}s")
+    lag = "unknown" if status.lag < 0 else str(status.lag)
+    return Verdict(True, f"{len(status.assigned)} partitions, lag {lag}, "
+                         f"{status.events} events processed")

@@ -1,0 +1,51 @@
+"""stream.health.assess: every way a worker can be alive and yet not working."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.health import assess
+from stream.status import WorkerStatus
+
+NOW = 1_800_000_000.0
+
+
+def status(**changes: object) -> WorkerStatus:
+    fields: dict[str, object] = {"pid": 1, "written_at": NOW - 1, "assigned": ["tx[0]"],
+                                 "batches": 10, "events": 100, "last_progress": NOW - 1,
+                                 "lag": 0, "broker_silent_s": 0.5}
+    fields.update(changes)
+    return WorkerStatus(**fields)  # type: ignore[arg-type]
+
+
+def judge(current: WorkerStatus | None):  # type: ignore[no-untyped-def]
+    return assess(current, NOW, max_age_s=10, max_stall_s=30, max_broker_silence_s=20)
+
+
+def test_a_working_worker_is_healthy() -> None:
+    verdict = judge(status())
+    assert verdict.healthy and "lag 0" in verdict.reason
+
+
+def test_an_idle_worker_without_lag_is_healthy() -> None:
+    assert judge(status(last_progress=NOW - 3600, lag=0)).healthy
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"written_at": NOW - 60}, "not written for 60s"),
+    ({"stopping": True}, "shutting down"),
+    ({"broker_silent_s": 45.0}, "no broker answered for 45s"),
+    ({"lag": 500, "last_progress": NOW - 120}, "500 events waiting"),
+])
+def test_unhealthy_states_say_why(changes: dict[str, object], words: str) -> None:
+    verdict = judge(status(**changes))
+    assert not verdict.healthy
+    assert words in verdict.reason
+
+
+def test_no_status_file_is_unhealthy() -> None:
+    assert not judge(None).healthy
+
+
+def test_lag_within_the_stall_allowance_is_still_healthy() -> None:
+    assert judge(status(lag=500, last_progress=NOW - 5)).healthy
