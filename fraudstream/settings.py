@@ -91,6 +91,8 @@ class Settings:
     def __post_init__(self) -> None:
         checks = [
             (self.budget_ms > 0, "budget_ms must be > 0"),
+    producer_queue_messages: int = setting(200_000, "Outputs the producer may hold before "
+                                           "produce waits (queue.buffering.max.messages)")
             (self.redis_timeout_ms >= 1, "redis_timeout_ms must be >= 1"),
             (self.breaker_failures >= 1, "breaker_failures must be >= 1"),
             (self.breaker_reset_s > 0, "breaker_reset_s must be > 0"),
@@ -114,6 +116,7 @@ class Settings:
                 raise ConfigError(message)
 
     @classmethod
+            (self.producer_queue_messages >= 1, "producer_queue_messages must be >= 1"),
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win."""
         environ = os.environ if environ is None else environ

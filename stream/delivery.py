@@ -50,6 +50,11 @@ class DeliveryTracker:
     def in_flight(self) -> int:
         return sum(b.remaining for b in self._pending)
 
+    @property
+    def pending_batches(self) -> int:
+        """Batches with outputs not yet all delivered (cheap: no per-output count)."""
+        return len(self._pending)
+
     def release(self) -> list[TopicPartition]:
         """Offsets (next to read) of the finished batches at the head of the queue.
 

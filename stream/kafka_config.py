@@ -50,12 +50,22 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     """Idempotent producer: retries never duplicate or reorder within a partition."""
     return {
         **common_config(settings),
+        "client.id": "fraudstream-producer",
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 1,
         "compression.type": "none",
-        "queue.buffering.max.messages": 200_000,
+        "queue.buffering.max.messages": settings.producer_queue_messages,
         "logger": _librdkafka_log("producer"),
+    }
+
+
+def transactional_producer_config(settings: Settings, transactional_id: str) -> dict[str, Any]:
+    """The exactly-once producer: idempotent, and every output in a transaction."""
+    return {
+        **producer_config(settings),
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
     }
 
 

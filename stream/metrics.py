@@ -74,8 +74,11 @@ class WorkerMetrics:
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
+    transactions: Counter
+    transaction_seconds: Histogram
     feature_store_up: Gauge
     feature_store_outages: Counter
+    consumption_paused: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> WorkerMetrics:
@@ -117,10 +120,19 @@ class WorkerMetrics:
             model_info=Info(f"{prefix}_model", "The model being scored", registry=registry),
             assigned_partitions=Gauge(f"{prefix}_assigned_partitions",
                                       "Partitions assigned to this worker", registry=registry),
+            transactions=Counter(f"{prefix}_transactions",
+                                 "Exactly-once transactions ended, by outcome (committed, "
+                                 "aborted)", ["outcome"], registry=registry),
+            transaction_seconds=Histogram(f"{prefix}_transaction_commit_seconds",
+                                          "Time to send offsets and commit a transaction",
+                                          buckets=LATENCY_BUCKETS, registry=registry),
             feature_store_up=Gauge(f"{prefix}_feature_store_up",
                                    "1 while the feature store's circuit breaker is closed",
                                    registry=registry),
             feature_store_outages=Counter(f"{prefix}_feature_store_outages",
                                           "Times the feature store's circuit breaker opened",
                                           registry=registry),
+            consumption_paused=Gauge(f"{prefix}_consumption_paused",
+                                     "1 while consumption waits for decisions to be delivered",
+                                     registry=registry),
         )

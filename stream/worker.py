@@ -55,6 +55,8 @@ log = logging.getLogger("fraudstream.worker")
 
 FEATURES_DEGRADED = "features"
 MODEL_DEGRADED = "model"
+PAUSE_AT_PENDING_BATCHES = 200
+RESUME_AT_PENDING_BATCHES = 20
 _NO_OFFSET = KafkaError._NO_OFFSET
 
 
@@ -81,6 +83,7 @@ class Worker:
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._behind = False
+        self._paused = False
         self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
@@ -124,6 +127,7 @@ class Worker:
                     self._process(messages)
                 poll_producer(0)
                 self._store_released()
+                self._hold_back_while_undelivered()
                 now = time.monotonic()
                 if now >= next_commit:
                     self._commit(asynchronous=True)
@@ -374,7 +378,26 @@ class Worker:
 
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
 
+    def _hold_back_while_undelivered(self) -> None:
+        """Pause consumption while too many batches wait for delivery reports (the
+        output topic unwritable, the producer queue full) and resume once most are in.
+        Polling goes on meanwhile: the group membership stays alive and nothing is read
+        that could not be answered."""
+        waiting = self.tracker.pending_batches
+        if not self._paused and waiting > PAUSE_AT_PENDING_BATCHES:
+            self._paused = True
+            self.consumer.pause(self.consumer.assignment())
+            self.metrics.consumption_paused.set(1)
+            log.warning("%d batches wait for delivery reports: consumption paused", waiting)
+        elif self._paused and waiting <= RESUME_AT_PENDING_BATCHES:
+            self._paused = False
+            self.consumer.resume(self.consumer.assignment())
+            self.metrics.consumption_paused.set(0)
+            log.info("deliveries caught up: consumption resumed")
+
     def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        if self._paused:  # newly assigned partitions start fetching otherwise
+            self.consumer.pause(partitions)
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.assigned_partitions.set(len(self._assigned))
         if partitions:

@@ -32,7 +32,8 @@ class PacedLoad(threading.Thread):
 
     def run(self) -> None:
         try:
-            producer = Producer(producer_config(self.settings))
+            # Its own client id: fault injection holds back the worker's producer only.
+            producer = Producer({**producer_config(self.settings), "client.id": "test-load"})
             started = time.monotonic()
             for key, value in transaction_messages(self.frame):
                 ahead = started + self.sent / self.rate - time.monotonic()
