@@ -79,6 +79,12 @@ class WorkerMetrics:
     feature_store_up: Gauge
     feature_store_outages: Counter
     consumption_paused: Gauge
+    consumer_lag: Gauge
+    redis_errors: Counter
+    broker_errors: Counter
+    feature_psi: Gauge
+    live_quality: Gauge
+    live_labelled: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> WorkerMetrics:
@@ -135,4 +141,22 @@ class WorkerMetrics:
             consumption_paused=Gauge(f"{prefix}_consumption_paused",
                                      "1 while consumption waits for decisions to be delivered",
                                      registry=registry),
+            consumer_lag=Gauge(f"{prefix}_consumer_lag",
+                               "Events behind the high watermark, per assigned partition",
+                               ["topic", "partition"], registry=registry),
+            redis_errors=Counter(f"{prefix}_redis_errors", "Feature store calls that failed",
+                                 registry=registry),
+            broker_errors=Counter(f"{prefix}_broker_errors",
+                                  "Errors reported by the Kafka client, by code", ["code"],
+                                  registry=registry),
+            feature_psi=Gauge(f"{prefix}_feature_psi",
+                              "Population stability index of each feature over the recent "
+                              "window against the training baseline", ["feature"],
+                              registry=registry),
+            live_quality=Gauge(f"{prefix}_live_quality",
+                               "Precision, recall and average precision of recent decisions "
+                               "against confirmed labels", ["measure"], registry=registry),
+            live_labelled=Gauge(f"{prefix}_live_labelled",
+                                "Labelled decisions in the live quality window",
+                                registry=registry),
         )
