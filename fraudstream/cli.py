@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the worker's status file (default: FRAUDSTREAM_STATUS_FILE)")
     health.add_argument("--max-age", type=positive_float, default=10.0,
                         help="seconds without a status write before the worker counts as hung")
+    monitor = sub.add_parser("monitor", help="live model quality: decisions joined with "
+                                             "confirmed labels, as Prometheus metrics")
+    monitor.add_argument("--metrics-port", type=int, default=None)
+    monitor.add_argument("--window", type=positive_int, default=5000,
+                         help="labelled decisions the measures are computed over")
+    monitor.add_argument("--max-decisions", type=positive_int, default=200_000,
+                         help="decisions kept while their labels are awaited")
+    monitor.set_defaults(handler=cmd_monitor)
+
     health.add_argument("--max-stall", type=positive_float, default=30.0,
                         help="seconds without a processed batch while events wait")
     health.add_argument("--max-broker-silence", type=positive_float, default=30.0,
@@ -284,6 +293,15 @@ def _require_broker(settings: Settings) -> None:
 
 def _population(args: argparse.Namespace, start: datetime | None):  # type: ignore[no-untyped-def]
     from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.monitor import run_monitor
+
+    _require_broker(settings)
+    if args.metrics_port is not None:
+        settings = settings.replace(metrics_port=args.metrics_port)
+    return run_monitor(settings, args.window, args.max_decisions)
+
+
 
     return SimulationConfig(customers=args.customers, terminals=args.terminals,
                             days=args.days, seed=args.seed, start=start or HANDBOOK_START)

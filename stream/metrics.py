@@ -83,8 +83,6 @@ class WorkerMetrics:
     redis_errors: Counter
     broker_errors: Counter
     feature_psi: Gauge
-    live_quality: Gauge
-    live_labelled: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> WorkerMetrics:
@@ -153,10 +151,26 @@ class WorkerMetrics:
                               "Population stability index of each feature over the recent "
                               "window against the training baseline", ["feature"],
                               registry=registry),
-            live_quality=Gauge(f"{prefix}_live_quality",
-                               "Precision, recall and average precision of recent decisions "
-                               "against confirmed labels", ["measure"], registry=registry),
-            live_labelled=Gauge(f"{prefix}_live_labelled",
-                                "Labelled decisions in the live quality window",
-                                registry=registry),
+        )
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    """Exported by ``fraudstream monitor``, which joins decisions with labels."""
+
+    quality: Gauge
+    labelled: Gauge
+    unmatched_labels: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> QualityMetrics:
+        return cls(
+            quality=Gauge(f"{prefix}_live_quality",
+                          "Precision, recall and average precision of recent decisions "
+                          "against confirmed labels", ["measure"], registry=registry),
+            labelled=Gauge(f"{prefix}_live_labelled",
+                           "Labelled decisions in the live quality window", registry=registry),
+            unmatched_labels=Gauge(f"{prefix}_live_unmatched_labels",
+                                   "Labels whose decision the monitor had not seen",
+                                   registry=registry),
         )
