@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from fraudstream.errors import ConfigError, FraudstreamError
+from fraudstream.errors import ConfigError, FraudstreamError, ServiceError
 from fraudstream.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--status-dir", type=Path, default=None,
                         help="with --processes: where each replica writes its status file")
     worker.set_defaults(handler=cmd_worker)
+
+    top = sub.add_parser("top", help="live terminal view of the workers' metrics")
+    top.add_argument("--metrics", action="append", default=[], metavar="URL",
+                     help="a worker's metrics URL (repeatable)")
+    top.add_argument("--port", action="append", type=int, default=[],
+                     help="a worker's metrics port on this host (repeatable)")
+    top.add_argument("--interval", type=positive_float, default=1.0)
+    top.add_argument("--once", action="store_true", help="print one view and exit")
+    top.add_argument("--png", type=Path, default=None,
+                     help="with --once: also save the view as a PNG")
+    top.set_defaults(handler=cmd_top)
 
     health = sub.add_parser("health", help="exit 0 if a worker is working, 1 with the reason "
                                            "if not (for liveness probes)")
@@ -264,6 +275,50 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.monitor import run_monitor
+
+    _require_broker(settings)
+    if args.metrics_port is not None:
+        settings = settings.replace(metrics_port=args.metrics_port)
+    return run_monitor(settings, args.window, args.max_decisions)
+
+
+def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from fraudstream import top
+
+    ports = args.port or ([settings.metrics_port] if settings.metrics_port else [])
+    urls = top.workers_from(args.metrics, ports)
+    if not urls:
+        raise ConfigError("no worker to watch: pass --metrics URL or --port P "
+                          "(or set FRAUDSTREAM_METRICS_PORT)")
+    before = top.scrape(urls)
+    if before.workers_up == 0:
+        raise ServiceError(f"no worker answers at {', '.join(urls)}")
+    if args.once:
+        time.sleep(args.interval)
+        view = top.render(top.figures(before, top.scrape(urls)))
+        Console().print(view)
+        if args.png:
+            top.save_png(view, str(args.png))
+            print(f"saved {args.png}")
+        return 0
+    try:
+        with Live(refresh_per_second=4) as live:
+            while True:
+                time.sleep(args.interval)
+                after = top.scrape(urls)
+                live.update(top.render(top.figures(before, after)))
+                before = after
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -293,16 +348,6 @@ def _require_broker(settings: Settings) -> None:
 
 def _population(args: argparse.Namespace, start: datetime | None):  # type: ignore[no-untyped-def]
     from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
-def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.monitor import run_monitor
-
-    _require_broker(settings)
-    if args.metrics_port is not None:
-        settings = settings.replace(metrics_port=args.metrics_port)
-    return run_monitor(settings, args.window, args.max_decisions)
-
-
-
     return SimulationConfig(customers=args.customers, terminals=args.terminals,
                             days=args.days, seed=args.seed, start=start or HANDBOOK_START)
 
