@@ -10,10 +10,30 @@ import msgspec
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _encode = msgspec.json.Encoder().encode
+_context: dict[str, Any] = {}  # fields on every line of this process (model version, pid)
+_secrets: set[str] = set()
+
+
+def bind(**fields: Any) -> None:
+    """Add fields to every later log line of this process."""
+    _context.update(fields)
+
+
+def register_secret(value: str | None) -> None:
+    """Never let ``value`` reach a log line, whoever formats it (librdkafka included)."""
+    if value and len(value) >= 4:  # shorter would blank out ordinary words
+        _secrets.add(value)
+
+
+def scrub(line: str) -> str:
+    for secret in _secrets:
+        if secret in line:
+            line = line.replace(secret, "***")
+    return line
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    return {**_context, **{k: v for k, v in record.__dict__.items() if k not in _STANDARD}}
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _encode(entry).decode()
+        return scrub(_encode(entry).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -40,7 +60,7 @@ class TextFormatter(logging.Formatter):
         extras = _extras(record)
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return line
+        return scrub(line)
 
 
 def configure(level: str = "info", fmt: str = "text") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import time
 from types import FrameType
@@ -16,6 +17,7 @@ from features.cluster_store import state_store_from_url
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from features.store import StateStore
+from fraudstream import logs
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
 from models.registry import Registry
@@ -40,6 +42,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
+    logs.bind(model_version=scorer.version, pid=os.getpid())
     store = state_store_from_url(settings.redis_url, settings.redis_cluster,
                                  settings.redis_timeout_ms / 1000.0)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
