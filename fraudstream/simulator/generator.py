@@ -47,12 +47,17 @@ class SimulationConfig:
     compromised_customers_per_day: int = 3
     customer_compromise_days: int = 14
     fraud_amount_threshold: float = 220.0
+    # Drift injection: every genuine amount times this (the customers' spending habits
+    # change; fraud scenarios are applied afterwards, as before).
+    amount_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.customers < 1 or self.terminals < 1 or self.days < 1:
             raise ValueError("customers, terminals and days must be at least 1")
         if self.radius <= 0:
             raise ValueError("radius must be > 0")
+        if not self.amount_scale > 0:
+            raise ValueError("amount_scale must be > 0")
 
     @property
     def start_ms(self) -> int:
@@ -122,7 +127,7 @@ def _day_transactions(config: SimulationConfig, population: Population,
         "timestamp": config.start_ms + day * DAY_MS + seconds * 1000,
         "customer_id": customer,
         "terminal_id": terminal,
-        "amount": np.maximum(np.round(amount, 2), MIN_AMOUNT),
+        "amount": np.maximum(np.round(amount * config.amount_scale, 2), MIN_AMOUNT),
     })
     return frame.sort_values(["timestamp", "customer_id"], kind="stable", ignore_index=True)
 

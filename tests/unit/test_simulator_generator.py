@@ -157,3 +157,21 @@ def test_population_layout() -> None:
 def test_invalid_configs(changes: dict) -> None:
     with pytest.raises(ValueError):
         SimulationConfig(**changes)
+
+
+def test_amount_scale_injects_drift_in_genuine_amounts_only() -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from fraudstream.simulator.generator import SimulationConfig, simulate
+
+    base = SimulationConfig(customers=200, terminals=400, days=5, seed=3)
+    normal = simulate(base)
+    drifted = simulate(dataclasses.replace(base, amount_scale=2.0))
+    genuine = (normal["is_fraud"] == 0) & (drifted["is_fraud"] == 0)
+    ratio = drifted["amount"][genuine] / normal["amount"][genuine]
+    assert len(normal) == len(drifted)
+    assert np.median(ratio) == pytest.approx(2.0, abs=0.01)
+    with pytest.raises(ValueError, match="amount_scale"):
+        SimulationConfig(amount_scale=0.0)
