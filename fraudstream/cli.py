@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--label-delay", type=float, default=5.0,
                           help="seconds before a transaction's label is sent")
     simulate.add_argument("--labels", choices=["all", "fraud", "none"], default="all")
+    simulate.add_argument("--profile", choices=["flat", "daily"], default="flat",
+                          help="with --rate: a steady rate, or a day compressed into "
+                               "--duration (quiet night, ramp, a peak at 4x the rate)")
     simulate.set_defaults(handler=cmd_simulate)
 
     train = sub.add_parser("train", help="train a model and register it as champion")
@@ -95,12 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--metrics-port", type=int, default=None)
     worker.add_argument("--emit-features", action="store_true", default=None,
                         help="include the scored feature vector in each decision")
+    worker.add_argument("--exactly-once", action="store_true", default=None,
+                        help="a transactional producer per process: decisions and input "
+                             "offsets commit together, for read_committed readers")
     worker.add_argument("--processes", type=positive_int, default=1,
                         help="worker processes in this consumer group on this host "
                              "(each one core; replicas elsewhere join the same group)")
     worker.add_argument("--status-dir", type=Path, default=None,
                         help="with --processes: where each replica writes its status file")
     worker.set_defaults(handler=cmd_worker)
+
+    monitor = sub.add_parser("monitor", help="live model quality: decisions joined with "
+                                             "confirmed labels, as Prometheus metrics")
+    monitor.add_argument("--metrics-port", type=int, default=None)
+    monitor.add_argument("--window", type=positive_int, default=5000,
+                         help="labelled decisions the measures are computed over")
+    monitor.add_argument("--max-decisions", type=positive_int, default=200_000,
+                         help="decisions kept while their labels are awaited")
+    monitor.set_defaults(handler=cmd_monitor)
 
     top = sub.add_parser("top", help="live terminal view of the workers' metrics")
     top.add_argument("--metrics", action="append", default=[], metavar="URL",
@@ -119,15 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the worker's status file (default: FRAUDSTREAM_STATUS_FILE)")
     health.add_argument("--max-age", type=positive_float, default=10.0,
                         help="seconds without a status write before the worker counts as hung")
-    monitor = sub.add_parser("monitor", help="live model quality: decisions joined with "
-                                             "confirmed labels, as Prometheus metrics")
-    monitor.add_argument("--metrics-port", type=int, default=None)
-    monitor.add_argument("--window", type=positive_int, default=5000,
-                         help="labelled decisions the measures are computed over")
-    monitor.add_argument("--max-decisions", type=positive_int, default=200_000,
-                         help="decisions kept while their labels are awaited")
-    monitor.set_defaults(handler=cmd_monitor)
-
     health.add_argument("--max-stall", type=positive_float, default=30.0,
                         help="seconds without a processed batch while events wait")
     health.add_argument("--max-broker-silence", type=positive_float, default=30.0,
@@ -139,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=positive_float, default=1000.0)
     demo.add_argument("--partitions", type=positive_int, default=4)
     demo.add_argument("--customers", type=positive_int, default=2000)
+    demo.add_argument("--autoscale", action="store_true",
+                      help="a pool of workers scaled on consumer lag, the simulator on a "
+                           "daily curve (--rate is the base; the peak is 4x)")
+    demo.add_argument("--min-workers", type=positive_int, default=None,
+                      help="with --autoscale: fewest workers (default 1; most: --partitions)")
+    demo.add_argument("--target-lag", type=positive_int, default=None,
+                      help="with --autoscale: lag per worker, in events, above which workers "
+                           "are added (default: half a second of --rate)")
     demo.set_defaults(handler=cmd_demo)
 
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
@@ -180,16 +194,19 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {len(frame)} transactions ({int(frame['is_fraud'].sum())} frauds) "
               f"over {config.days} days to {args.out}")
         return 0
-    from fraudstream.simulator.streamer import stream
+    from fraudstream.simulator.streamer import planned_events, rate_profile, stream
 
     _require_broker(settings)
-    start = args.start or _stream_start(args.rate * args.duration, args.customers, args.days)
+    profile = rate_profile(args.profile, args.duration)
+    events = planned_events(args.rate, args.duration, profile)
+    start = args.start or _stream_start(events, args.customers, args.days)
     stats = _with_progress(
         "streaming", lambda progress: stream(
             settings, SimulationConfig(customers=args.customers, terminals=args.terminals,
                                        days=args.days, seed=args.seed, start=start),
-            args.rate, args.duration, args.label_delay, args.labels, progress=progress),
-        total=args.rate * args.duration)
+            args.rate, args.duration, args.label_delay, args.labels, progress=progress,
+            profile=profile),
+        total=events)
     print(f"sent {stats.transactions} transactions ({stats.frauds} frauds) and "
           f"{stats.labels} labels in {stats.elapsed_s:.1f}s ({stats.rate:.0f}/s)")
     return 0
@@ -230,7 +247,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = settings.replace(**{k: v for k, v in {
         "max_batch": args.max_batch, "metrics_port": args.metrics_port,
-        "emit_features": args.emit_features}.items() if v is not None})
+        "emit_features": args.emit_features,
+        "exactly_once": args.exactly_once}.items() if v is not None})
     if args.processes > 1 or args.status_dir is not None:
         from models.registry import Registry
         from stream.supervisor import run_pool
@@ -243,8 +261,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudstream.demo import run_demo
+    from fraudstream.demo import run_autoscale_demo, run_demo
 
+    if args.autoscale:
+        min_workers = args.min_workers or 1
+        if min_workers > args.partitions:
+            raise ConfigError(f"--min-workers {min_workers} is more than the "
+                              f"{args.partitions} partitions: a worker would sit idle")
+        return run_autoscale_demo(settings, duration_s=args.duration, rate=args.rate,
+                                  partitions=args.partitions, customers=args.customers,
+                                  min_workers=min_workers,
+                                  target_lag=args.target_lag or max(1, round(args.rate / 2)))
+    if args.min_workers is not None or args.target_lag is not None:
+        raise ConfigError("--min-workers and --target-lag need --autoscale")
     return run_demo(settings, duration_s=args.duration, rate=args.rate,
                     partitions=args.partitions, customers=args.customers)
 
@@ -348,6 +377,7 @@ def _require_broker(settings: Settings) -> None:
 
 def _population(args: argparse.Namespace, start: datetime | None):  # type: ignore[no-untyped-def]
     from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
+
     return SimulationConfig(customers=args.customers, terminals=args.terminals,
                             days=args.days, seed=args.seed, start=start or HANDBOOK_START)
 
@@ -392,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(log_format=args.log_format, log_level=args.log_level)
         logs.configure(settings.log_level, settings.log_format)
+        for secret in settings.secrets():
+            logs.register_secret(secret)
         return args.handler(args, settings)
     except FraudstreamError as exc:
         print(f"fraudstream: error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -19,6 +20,27 @@ WINDOW_S = 5.0
 
 
 @dataclass
+class PauseLog:
+    """Gaps between consecutive decisions of each partition, by when they were scored: a
+    rebalance shows up as a pause on the partitions that moved."""
+
+    min_gap_s: float = 0.25
+    last_ms: dict[int, int] = field(default_factory=dict)
+    gaps: list[tuple[float, float, int]] = field(default_factory=list)  # wall s, partition
+
+    def add(self, partition: int, scored_at_ms: int) -> None:
+        last = self.last_ms.get(partition)
+        if last is not None and scored_at_ms - last >= self.min_gap_s * 1000:
+            self.gaps.append((last / 1000, scored_at_ms / 1000, partition))
+        if last is None or scored_at_ms > last:
+            self.last_ms[partition] = scored_at_ms
+
+    def longest(self, start: float, end: float) -> float:
+        """The longest gap overlapping ``start``..``end`` (wall clock seconds)."""
+        return max((b - a for a, b, _ in self.gaps if b > start and a < end), default=0.0)
+
+
+@dataclass
 class DecisionStats:
     started: float = field(default_factory=time.monotonic)
     total: int = 0
@@ -29,14 +51,18 @@ class DecisionStats:
     recent: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
     first_at: float | None = None
     last_at: float | None = None
+    transaction_ids: set[str] = field(default_factory=set)
+    pauses: PauseLog = field(default_factory=PauseLog)
 
-    def add(self, raw: bytes | None, now: float) -> None:
+    def add(self, raw: bytes | None, now: float, partition: int = -1) -> None:
         try:
             decision = decision_decoder.decode(raw or b"")
         except msgspec.MsgspecError:
             self.invalid += 1
             return
         self.total += 1
+        self.transaction_ids.add(decision.transaction_id)
+        self.pauses.add(partition, decision.scored_at)
         self.outcomes[decision.decision] += 1
         self.degraded += bool(decision.degraded)
         self.latencies_ms.append(decision.latency_ms)
@@ -64,7 +90,12 @@ class DecisionStats:
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
 
-    def table(self, title: str = "fraudstream") -> Table:
+    @property
+    def duplicates(self) -> int:
+        return self.total - len(self.transaction_ids)
+
+    def table(self, title: str = "fraudstream",
+              extra: Iterable[tuple[str, str]] = ()) -> Table:
         table = Table(title=title, show_header=False, min_width=48)
         table.add_column("figure")
         table.add_column("value", justify="right")
@@ -76,6 +107,8 @@ class DecisionStats:
         table.add_row("degraded", f"{self.degraded:,}")
         table.add_row("in-worker latency p50", f"{self.percentile(50):.3f} ms")
         table.add_row("in-worker latency p99", f"{self.percentile(99):.3f} ms")
+        for figure, value in extra:
+            table.add_row(figure, value)
         return table
 
     def summary(self) -> str:
@@ -105,7 +138,7 @@ class DecisionReader:
         now = time.monotonic()
         for message in self._consumer.consume(2000, timeout):
             if message.error() is None:
-                stats.add(message.value(), now)
+                stats.add(message.value(), now, message.partition())
         stats.tick(time.monotonic())
 
     def close(self) -> None:

@@ -66,6 +66,17 @@ class Settings:
     fetch_wait_ms: int = setting(5, "Longest the broker may hold a fetch for new data "
                                  "(fetch.wait.max.ms), milliseconds")
     commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
+    exactly_once: bool = setting(False, "One transactional producer per worker: outputs and "
+                                 "input offsets commit together (read_committed readers)")
+    transaction_interval_ms: int = setting(100, "With exactly_once: longest a transaction "
+                                           "stays open before it commits, milliseconds (0: "
+                                           "one per batch); readers see decisions only then")
+    transaction_timeout_ms: int = setting(10_000, "With exactly_once: the broker aborts a "
+                                          "transaction left open this long (a dead "
+                                          "worker's), milliseconds")
+    transactional_id: str | None = setting(None, "With exactly_once: this worker's "
+                                           "transactional.id (default: group.host.pid); "
+                                           "--processes adds .N per replica")
     max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
     max_event_age_days: float = setting(90.0, "Events older than this (event time) go to the DLQ")
     max_event_lead_s: float = setting(3600.0, "Events further ahead of the clock go to the DLQ")
@@ -80,6 +91,8 @@ class Settings:
     heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
     max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")
     shutdown_timeout_s: float = setting(10.0, "Longest time a clean shutdown may take")
+    producer_queue_messages: int = setting(200_000, "Outputs the producer may hold before "
+                                           "produce waits (queue.buffering.max.messages)")
     broker_timeout_s: float = setting(60.0, "A worker that hears from no broker for this "
                                       "long exits non-zero (exit code 4)")
     emit_features: bool = setting(False, "Include the scored feature vector in each decision")
@@ -91,8 +104,6 @@ class Settings:
     def __post_init__(self) -> None:
         checks = [
             (self.budget_ms > 0, "budget_ms must be > 0"),
-    producer_queue_messages: int = setting(200_000, "Outputs the producer may hold before "
-                                           "produce waits (queue.buffering.max.messages)")
             (self.redis_timeout_ms >= 1, "redis_timeout_ms must be >= 1"),
             (self.breaker_failures >= 1, "breaker_failures must be >= 1"),
             (self.breaker_reset_s > 0, "breaker_reset_s must be > 0"),
@@ -101,7 +112,11 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.fetch_wait_ms >= 1, "fetch_wait_ms must be >= 1"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
+            (self.transaction_interval_ms >= 0, "transaction_interval_ms must be >= 0"),
+            (self.transaction_timeout_ms > self.transaction_interval_ms,
+             "transaction_timeout_ms must exceed transaction_interval_ms"),
             (self.broker_timeout_s > 0, "broker_timeout_s must be > 0"),
+            (self.producer_queue_messages >= 1, "producer_queue_messages must be >= 1"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
             (self.feature_ttl_days > TERMINAL_RING_DAYS,
              f"feature_ttl_days must exceed the {TERMINAL_RING_DAYS}-day terminal ring"),
@@ -116,7 +131,6 @@ class Settings:
                 raise ConfigError(message)
 
     @classmethod
-            (self.producer_queue_messages >= 1, "producer_queue_messages must be >= 1"),
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win."""
         environ = os.environ if environ is None else environ
@@ -144,6 +158,16 @@ class Settings:
                 env[PREFIX + f.name.upper()] = (value.reveal() if isinstance(value, Secret)
                                                 else str(value))
         return env
+
+    def secrets(self) -> list[str]:
+        """Every secret value these settings hold: Secret fields and URL passwords."""
+        found = [v.reveal() for f in dataclasses.fields(self)
+                 if isinstance(v := getattr(self, f.name), Secret)]
+        if self.redis_url and "@" in self.redis_url:
+            password = urlsplit(self.redis_url).password
+            if password:
+                found.append(password)
+        return found
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -73,6 +73,10 @@ class DeliveryTracker:
             error = self._pending[0].error
             raise DeliveryFailed(f"an output was not delivered: {error.str()}")
 
+    def first_error(self) -> KafkaError | None:
+        """The first failed delivery of any open batch (served reports only)."""
+        return next((b.error for b in self._pending if b.error is not None), None)
+
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions lost to another consumer: never store offsets for them again."""
         gone = {(tp.topic, tp.partition) for tp in partitions}

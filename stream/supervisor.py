@@ -20,6 +20,7 @@ from pathlib import Path
 from fraudstream.services import die_with_parent
 from fraudstream.settings import Settings
 from stream.status import WorkerStatus, read_status
+from stream.transactions import replica_transactional_id
 
 log = logging.getLogger("fraudstream.supervisor")
 
@@ -127,6 +128,8 @@ class WorkerPool:
         changes: dict[str, object] = {"status_file": str(status_path)}
         if self.settings.metrics_port:
             changes["metrics_port"] = self.settings.metrics_port + slot
+        if self.settings.exactly_once:  # a restart of the slot ends its predecessor's transaction
+            changes["transactional_id"] = replica_transactional_id(self.settings, slot)
         env = self.settings.replace(**changes).child_environ()
         process = subprocess.Popen([sys.executable, "-m", "fraudstream", *self.argv],
                                    env=env, stdin=subprocess.DEVNULL,

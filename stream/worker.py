@@ -45,11 +45,12 @@ from stream.events import (
     decode_label,
     decode_transaction,
 )
-from stream.kafka_config import consumer_config, producer_config
+from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
 from stream.metrics import WorkerMetrics
 from stream.poll import poll_available
 from stream.produce import produce_or_wait
 from stream.status import StatusWriter, WorkerStatus
+from stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
 
@@ -76,7 +77,17 @@ class Worker:
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
                                               "stats_cb": self.broker.on_stats})
-        self.producer = producer or Producer(producer_config(settings))
+        self.transactions: Transactions | None = None
+        if settings.exactly_once:
+            txn_id = transactional_id(settings)
+            self.producer = producer or Producer(transactional_producer_config(settings, txn_id))
+            self.transactions = Transactions(self.producer, self.consumer,
+                                             settings.transaction_interval_ms / 1000.0,
+                                             settings.shutdown_timeout_s)
+            self.transactions.start()
+            log.info("exactly-once: transactional.id %s", txn_id)
+        else:
+            self.producer = producer or Producer(producer_config(settings))
         self.tracker = DeliveryTracker()
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
@@ -169,6 +180,8 @@ class Worker:
                 rejected.append((message, exc.reason))
         if not offsets:
             return
+        if self.transactions is not None:
+            self.transactions.begin_batch(offsets)
         self.metrics.events.inc(len(transactions) + len(labels) + len(rejected))
         pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected))
         for message, reason in rejected:
@@ -298,7 +311,12 @@ class Worker:
                  callback: Callable[[Any, Any], None],
                  headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce, waiting for queue space on BufferError: never drop, never crash."""
-        produce_or_wait(self.producer, topic, value, key, callback, headers)
+        try:
+            produce_or_wait(self.producer, topic, value, key, callback, headers)
+        except KafkaException as exc:
+            if self.transactions is None:
+                raise
+            self.transactions.produce_failed(exc.args[0])  # aborted after this batch
 
     def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
         if self.breaker.record_failure():
@@ -356,6 +374,12 @@ class Worker:
     # -- offsets -------------------------------------------------------------------
 
     def _store_released(self) -> None:
+        """After each poll: store the offsets of delivered batches (with exactly-once:
+        commit the transaction when it is due)."""
+        if self.transactions is not None:
+            if self.transactions.ready():
+                self._end_transaction()
+            return
         released = self.tracker.release()
         released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
         if released:
@@ -363,6 +387,8 @@ class Worker:
         self.tracker.raise_if_failed()
 
     def _commit(self, asynchronous: bool) -> None:
+        if self.transactions is not None:  # offsets are committed in the transaction only
+            return
         try:
             self.consumer.commit(asynchronous=asynchronous)
         except KafkaException as exc:
@@ -370,11 +396,30 @@ class Worker:
                 log.warning("offset commit failed: %s", exc.args[0].str())
 
     def _drain(self, timeout: float) -> None:
-        """Wait for every produced output's delivery report, then store their offsets."""
+        """Wait for every produced output's delivery report, then store their offsets
+        (with exactly-once: commit the open transaction)."""
+        if self.transactions is not None:
+            self._end_transaction()
+            return
         remaining = self.producer.flush(timeout)
         if remaining:
             log.warning("%d outputs still undelivered after %.1fs", remaining, timeout)
         self._store_released()
+
+    def _end_transaction(self) -> None:
+        transactions = self.transactions
+        if transactions is None or not transactions.open:
+            return
+        self.producer.poll(0)  # a failed delivery says why (fenced?) before commit tries
+        failed = self.tracker.first_error()
+        if failed is not None:
+            transactions.produce_failed(failed)
+        started = time.perf_counter()
+        committed = transactions.commit()
+        if committed:
+            self.metrics.transaction_seconds.observe(time.perf_counter() - started)
+        self.metrics.transactions.labels("committed" if committed else "aborted").inc()
+        self.tracker = DeliveryTracker()  # the transaction answered for every output
 
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
 
@@ -419,6 +464,14 @@ class Worker:
             log.info("partitions revoked: %s", _describe(partitions))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        if self.transactions is not None and self.transactions.open:
+            try:  # their new owner reads them again from the last commit
+                self.transactions.abort("partitions lost", lost={
+                    (tp.topic, tp.partition) for tp in partitions})
+                self.metrics.transactions.labels("aborted").inc()
+                self.tracker = DeliveryTracker()
+            except BaseException as exc:
+                self._callback_error = exc
         self.tracker.forget(partitions)
         self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.assigned_partitions.set(len(self._assigned))

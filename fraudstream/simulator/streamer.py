@@ -1,9 +1,11 @@
-"""Stream simulated transactions to Kafka at a steady rate, labels after a delay."""
+"""Stream simulated transactions to Kafka at a steady rate or along a daily curve, labels
+after a delay."""
 
 from __future__ import annotations
 
 import collections
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +22,60 @@ from stream.produce import produce_or_wait
 
 _encode = msgspec.json.Encoder().encode
 LABEL_CHOICES = ("all", "fraud", "none")
+PROFILE_CHOICES = ("flat", "daily")
+
+RateProfile = Callable[[float], float]
+"""Seconds since the stream started -> multiple of the base rate (> 0)."""
+
+# (hour of the day, multiple of the base rate): a quiet night, a morning ramp, a midday
+# peak at four times the base, an afternoon at the base, an evening fall back to night.
+DAILY_CURVE = ((0.0, 0.25), (6.0, 0.25), (9.0, 1.0), (12.0, 4.0), (15.0, 1.0), (20.0, 1.0),
+               (24.0, 0.25))
+
+
+def daily_profile(duration_s: float) -> RateProfile:
+    """One day compressed into ``duration_s`` seconds, cosine-eased between the points of
+    ``DAILY_CURVE`` (smooth, and flat at each point, so the peak lasts a while)."""
+    if duration_s <= 0:
+        raise ValueError("duration must be > 0")
+
+    def multiple(elapsed_s: float) -> float:
+        hour = min(max(elapsed_s / duration_s, 0.0), 1.0) * 24.0
+        for (h0, m0), (h1, m1) in itertools.pairwise(DAILY_CURVE):
+            if hour <= h1:
+                eased = (1.0 - math.cos(math.pi * (hour - h0) / (h1 - h0))) / 2.0
+                return m0 + (m1 - m0) * eased
+        return DAILY_CURVE[-1][1]
+
+    return multiple
+
+
+def rate_profile(name: str, duration_s: float) -> RateProfile | None:
+    """The named profile; None for flat (a steady rate)."""
+    if name not in PROFILE_CHOICES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILE_CHOICES)}")
+    return daily_profile(duration_s) if name == "daily" else None
+
+
+def send_offsets(rate: float, duration_s: float,
+                 profile: RateProfile | None = None) -> Iterator[float]:
+    """When each event is due, in seconds from the start: ``rate`` a second, times
+    ``profile(elapsed)`` when given, for ``duration_s`` seconds."""
+    if profile is None:
+        for n in range(int(rate * duration_s)):
+            yield n / rate
+        return
+    due = 0.0
+    while due < duration_s:
+        yield due
+        multiple = profile(due)
+        if not multiple > 0:
+            raise ValueError(f"rate profile gave {multiple} at {due:.3f}s; it must be > 0")
+        due += 1.0 / (rate * multiple)
+
+
+def planned_events(rate: float, duration_s: float, profile: RateProfile | None = None) -> int:
+    return sum(1 for _ in send_offsets(rate, duration_s, profile))
 
 
 @dataclass
@@ -76,8 +132,10 @@ def produce_frame(settings: Settings, frame: pd.DataFrame, timeout: float = 60.0
 def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s: float,
            label_delay_s: float = 5.0, labels: str = "all",
            stop: threading.Event | None = None,
-           progress: Callable[[StreamStats], None] | None = None) -> StreamStats:
-    """Send about ``rate`` transactions a second for ``duration_s`` seconds.
+           progress: Callable[[StreamStats], None] | None = None,
+           profile: RateProfile | None = None) -> StreamStats:
+    """Send about ``rate`` transactions a second for ``duration_s`` seconds, the rate
+    scaled by ``profile`` over time when one is given (``daily_profile``).
 
     Each transaction's confirmed label follows ``label_delay_s`` seconds later on the
     labels topic (all labels, only frauds, or none). Event timestamps are simulated time,
@@ -90,7 +148,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     producer = Producer(producer_config(settings))
     pending_labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
     stats = StreamStats()
-    target = int(rate * duration_s)
+    schedule = send_offsets(rate, duration_s, profile)
     days = iter_days(config)
     first_day = next(days, None)  # generated before the clock starts: no catch-up burst
     started = time.monotonic()
@@ -105,16 +163,19 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
             send(settings.topic_labels, value, key)
             stats.labels += 1
 
+    finished = False
     for day in itertools.chain([first_day] if first_day is not None else [], days):
         messages = transaction_messages(day)
         rows = zip(day["transaction_id"].tolist(), day["timestamp"].tolist(),
                    day["customer_id"].tolist(), day["terminal_id"].tolist(),
                    day["is_fraud"].tolist(), strict=True)
         for (key, value), row in zip(messages, rows, strict=True):
-            if stats.transactions >= target or stop.is_set():
+            offset = next(schedule, None)
+            if offset is None or stop.is_set():
+                finished = True
                 break
             now = time.monotonic()
-            due = started + stats.transactions / rate
+            due = started + offset
             while due > now and not stop.is_set():  # poll() returns early on deliveries
                 producer.poll(min(due - now, 0.05))
                 now = time.monotonic()
@@ -129,7 +190,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
                 stats.elapsed_s = now - started
                 progress(stats)
                 last_report = now
-        if stats.transactions >= target or stop.is_set():
+        if finished:
             break
     stats.elapsed_s = time.monotonic() - started
     while pending_labels and not stop.is_set():
