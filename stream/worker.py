@@ -42,13 +42,13 @@ from stream.events import (
     EventTimeBounds,
     Rejected,
     Transaction,
-    decode_label,
     decode_transaction,
 )
 from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
+from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
 from stream.poll import poll_available
-from stream.produce import produce_or_wait
+from stream.produce import dead_letter_headers, produce_or_wait
 from stream.status import StatusWriter, WorkerStatus
 from stream.transactions import Transactions, transactional_id
 
@@ -89,6 +89,7 @@ class Worker:
         else:
             self.producer = producer or Producer(producer_config(settings))
         self.tracker = DeliveryTracker()
+        self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
@@ -123,14 +124,17 @@ class Worker:
         poll_producer = self.producer.poll
         sizer, timeout = self.sizer, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
-        self.consumer.subscribe([s.topic_transactions, s.topic_labels],
-                                on_assign=self._on_assign,
+        self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self.labels.subscribe()
         log.info("worker started", extra={"topic": s.topic_transactions,
                                            "model_version": self.scorer.version})
         next_commit = time.monotonic() + commit_every
         try:
             while not self._stop.is_set():
+                # Labels first: one already in hand is known to every later decision.
+                if self.labels.poll():
+                    self.last_progress = time.time()
                 messages = poll_available(consume, sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
@@ -142,6 +146,7 @@ class Worker:
                 now = time.monotonic()
                 if now >= next_commit:
                     self._commit(asynchronous=True)
+                    self.labels.commit(asynchronous=True)
                     next_commit = now + commit_every
                 self._write_status()
                 self.broker.check()
@@ -155,10 +160,8 @@ class Worker:
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
         transactions = _Columns()
-        labels = _Columns()
         max_bytes = self.settings.max_event_bytes
         bounds, now_ms = self._bounds, int(time.time() * 1000)
-        labels_topic = self.settings.topic_labels
         for message in messages:
             error = message.error()
             if error is not None:
@@ -167,37 +170,34 @@ class Worker:
                 continue
             offsets[(message.topic(), message.partition())] = message.offset()
             try:
-                if message.topic() == labels_topic:
-                    label, ts, _ = decode_label(message.value(), max_bytes)
-                    bounds.check(ts, now_ms)
-                    labels.add_label(message, label.transaction_id, label.terminal_id, ts,
-                                     label.is_fraud)
-                else:
-                    event, ts = decode_transaction(message.value(), max_bytes)
-                    bounds.check(ts, now_ms)
-                    transactions.add_transaction(message, event, ts)
+                event, ts = decode_transaction(message.value(), max_bytes)
+                bounds.check(ts, now_ms)
+                transactions.add_transaction(message, event, ts)
             except Rejected as exc:
                 rejected.append((message, exc.reason))
         if not offsets:
             return
         if self.transactions is not None:
             self.transactions.begin_batch(offsets)
-        self.metrics.events.inc(len(transactions) + len(labels) + len(rejected))
+        self.metrics.events.inc(len(transactions) + len(rejected))
         pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected))
         for message, reason in rejected:
             self._dead_letter(message, reason, pending)
         decoded = time.perf_counter()
         self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
-        if labels:  # first: a label already in hand is known to every later decision
-            self._apply_labels(labels.label_batch())
         if transactions:
             self._decide(transactions.transaction_batch(), transactions.ids,
                          transactions.messages, pending, started, decoded, self._produce)
         self.batches += 1
-        self.events += len(transactions) + len(labels) + len(rejected)
+        self.events += len(transactions) + len(rejected)
         self.last_progress = time.time()
 
+    def _count_dead_letter(self) -> None:
+        self.metrics.dead_letters.labels(self.settings.topic_dlq).inc()
+
     def _apply_labels(self, batch: LabelBatch) -> None:
+        self.metrics.events.inc(len(batch))
+        self.events += len(batch)
         # Offsets still advance when the store is down: labels refine features, and
         # waiting for Redis here would stall every decision behind them.
         if not self.breaker.allow():
@@ -297,13 +297,9 @@ class Worker:
             m.end_to_end_seconds.observe_many(np.maximum(0.0, (now_ms - stamps) / 1000.0))
 
     def _dead_letter(self, message: Message, reason: str, pending: PendingBatch) -> None:
-        headers = [("error", reason.encode("utf-8", "replace")),
-                   ("source.topic", message.topic().encode()),
-                   ("source.partition", str(message.partition()).encode()),
-                   ("source.offset", str(message.offset()).encode())]
         self._produce(self.settings.topic_dlq, message.value(), message.key(),
-                      pending.on_delivery, headers)
-        self.metrics.dead_letters.labels(self.settings.topic_dlq).inc()
+                      pending.on_delivery, dead_letter_headers(message, reason))
+        self._count_dead_letter()
         log.info("dead-lettered message", extra={
             "partition": message.partition(), "offset": message.offset(), "reason": reason})
 
@@ -365,7 +361,8 @@ class Worker:
             return
         self._status.maybe_write(WorkerStatus(
             pid=os.getpid(), written_at=time.time(),
-            assigned=sorted(f"{t}[{p}]" for t, p in self._assigned), batches=self.batches,
+            assigned=sorted(f"{t}[{p}]" for t, p in self._assigned | self.labels.assigned),
+            batches=self.batches,
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
             labels=self.labels_applied, lag=self.broker.lag,
             broker_silent_s=round(self.broker.silent_for(), 1),
@@ -496,6 +493,7 @@ class Worker:
             finally:
                 self._commit(asynchronous=False)
                 self.consumer.close()
+                self.labels.close(timeout)
         finally:
             watchdog.cancel()
         self._write_status(force=True)
@@ -512,7 +510,7 @@ def _describe(partitions: list[Any]) -> str:
 
 
 class _Columns:
-    """The accepted events of one poll, column by column."""
+    """The accepted transactions of one poll, column by column."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
@@ -521,7 +519,6 @@ class _Columns:
         self.terminals: list[str] = []
         self.timestamps: list[int] = []
         self.amounts: list[float] = []
-        self.is_fraud: list[bool] = []
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -534,21 +531,9 @@ class _Columns:
         self.timestamps.append(ts)
         self.amounts.append(event.amount)
 
-    def add_label(self, message: Message, transaction_id: str, terminal_id: str, ts: int,
-                  is_fraud: bool) -> None:
-        self.messages.append(message)
-        self.ids.append(transaction_id)
-        self.terminals.append(terminal_id)
-        self.timestamps.append(ts)
-        self.is_fraud.append(is_fraud)
-
     def transaction_batch(self) -> TransactionBatch:
         return TransactionBatch(
             self.customers, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
             np.asarray(self.amounts, dtype=np.float64),
             np.fromiter((m.partition() for m in self.messages), np.int64, len(self)),
             np.fromiter((m.offset() for m in self.messages), np.int64, len(self)))
-
-    def label_batch(self) -> LabelBatch:
-        return LabelBatch(self.ids, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
-                          np.asarray(self.is_fraud, dtype=bool))

@@ -31,7 +31,8 @@ def _statuses(directory: Path) -> dict[str, WorkerStatus]:
 def _wait_all_assigned(directory: Path, replicas: int, settings: Settings,
                        process: subprocess.Popen[bytes], log: Path,
                        timeout: float = 90) -> dict[str, WorkerStatus]:
-    """Until ``replicas`` live workers hold every input partition, each exactly once."""
+    """Until ``replicas`` live workers hold every input partition, each exactly once, and
+    each worker holds some (labels have their own group: they cannot crowd them out)."""
     wanted = {f"{settings.topic_transactions}[{p}]" for p in range(PARTITIONS)}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -40,7 +41,10 @@ def _wait_all_assigned(directory: Path, replicas: int, settings: Settings,
         live = {n: s for n, s in statuses.items() if _alive(s.pid) and not s.stopping}
         held = [p for s in live.values() for p in s.assigned
                 if p.startswith(settings.topic_transactions + "[")]
-        if len(live) == replicas and set(held) == wanted and len(held) == len(wanted):
+        each_has_some = all(any(p.startswith(settings.topic_transactions + "[")
+                                for p in s.assigned) for s in live.values())
+        if (len(live) == replicas and set(held) == wanted and len(held) == len(wanted)
+                and each_has_some):
             return live
         time.sleep(0.1)
     raise AssertionError(f"replicas never shared the partitions: {_statuses(directory)}\n"

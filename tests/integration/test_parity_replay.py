@@ -23,6 +23,7 @@ from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
 from stream.decisions import decision_decoder
 from stream.kafka_config import consumer_config, producer_config
+from stream.labels_reader import labels_group
 from stream.worker import Worker
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
@@ -111,24 +112,25 @@ def _snapshot(settings: Settings) -> dict[bytes, bytes]:
 
 
 def _rewind_group(settings: Settings, to_offset: Callable[[int], int]) -> int:
-    """Move the group's committed offsets back, as a crash before a commit would; returns
-    how many messages will be consumed again."""
-    consumer = Consumer(consumer_config(settings))
+    """Move the groups' committed offsets back (transactions and labels each have their
+    group), as a crash before a commit would; returns how many messages will be consumed
+    again."""
     rewound = 0
-    try:
-        offsets = []
-        for topic in (settings.topic_transactions, settings.topic_labels):
+    for topic, group in ((settings.topic_transactions, settings.group_id),
+                         (settings.topic_labels, labels_group(settings))):
+        consumer = Consumer(consumer_config(settings, group))
+        try:
             partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
             committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
                                            timeout=10)
-            offsets += [TopicPartition(tp.topic, tp.partition, to_offset(tp.offset))
-                        for tp in committed]
+            offsets = [TopicPartition(tp.topic, tp.partition, to_offset(tp.offset))
+                       for tp in committed]
             rewound += sum(tp.offset - to_offset(tp.offset) for tp in committed)
-        consumer.commit(offsets=offsets, asynchronous=False)
-        after = consumer.committed(offsets, timeout=10)
-        assert [tp.offset for tp in after] == [tp.offset for tp in offsets]
-    finally:
-        consumer.close()
+            consumer.commit(offsets=offsets, asynchronous=False)
+            after = consumer.committed(offsets, timeout=10)
+            assert [tp.offset for tp in after] == [tp.offset for tp in offsets]
+        finally:
+            consumer.close()
     return rewound
 
 
