@@ -95,6 +95,7 @@ class Settings:
                                            "produce waits (queue.buffering.max.messages)")
     broker_timeout_s: float = setting(60.0, "A worker that hears from no broker for this "
                                       "long exits non-zero (exit code 4)")
+    drift_window: int = setting(20_000, "Recent events the drift PSI is computed over")
     emit_features: bool = setting(False, "Include the scored feature vector in each decision")
     metrics_port: int = setting(0, "Port of the Prometheus /metrics endpoint; 0 disables it")
     status_file: str | None = setting(None, "Path of the worker's JSON status heartbeat file")
@@ -117,6 +118,7 @@ class Settings:
              "transaction_timeout_ms must exceed transaction_interval_ms"),
             (self.broker_timeout_s > 0, "broker_timeout_s must be > 0"),
             (self.producer_queue_messages >= 1, "producer_queue_messages must be >= 1"),
+            (self.drift_window >= 500, "drift_window must be >= 500"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
             (self.feature_ttl_days > TERMINAL_RING_DAYS,
              f"feature_ttl_days must exceed the {TERMINAL_RING_DAYS}-day terminal ring"),

@@ -28,6 +28,7 @@ class BrokerWatch:
         self._responses = -1
         self.last_answer = clock()
         self.lag = -1  # events behind the high watermarks of the assigned partitions
+        self.lags: dict[tuple[str, int], int] = {}  # the same, per partition
 
     def on_stats(self, raw: str) -> None:
         """librdkafka ``stats_cb``: called from poll/consume on the worker's thread."""
@@ -36,7 +37,8 @@ class BrokerWatch:
         if responses != self._responses:
             self._responses = responses
             self.last_answer = self._clock()
-        self.lag = consumer_lag(stats)
+        self.lags = partition_lags(stats)
+        self.lag = sum(self.lags.values()) if self.lags else -1
 
     def silent_for(self) -> float:
         return self._clock() - self.last_answer
@@ -49,16 +51,22 @@ class BrokerWatch:
                 f"{self.timeout_s:g}); exiting so that a supervisor restarts this worker")
 
 
-def consumer_lag(stats: dict[str, object]) -> int:
-    """Total lag of the partitions this consumer fetches, -1 when none reports it."""
-    total, known = 0, False
+def partition_lags(stats: dict[str, object]) -> dict[tuple[str, int], int]:
+    """Lag of each partition this consumer fetches that reports one (librdkafka computes
+    it from the high watermark of the last fetch response, not from ListOffsets)."""
+    lags: dict[tuple[str, int], int] = {}
     topics = stats.get("topics")
     if not isinstance(topics, dict):
-        return -1
-    for topic in topics.values():
+        return lags
+    for name, topic in topics.items():
         for partition in (topic.get("partitions") or {}).values():
-            lag = partition.get("consumer_lag", -1)
-            if partition.get("partition", -1) >= 0 and lag is not None and lag >= 0:
-                total += int(lag)
-                known = True
-    return total if known else -1
+            number, lag = partition.get("partition", -1), partition.get("consumer_lag", -1)
+            if number >= 0 and lag is not None and lag >= 0:
+                lags[(name, int(number))] = int(lag)
+    return lags
+
+
+def consumer_lag(stats: dict[str, object]) -> int:
+    """Total lag of the partitions this consumer fetches, -1 when none reports it."""
+    lags = partition_lags(stats)
+    return sum(lags.values()) if lags else -1

@@ -38,6 +38,7 @@ from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
+from stream.drift import DriftMonitor
 from stream.events import (
     EventTimeBounds,
     Rejected,
@@ -76,7 +77,8 @@ class Worker:
         self.broker = BrokerWatch(settings.broker_timeout_s)
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
-                                              "stats_cb": self.broker.on_stats})
+                                              "stats_cb": self._on_stats,
+                                              "error_cb": self._on_client_error})
         self.transactions: Transactions | None = None
         if settings.exactly_once:
             txn_id = transactional_id(settings)
@@ -88,6 +90,10 @@ class Worker:
             log.info("exactly-once: transactional.id %s", txn_id)
         else:
             self.producer = producer or Producer(producer_config(settings))
+        baseline = scorer.artifact.manifest.get("drift_baseline")
+        self.drift = (DriftMonitor(baseline, FEATURE_NAMES, settings.drift_window)
+                      if baseline else None)
+        self._lag_reported: set[tuple[str, int]] = set()
         self.tracker = DeliveryTracker()
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
@@ -166,6 +172,7 @@ class Worker:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
+                    self.metrics.broker_errors.labels(error.name()).inc()
                     log.warning("consumer error: %s", error.str())
                 continue
             offsets[(message.topic(), message.partition())] = message.offset()
@@ -232,6 +239,9 @@ class Worker:
             matrix = default_matrix(batch)
             degraded.append(FEATURES_DEGRADED)
             metrics.degraded.labels(FEATURES_DEGRADED).inc(len(batch))
+        if not degraded and self.drift is not None and self.drift.observe(matrix):
+            for name, value in self.drift.psi().items():
+                metrics.feature_psi.labels(name).set(value)
         fetched = time.perf_counter()
         scored, fell_back = score_with_fallback(self.scorer, self.rules, matrix)
         scored_at = time.perf_counter()
@@ -314,7 +324,25 @@ class Worker:
                 raise
             self.transactions.produce_failed(exc.args[0])  # aborted after this batch
 
+    def _on_client_error(self, error: KafkaError) -> None:
+        """librdkafka's global errors (transport, all brokers down): counted; the broker
+        watch decides when silence has lasted too long."""
+        self.metrics.broker_errors.labels(error.name()).inc()
+        log.warning("kafka client error: %s", error.str())
+
+    def _on_stats(self, raw: str) -> None:
+        """librdkafka statistics, once a second: broker liveness and lag per partition."""
+        self.broker.on_stats(raw)
+        lags = self.broker.lags
+        gauge = self.metrics.consumer_lag
+        for topic, partition in self._lag_reported - lags.keys():
+            gauge.remove(topic, str(partition))  # revoked: its new owner reports it
+        for (topic, partition), lag in lags.items():
+            gauge.labels(topic, str(partition)).set(lag)
+        self._lag_reported = set(lags)
+
     def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
+        self.metrics.redis_errors.inc()
         if self.breaker.record_failure():
             self.metrics.feature_store_up.set(0)
             self.metrics.feature_store_outages.inc()

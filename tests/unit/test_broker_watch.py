@@ -56,3 +56,11 @@ def test_lag_sums_the_real_partitions() -> None:
 def test_lag_is_unknown_until_reported() -> None:
     assert consumer_lag(json.loads(stats(1))) == -1
     assert consumer_lag({}) == -1
+
+
+def test_lag_per_partition_for_the_gauges() -> None:
+    watch = BrokerWatch(timeout_s=10)
+    watch.on_stats(stats(1, {0: 5, 3: 0}))
+    assert watch.lags == {("tx", 0): 5, ("tx", 3): 0}
+    watch.on_stats(stats(2, {3: 9}))
+    assert watch.lags == {("tx", 3): 9}  # partition 0 revoked: no stale series
