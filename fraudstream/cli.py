@@ -53,6 +53,8 @@ def _add_population(p: argparse.ArgumentParser, customers: int = 5000,
     p.add_argument("--start", type=iso_date, default=None,
                    help="first simulated day (default 2018-04-01 for files; for streams, "
                         "as many days before today as the stream needs)")
+    p.add_argument("--amount-scale", type=positive_float, default=1.0,
+                   help="inject drift: every genuine amount times this")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +205,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     stats = _with_progress(
         "streaming", lambda progress: stream(
             settings, SimulationConfig(customers=args.customers, terminals=args.terminals,
-                                       days=args.days, seed=args.seed, start=start),
+                                       days=args.days, seed=args.seed, start=start,
+                                       amount_scale=args.amount_scale),
             args.rate, args.duration, args.label_delay, args.labels, progress=progress,
             profile=profile),
         total=events)
@@ -379,7 +382,8 @@ def _population(args: argparse.Namespace, start: datetime | None):  # type: igno
     from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
 
     return SimulationConfig(customers=args.customers, terminals=args.terminals,
-                            days=args.days, seed=args.seed, start=start or HANDBOOK_START)
+                            days=args.days, seed=args.seed, start=start or HANDBOOK_START,
+                            amount_scale=args.amount_scale)
 
 
 def _stream_start(events: float, customers: int, max_days: int) -> datetime:
