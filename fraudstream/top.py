@@ -191,7 +191,7 @@ def save_png(table: Table, path: str) -> None:
     console.print(table)
     text = console.export_text()
     lines = text.splitlines()
-    figure = plt.figure(figsize=(7.6, 0.19 * len(lines) + 0.4), facecolor="#1e1e1e")
+    figure = plt.figure(figsize=(7.6, 0.16 * len(lines) + 0.3), facecolor="#1e1e1e")
     figure.text(0.02, 0.98, text, family="monospace", fontsize=9, color="#e0e0e0",
                 va="top", ha="left")
     figure.savefig(path, dpi=120, facecolor=figure.get_facecolor())
