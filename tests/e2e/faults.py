@@ -29,6 +29,11 @@ class PacedLoad(threading.Thread):
         self.settings, self.frame, self.rate = settings, frame, rate
         self.sent = 0
         self.failure: BaseException | None = None
+        self._halt = threading.Event()
+
+    def halt(self) -> None:
+        """Stop sending (the frame need not be used up); ``finish`` then says how many."""
+        self._halt.set()
 
     def run(self) -> None:
         try:
@@ -36,6 +41,8 @@ class PacedLoad(threading.Thread):
             producer = Producer({**producer_config(self.settings), "client.id": "test-load"})
             started = time.monotonic()
             for key, value in transaction_messages(self.frame):
+                if self._halt.is_set():
+                    break
                 ahead = started + self.sent / self.rate - time.monotonic()
                 if ahead > 0.005:
                     time.sleep(ahead)

@@ -43,7 +43,8 @@ def test_one_to_four_to_one_loses_nothing_and_pauses_briefly(
 
     try:
         start(0)
-        load = PacedLoad(settings, frame, rate=len(frame) / 75.0)  # outlasts the changes
+        # Steady load until the last change has had its window, however long joins take.
+        load = PacedLoad(settings, frame, rate=len(frame) / 150.0)
         load.start()
         for i in range(1, 4):
             time.sleep(STEP_S)
@@ -53,7 +54,11 @@ def test_one_to_four_to_one_loses_nothing_and_pauses_briefly(
             changes.append((f"leave {i + 1}", time.time() * 1000))
             workers[i].send_signal(signal.SIGTERM)
             assert workers[i].wait(20) == 0, (tmp_path / f"w{i}.log").read_text()[-3000:]
+        time.sleep(STEP_S)
+        assert load.is_alive(), "the load ended before the last change was measured"
+        load.halt()
         sent = load.finish(timeout=120)
+        frame = frame.iloc[:sent]
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0,
                              timeout=90)
         workers[0].send_signal(signal.SIGTERM)
