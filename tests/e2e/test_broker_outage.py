@@ -14,9 +14,8 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.status import read_status
-from tests.e2e.cli import run_cli, start_cli
+from tests.e2e.cli import run_cli, worker_process
 from tests.e2e.faults import PacedLoad, outcome
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -36,29 +35,20 @@ def test_a_broker_frozen_for_five_seconds_is_ridden_out(
     settings = settings.replace(kafka_bootstrap=bootstrap)
     make_topics(settings, partitions=4)
     frame = simulate(recent(3))
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
-    try:
-        _wait_assigned(worker, status, log)
+    with worker_process(settings, tmp_path) as worker:
         load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
         load.start()
         time.sleep(3.0)
         broker.process.send_signal(signal.SIGSTOP)
         time.sleep(5.0)
-        assert worker.poll() is None, "the worker must wait for the broker, not die"
+        assert worker.alive(), "the worker must wait for the broker, not die"
         broker.process.send_signal(signal.SIGCONT)
         thawed = time.monotonic()
         sent = load.finish(timeout=90)
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0,
                              timeout=90)
         resumed_s = time.monotonic() - thawed
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0, log.read_text()[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     result = outcome(frame, records)
     result.report("broker frozen 5 s", all_decided_after_s=round(resumed_s, 2))
     assert result.lost == 0
@@ -70,30 +60,23 @@ def test_a_broker_gone_past_the_timeout_ends_the_worker_non_zero(
     bootstrap, broker = own_broker
     settings = settings.replace(kafka_bootstrap=bootstrap, broker_timeout_s=4.0)
     make_topics(settings, partitions=2)
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
-    try:
-        _wait_assigned(worker, status, log)
-        healthy = run_cli(settings, "health", "--status-file", str(status))
+    with worker_process(settings, tmp_path) as worker:
+        status = str(worker.status)
+        healthy = run_cli(settings, "health", "--status-file", status)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         broker.stop()
         gone = time.monotonic()
         unhealthy = None
-        while worker.poll() is None and time.monotonic() - gone < 40:
-            current = read_status(status)
+        while worker.alive() and time.monotonic() - gone < 40:
+            current = read_status(worker.status)
             if unhealthy is None and current and current.broker_silent_s > 2:
-                unhealthy = run_cli(settings, "health", "--status-file", str(status),
+                unhealthy = run_cli(settings, "health", "--status-file", status,
                                     "--max-broker-silence", "2")
             time.sleep(0.2)
-        code = worker.wait(5)
+        code = worker.process.wait(5)
         exited_after_s = time.monotonic() - gone
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
     print(f"[broker gone] exit_code={code} exited_after_s={exited_after_s:.1f}")
-    assert code != 0, log.read_text()[-3000:]
-    assert "no broker answered" in log.read_text()
+    assert code != 0, worker.tail()
+    assert "no broker answered" in worker.log.read_text()
     assert unhealthy is not None and unhealthy.returncode == 1
     assert "no broker answered" in unhealthy.stdout

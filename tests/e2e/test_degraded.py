@@ -13,9 +13,8 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.decisions import decision_decoder
-from tests.e2e.cli import start_cli
+from tests.e2e.cli import worker_process
 from tests.e2e.faults import PacedLoad, outcome
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -38,11 +37,7 @@ def test_redis_frozen_for_five_seconds_degrades_then_recovers(
     settings = settings.replace(redis_url=url)
     make_topics(settings, partitions=4)
     frame = simulate(recent(3))
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
-    try:
-        _wait_assigned(worker, status, log)
+    with worker_process(settings, tmp_path) as worker:
         load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
         load.start()
         time.sleep(3.0)
@@ -53,12 +48,7 @@ def test_redis_frozen_for_five_seconds_degrades_then_recovers(
         thawed_ms = time.time() * 1000
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0, log.read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     decisions = sorted((decision_decoder.decode(r.value) for r in records),
                        key=lambda d: d.scored_at)
     during = [d for d in decisions if frozen_ms + 500 < d.scored_at < thawed_ms]
@@ -74,5 +64,5 @@ def test_redis_frozen_for_five_seconds_degrades_then_recovers(
     assert all(d.degraded == ["features"] for d in during)
     assert recovery_s < 5, "the breaker must close by itself soon after Redis is back"
     assert decisions[-1].degraded == [], "decisions after the outage use real features"
-    text = log.read_text()
+    text = worker.log.read_text()
     assert "circuit open" in text and "circuit closed" in text, text[-3000:]

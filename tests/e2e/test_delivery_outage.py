@@ -4,7 +4,6 @@ consumption, must commit only what was delivered, and must lose nothing afterwar
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,8 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.kafka_config import downstream_consumer_config
-from tests.e2e.cli import start_cli
+from tests.e2e.cli import worker_process
 from tests.e2e.faults import PacedLoad, outcome
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.kafka_proxy import KafkaProxy
 from tests.population import recent
@@ -64,34 +62,25 @@ def test_undeliverable_decisions_pause_consumption_and_lose_nothing(
     settings = settings.replace(kafka_bootstrap=bootstrap, producer_queue_messages=300)
     make_topics(settings, partitions=PARTITIONS)
     frame = simulate(recent(4))
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
-    try:
-        _wait_assigned(worker, status, log)
+    with worker_process(settings, tmp_path) as worker:
         load = PacedLoad(settings, frame, rate=len(frame) / 14.0)
         load.start()
         time.sleep(3.0)
         proxy.hold("fraudstream-producer")
         time.sleep(OUTAGE_S)
         committed, delivered = _committed_and_delivered(settings)
-        assert worker.poll() is None, log.read_text()[-3000:]
+        assert worker.alive(), worker.tail()
         proxy.release("fraudstream-producer")
         released = time.monotonic()
         sent = load.finish(timeout=90)
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0,
                              timeout=90)
         caught_up_s = time.monotonic() - released
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0, log.read_text()[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     result = outcome(frame, records)
     result.report("decisions undeliverable 6 s", committed_during=committed,
                   delivered_during=delivered, caught_up_s=round(caught_up_s, 2))
-    text = log.read_text()
+    text = worker.log.read_text()
     assert committed <= delivered, "offsets were committed for undelivered decisions"
     assert "consumption paused" in text and "consumption resumed" in text, text[-3000:]
     assert "BufferError" not in text and "Traceback" not in text

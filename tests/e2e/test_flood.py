@@ -3,7 +3,6 @@ must grow and then drain, and the worker's memory must stay bounded."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -12,9 +11,8 @@ from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from stream.status import read_status
-from tests.e2e.cli import start_cli
+from tests.e2e.cli import worker_process
 from tests.e2e.faults import outcome
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -32,22 +30,18 @@ def test_a_flood_above_capacity_drains_with_bounded_memory(
         settings: Settings, tmp_path: Path) -> None:
     make_topics(settings, partitions=4)
     frame = simulate(recent(28, customers=3000, terminals=6000))
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
     lags: list[int] = []
     rss: list[float] = []
     done = threading.Event()
 
-    def sample() -> None:
-        while not done.wait(0.25) and worker.poll() is None:
-            rss.append(_rss_mb(worker.pid))
-            current = read_status(status)
-            if current is not None:
-                lags.append(current.lag)
+    with worker_process(settings, tmp_path) as worker:
+        def sample() -> None:
+            while not done.wait(0.25) and worker.alive():
+                rss.append(_rss_mb(worker.process.pid))
+                current = read_status(worker.status)
+                if current is not None:
+                    lags.append(current.lag)
 
-    try:
-        _wait_assigned(worker, status, log)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         flood_started = time.monotonic()
@@ -59,13 +53,7 @@ def test_a_flood_above_capacity_drains_with_bounded_memory(
         time.sleep(2.5)  # the status file's lag is at most a statistics interval old
         done.set()
         sampler.join(5)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0, log.read_text()[-3000:]
-    finally:
-        done.set()
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     result = outcome(frame, records)
     result.report("flood", produced_per_s=round(sent / flood_s),
                   decided_per_s=round(sent / drained_s), peak_lag=max(lags, default=-1),

@@ -4,7 +4,6 @@ each one is decided (if it is a valid event after all) or dead-lettered with a r
 from __future__ import annotations
 
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from fraudstream.settings import Settings
-from tests.e2e.cli import start_cli
-from tests.e2e.test_worker_process import _wait_assigned
+from tests.e2e.cli import worker_process
 from tests.kafka_helpers import Record, make_topics, produce_raw, read_topic
 
 NOW_MS = int(time.time() * 1000)
@@ -74,14 +72,10 @@ def _until_all_out(settings: Settings, total: int, dead_at_least: int,
 def test_poison_goes_to_the_dlq_with_reasons_and_the_worker_lives(
         settings: Settings, tmp_path: Path) -> None:
     make_topics(settings, partitions=2)
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
     produced: list[int] = [0]
     seen = {"dead": 0, "decided": 0}  # outputs known to exist already
     figures = {"sent": 0, "dead_lettered": 0, "decided": 0}
-    try:
-        _wait_assigned(worker, status, log)
+    with worker_process(settings, tmp_path) as worker:
 
         @hypothesis_settings(max_examples=4, deadline=None, derandomize=True,
                              suppress_health_check=list(HealthCheck))
@@ -99,7 +93,7 @@ def test_poison_goes_to_the_dlq_with_reasons_and_the_worker_lives(
             seen["dead"], seen["decided"] = len(dead), len(decided)
             dead_keys = {r.key for r in dead}
             decided_keys = {r.key for r in decided}
-            assert worker.poll() is None, log.read_text()[-3000:]
+            assert worker.alive(), worker.tail()
             for key in keys[:len(bad)]:
                 assert key in dead_keys, f"{key!r} was not dead-lettered"
             for record in dead:
@@ -114,10 +108,5 @@ def test_poison_goes_to_the_dlq_with_reasons_and_the_worker_lives(
             figures["decided"] += len(decided_keys & set(keys))
 
         check()
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0, log.read_text()[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     print("[poison] " + " ".join(f"{k}={v}" for k, v in figures.items()) + " lost=0")

@@ -25,9 +25,8 @@ import pytest
 from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from tests.e2e.cli import ROOT, start_cli
+from tests.e2e.cli import ROOT, start_cli, wait_assigned
 from tests.e2e.faults import PacedLoad
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics
 from tests.population import recent
 
@@ -144,7 +143,7 @@ def test_prometheus_scrapes_a_worker_under_load(settings: Settings, tmp_path: Pa
             PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prometheus_port}",
         ], ready=lambda: _ready(prometheus_port), timeout=30)
-        _wait_assigned(worker, status, log)
+        wait_assigned(worker, status, log)
         load = PacedLoad(settings, frame, rate=len(frame) / LOAD_S)
         load.start()
 

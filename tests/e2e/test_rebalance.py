@@ -12,9 +12,8 @@ from pathlib import Path
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.decisions import decision_decoder
-from tests.e2e.cli import start_cli
+from tests.e2e.cli import start_cli, wait_assigned
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
-from tests.e2e.test_worker_process import _wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -39,7 +38,7 @@ def test_one_to_four_to_one_loses_nothing_and_pauses_briefly(
         workers.append(start_cli(settings, "worker", log=log,
                                  env={"FRAUDSTREAM_STATUS_FILE": str(status)}))
         changes.append((f"join {i + 1}", time.time() * 1000))
-        _wait_assigned(workers[-1], status, log)
+        wait_assigned(workers[-1], status, log)
 
     try:
         start(0)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from tests.e2e.cli import run_cli, start_cli
-from tests.e2e.test_worker_process import _wait_assigned
+from tests.e2e.cli import run_cli, worker_process
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -20,23 +18,14 @@ def test_top_shows_the_workers_figures_and_saves_a_picture(settings: Settings,
     port = services.free_port()
     settings = settings.replace(metrics_port=port)
     make_topics(settings, partitions=2)
-    status, log = tmp_path / "status.json", tmp_path / "worker.log"
-    worker = start_cli(settings, "worker", log=log,
-                       env={"FRAUDSTREAM_STATUS_FILE": str(status)})
-    try:
-        _wait_assigned(worker, status, log)
+    with worker_process(settings, tmp_path) as worker:
         frame = simulate(recent(2))
         produce_frame(settings, frame)
         read_topic(settings, settings.topic_decisions, expect=len(frame), settle=0.2)
         picture = tmp_path / "top.png"
         shown = run_cli(settings, "top", "--port", str(port), "--once", "--interval", "0.5",
                         "--png", str(picture))
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        assert worker.stop() == 0, worker.tail()
     assert shown.returncode == 0, shown.stderr
     assert "1/1 workers up" in shown.stdout and "in-worker p50 / p99 ms" in shown.stdout
     assert picture.stat().st_size > 10_000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,22 +12,9 @@ from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from stream.decisions import decision_decoder
-from stream.status import read_status
-from tests.e2e.cli import start_cli
+from tests.e2e.cli import start_cli, wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
-
-
-def _wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
-                   timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        current = read_status(status)
-        if current is not None and current.assigned:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"worker never got partitions:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -43,7 +29,7 @@ def test_signal_drains_commits_and_a_restart_resumes_without_duplicates(
     first_log = tmp_path / "worker-1.log"
     worker = start_cli(settings, "worker", log=first_log, env=env)
     try:
-        _wait_assigned(worker, status, first_log)
+        wait_assigned(worker, status, first_log)
         produce_frame(settings, frame.iloc[:half])
         read_topic(settings, settings.topic_decisions, expect=half, settle=0.2)
         worker.send_signal(stop_signal)
@@ -62,7 +48,7 @@ def test_signal_drains_commits_and_a_restart_resumes_without_duplicates(
     status.unlink()
     worker = start_cli(settings, "worker", log=second_log, env=env)
     try:
-        _wait_assigned(worker, status, second_log)
+        wait_assigned(worker, status, second_log)
         records = read_topic(settings, settings.topic_decisions, expect=len(frame),
                              settle=2.0)
         worker.send_signal(signal.SIGTERM)
