@@ -105,6 +105,12 @@ def figures(before: Snapshot, after: Snapshot) -> Figures:
     def rate(name: str, **labels: str) -> float:
         return max(0.0, after.value(name, **labels) - before.value(name, **labels)) / seconds
 
+    def rate_of_all(name: str) -> float:
+        """Summed over every label set of ``name``."""
+        earlier = before.series(name)
+        return sum(max(0.0, v - earlier.get(labels, 0.0))
+                   for labels, v in after.series(name).items()) / seconds
+
     def percentiles(name: str) -> tuple[float | None, float | None]:
         b, a = _histogram(before, name), _histogram(after, name)
         return tuple(None if v is None else v * 1000  # type: ignore[return-value]
@@ -126,12 +132,8 @@ def figures(before: Snapshot, after: Snapshot) -> Figures:
         seconds=seconds, workers=f"{after.workers_up}/{after.workers}",
         events_per_s=rate("fraudstream_events_total"),
         decisions_per_s={o: rate("fraudstream_decisions_total", outcome=o) for o in outcomes},
-        dead_letters_per_s=sum(max(0.0, v - before.samples.get((n, k), 0.0))
-                               for (n, k), v in after.samples.items()
-                               if n == "fraudstream_dead_letters_total") / seconds,
-        degraded_per_s=sum(max(0.0, v - before.samples.get((n, k), 0.0))
-                           for (n, k), v in after.samples.items()
-                           if n == "fraudstream_degraded_decisions_total") / seconds,
+        dead_letters_per_s=rate_of_all("fraudstream_dead_letters_total"),
+        degraded_per_s=rate_of_all("fraudstream_degraded_decisions_total"),
         budget_misses_per_s=rate("fraudstream_budget_misses_total"),
         in_worker_ms=percentiles("fraudstream_event_latency_seconds"),
         end_to_end_ms=percentiles("fraudstream_end_to_end_latency_seconds"),
