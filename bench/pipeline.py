@@ -80,7 +80,8 @@ def isolated(settings: Settings, name: str, source: str | None = None) -> Settin
     unique = f"{name}-{uuid.uuid4().hex[:8]}"
     return settings.replace(topic_transactions=source or f"{unique}-in",
                             topic_decisions=f"{unique}-out", topic_dlq=f"{unique}-dlq",
-                            topic_labels=f"{unique}-labels", group_id=unique,
+                            topic_labels=f"{unique}-labels", topic_shadow=f"{unique}-shadow",
+                            group_id=unique,
                             redis_prefix=unique)
 
 

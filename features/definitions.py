@@ -9,6 +9,9 @@ identical arithmetic.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 
 DAY_MS = 86_400_000
@@ -84,3 +87,27 @@ def risk(frauds: np.ndarray, count: np.ndarray) -> np.ndarray:
     count = np.asarray(count, dtype=np.float64)
     return np.divide(np.asarray(frauds, dtype=np.float64), count,
                      out=np.zeros_like(count), where=count > 0)
+
+# Bump when a feature's meaning changes without its name changing (a new window rule, a
+# different cap): models trained on the old meaning are then refused at promote time.
+FEATURE_SCHEMA_VERSION = 1
+
+
+def feature_schema() -> dict[str, object]:
+    """What a model relies on besides the feature order: the parameters of the definitions."""
+    return {
+        "version": FEATURE_SCHEMA_VERSION,
+        "names": list(FEATURE_NAMES),
+        "windows_days": list(WINDOWS),
+        "label_delay_days": LABEL_DELAY_DAYS,
+        "night_last_hour": NIGHT_LAST_HOUR,
+        "gap_cap_ms": GAP_CAP_MS,
+        "count_max": COUNT_MAX,
+        "cents_max": CENTS_MAX,
+    }
+
+
+def feature_schema_digest() -> str:
+    """sha256 of ``feature_schema()``: recorded in every model manifest."""
+    canonical = json.dumps(feature_schema(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

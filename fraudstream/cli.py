@@ -95,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-promote", action="store_true", help="do not make it champion")
     train.set_defaults(handler=cmd_train)
 
+    models = sub.add_parser("models", help="the model registry: list, promote, roll back, "
+                                           "shadow")
+    models.add_argument("--registry", type=Path, default=None,
+                        help="model registry directory (default: FRAUDSTREAM_MODEL_DIR)")
+    models_sub = models.add_subparsers(dest="models_command", required=True,
+                                       parser_class=OneLineParser)
+    models_sub.add_parser("list", help="every version, and which is champion or challenger")
+    models_sub.add_parser("history", help="every promotion, rollback and challenger change")
+    promote = models_sub.add_parser("promote", help="make VERSION the champion (workers "
+                                                    "switch without a restart)")
+    promote.add_argument("version")
+    models_sub.add_parser("rollback", help="restore the champion before the current one")
+    shadow = models_sub.add_parser("shadow", help="score VERSION in shadow beside the "
+                                                  "champion (--off: stop)")
+    shadow_target = shadow.add_mutually_exclusive_group(required=True)
+    shadow_target.add_argument("version", nargs="?")
+    shadow_target.add_argument("--off", action="store_true", help="stop shadow scoring")
+    models.set_defaults(handler=cmd_models)
+
     worker = sub.add_parser("worker", help="consume transactions and publish decisions")
     worker.add_argument("--max-batch", type=positive_int, default=None)
     worker.add_argument("--metrics-port", type=int, default=None)
@@ -243,6 +262,22 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"thresholds: review >= {result.thresholds['review']:.4f}, "
           f"decline >= {result.thresholds['decline']:.4f}")
     return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream import model_commands
+
+    root = args.registry or Path(settings.model_dir)
+    command = args.models_command
+    if command == "list":
+        return model_commands.list_versions(root)
+    if command == "history":
+        return model_commands.show_history(root)
+    if command == "promote":
+        return model_commands.promote(root, args.version)
+    if command == "rollback":
+        return model_commands.rollback(root)
+    return model_commands.shadow(root, None if args.off else args.version)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -56,8 +56,15 @@ class Settings:
     topic_decisions: str = setting("fraud-decisions", "Output topic of decisions")
     topic_labels: str = setting("fraud-labels", "Topic of confirmed fraud labels")
     topic_dlq: str = setting("transactions.dlq", "Dead-letter topic for rejected messages")
+    topic_shadow: str = setting("fraud-decisions.shadow", "Topic of the challenger's shadow "
+                                "decisions (they never decide anything)")
     group_id: str = setting("fraudstream-workers", "Consumer group of the workers")
-    model_dir: str = setting("model-registry", "Model registry directory (champion is scored)")
+    model_dir: str = setting("model-registry", "Model registry directory (champion is "
+                             "scored); shared storage every worker reads")
+    model_poll_s: float = setting(1.0, "Seconds between checks of the registry's champion and "
+                                  "challenger pointers (a promotion is picked up live)")
+    shadow_max_share: float = setting(0.25, "Most time the challenger may take, as a share of "
+                                      "the champion's in-worker time (over: batches skipped)")
     budget_ms: float = setting(1.0, "In-worker latency budget per event, p99, milliseconds")
     max_batch: int = setting(500, "Most events in one batch (the budget may keep it smaller)")
     min_batch: int = setting(8, "Fewest events a full batch is cut down to by the budget")
@@ -113,6 +120,8 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.fetch_wait_ms >= 1, "fetch_wait_ms must be >= 1"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
+            (self.model_poll_s > 0, "model_poll_s must be > 0"),
+            (self.shadow_max_share > 0, "shadow_max_share must be > 0"),
             (self.transaction_interval_ms >= 0, "transaction_interval_ms must be >= 0"),
             (self.transaction_timeout_ms > self.transaction_interval_ms,
              "transaction_timeout_ms must exceed transaction_interval_ms"),

@@ -25,7 +25,7 @@ class TopicResult:
 
 def project_topics(settings: Settings) -> list[str]:
     return [settings.topic_transactions, settings.topic_decisions, settings.topic_labels,
-            settings.topic_dlq]
+            settings.topic_dlq, settings.topic_shadow]
 
 
 def create_topics(settings: Settings, partitions: int, replication: int = 1,

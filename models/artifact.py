@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,29 @@ def verify(directory: Path, manifest: dict[str, Any]) -> None:
                 f"model artifact {directory}: {name} does not match its sha256 "
                 f"(tampered or corrupt); refusing to load it"
             )
+
+
+def check_feature_contract(manifest: dict[str, Any], names: Sequence[str],
+                           schema_digest: str | None) -> None:
+    """Refuse a model whose feature order or feature schema differs from the running set.
+
+    A manifest without ``feature_schema`` predates schemas: its feature order is checked.
+    """
+    version = manifest.get("version", "?")
+    trained = list(manifest.get("feature_names", []))
+    if trained != list(names):
+        missing = [n for n in names if n not in trained]
+        extra = [n for n in trained if n not in names]
+        detail = (f"missing {missing}" if missing else "") + \
+                 ("; " if missing and extra else "") + (f"unknown {extra}" if extra else "")
+        raise ArtifactError(
+            f"model {version} was trained on other features than this build computes "
+            f"({detail or 'same names in another order'}): retrain it")
+    recorded = manifest.get("feature_schema")
+    if schema_digest is not None and recorded is not None and recorded != schema_digest:
+        raise ArtifactError(
+            f"model {version} was trained on feature schema {str(recorded)[:12]}, this "
+            f"build computes {schema_digest[:12]} (a feature's meaning changed): retrain it")
 
 
 def load_artifact(directory: Path | str) -> Artifact:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, ArtifactError
+from models.artifact import Artifact, check_feature_contract
 from models.compiled import (
     CompiledScorer,
     CompiledScorerError,
@@ -34,12 +34,9 @@ class Scorer:
     with the model; with scikit-learn otherwise (``backend`` and ``fallback`` say which
     and why)."""
 
-    def __init__(self, artifact: Artifact, expected_features: Sequence[str]) -> None:
-        if artifact.feature_names != list(expected_features):
-            raise ArtifactError(
-                f"model {artifact.version} expects features {artifact.feature_names}, "
-                f"this build computes {list(expected_features)}"
-            )
+    def __init__(self, artifact: Artifact, expected_features: Sequence[str],
+                 expected_schema: str | None = None) -> None:
+        check_feature_contract(artifact.manifest, expected_features, expected_schema)
         self.artifact = artifact
         self.version = artifact.version
         self.thresholds = artifact.thresholds

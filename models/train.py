@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.definitions import FEATURE_NAMES
+from features.definitions import FEATURE_NAMES, feature_schema_digest
 from features.offline import compute_matrix
 from models.artifact import sha256_of, write_artifact
 from models.compiled import compile_model
@@ -130,6 +130,7 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         "created_at": created.isoformat(),
         "model_kind": kind,
         "feature_names": list(FEATURE_NAMES),
+        "feature_schema": feature_schema_digest(),
         "thresholds": thresholds,
         "metrics": metrics,
         "training": {"start_day": plan.start_day, "train_days": plan.train_days,
@@ -149,7 +150,7 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
                           extra_files={"report.md": report},
                           build=lambda d: {"compiled": compile_model(model, d)})
     if promote:
-        registry.set_champion(version)
+        registry.promote(version, FEATURE_NAMES, feature_schema_digest(), by="train")
     progress(f"wrote {path} (model sha256 {sha256_of(path / 'model.joblib')[:12]})")
     return TrainResult(version, path, metrics, thresholds, plan,
                        int(train_mask.sum()), int(test_mask.sum()))

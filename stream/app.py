@@ -14,12 +14,13 @@ from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
 from features.cluster_store import state_store_from_url
-from features.definitions import FEATURE_NAMES
+from features.definitions import FEATURE_NAMES, feature_schema_digest
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
-from features.store import StateStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
+from models.artifact import Artifact, ArtifactError
+from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import Scorer
 from stream.metrics import WorkerMetrics
@@ -41,32 +42,54 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     # OpenMP worker threads spinning against the broker and Redis on a small machine
     # turned a 4 ms p99 into seconds; a worker scales by processes, so one thread each.
     threadpool_limits(limits=1)
-    scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
+    models = Registry(settings.model_dir)
+    scorer = load_scorer(models.load_champion())
+    challenger = _load_challenger(models)
     logs.bind(model_version=scorer.version, pid=os.getpid())
     store = state_store_from_url(settings.redis_url, settings.redis_cluster,
                                  settings.redis_timeout_ms / 1000.0)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
-    _warm_up(scorer, store)
+    try:
+        store.get_many([b"fraudstream:warm-up"])
+    except Exception as exc:  # degraded mode will handle it; say so early
+        log.warning("redis not answering at start-up: %s", exc)
+    follower = RegistryFollower(
+        models, ModelSet(scorer, challenger), load_scorer, settings.model_poll_s,
+        listener=lambda role, _version, outcome: metrics.model_loads.labels(
+            role, outcome).inc())
     # The model, libraries and caches loaded so far live for the whole run: keep them out
     # of every collection, and collect young objects less often, so collector pauses stay
     # out of the per-event latency tail.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    return Worker(settings, scorer, features, metrics)
+    worker = Worker(settings, scorer, features, metrics, follower=follower,
+                    challenger=challenger)
+    follower.start()
+    return worker
 
 
-def _warm_up(scorer: Scorer, store: StateStore) -> None:
-    """Pay first-call costs (imports, allocations, connections) before the first poll."""
+def load_scorer(artifact: Artifact) -> Scorer:
+    """A scorer for the running feature set, warmed up: first-call costs (imports,
+    allocations, the compiled library) are paid before it scores a real batch."""
+    scorer = Scorer(artifact, FEATURE_NAMES, feature_schema_digest())
     now = int(time.time() * 1000)
     batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
                              np.array([0]), np.array([0]))
     scorer.score(default_matrix(batch))
+    return scorer
+
+
+def _load_challenger(models: Registry) -> Scorer | None:
+    version = models.challenger_version()
+    if version is None or version == models.champion_version():
+        return None
     try:
-        store.get_many([b"fraudstream:warm-up"])
-    except Exception as exc:  # degraded mode will handle it; say so early
-        log.warning("redis not answering at start-up: %s", exc)
+        return load_scorer(models.load(version))
+    except (ArtifactError, OSError) as exc:  # the champion decides; shadowing can wait
+        log.error("challenger %s refused, not shadowing: %s", version, exc)
+        return None
 
 
 def run_worker(settings: Settings) -> int:

@@ -83,6 +83,11 @@ class WorkerMetrics:
     redis_errors: Counter
     broker_errors: Counter
     feature_psi: Gauge
+    model_swaps: Counter
+    model_loads: Counter
+    shadow_events: Counter
+    shadow_seconds: Histogram
+    shadow_disagreements: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> WorkerMetrics:
@@ -151,6 +156,24 @@ class WorkerMetrics:
                               "Population stability index of each feature over the recent "
                               "window against the training baseline", ["feature"],
                               registry=registry),
+            model_swaps=Counter(f"{prefix}_model_swaps",
+                                "Times the worker switched models between batches",
+                                registry=registry),
+            model_loads=Counter(f"{prefix}_model_loads",
+                                "Models loaded after a registry change, by role (champion, "
+                                "challenger) and outcome (loaded, failed)",
+                                ["role", "outcome"], registry=registry),
+            shadow_events=Counter(f"{prefix}_shadow_events",
+                                  "Events offered to the challenger, by outcome (scored, "
+                                  "skipped: over its time share, failed, undelivered)",
+                                  ["outcome"], registry=registry),
+            shadow_seconds=Histogram(f"{prefix}_shadow_latency_seconds",
+                                     "Challenger scoring and publishing time per batch "
+                                     "(outside the in-worker latency)",
+                                     buckets=LATENCY_BUCKETS, registry=registry),
+            shadow_disagreements=Counter(f"{prefix}_shadow_disagreements",
+                                         "Events the challenger decided otherwise than the "
+                                         "champion", registry=registry),
         )
 
 

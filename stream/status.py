@@ -23,6 +23,8 @@ class WorkerStatus(msgspec.Struct):
     stopping: bool = False
     lag: int = -1  # -1: not known yet
     broker_silent_s: float = 0.0
+    model_version: str = ""
+    challenger_version: str = ""
 
 
 _encode = msgspec.json.Encoder().encode

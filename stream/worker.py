@@ -29,8 +29,10 @@ from confluent_kafka import (
 
 from features.definitions import FEATURE_NAMES
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
+from fraudstream import logs
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
+from models.follower import ModelSet, RegistryFollower
 from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
@@ -50,6 +52,7 @@ from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
 from stream.poll import poll_available
 from stream.produce import dead_letter_headers, produce_or_wait
+from stream.shadow import ShadowBudget
 from stream.status import StatusWriter, WorkerStatus
 from stream.transactions import Transactions, transactional_id
 
@@ -66,9 +69,14 @@ class Worker:
     def __init__(self, settings: Settings, scorer: Scorer, features: OnlineFeatureStore,
                  metrics: WorkerMetrics, consumer: Consumer | None = None,
                  producer: Producer | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
+                 breaker: CircuitBreaker | None = None,
+                 follower: RegistryFollower | None = None,
+                 challenger: Scorer | None = None) -> None:
         self.settings = settings
         self.scorer = scorer
+        self.challenger: Scorer | None = None
+        self.follower = follower
+        self.shadow_budget = ShadowBudget(settings.shadow_max_share)
         self.rules = RulesScorer()
         self.breaker = breaker or CircuitBreaker(settings.breaker_failures,
                                                  settings.breaker_reset_s)
@@ -90,9 +98,7 @@ class Worker:
             log.info("exactly-once: transactional.id %s", txn_id)
         else:
             self.producer = producer or Producer(producer_config(settings))
-        baseline = scorer.artifact.manifest.get("drift_baseline")
-        self.drift = (DriftMonitor(baseline, FEATURE_NAMES, settings.drift_window)
-                      if baseline else None)
+        self.drift: DriftMonitor | None = None
         self._lag_reported: set[tuple[str, int]] = set()
         self.tracker = DeliveryTracker()
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
@@ -109,8 +115,7 @@ class Worker:
         self._bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
         self.last_progress = time.time()
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
-        metrics.model_info.info({"version": scorer.version, "backend": scorer.backend,
-                                 "fallback": scorer.fallback or "none"})
+        self._use_models(ModelSet(scorer, challenger))
         metrics.feature_store_up.set(1)
 
     # -- control -------------------------------------------------------------------
@@ -147,6 +152,8 @@ class Worker:
                     self._behind = self._lag_after(messages) > sizer.size
                     self._process(messages)
                 poll_producer(0)
+                if self.follower is not None and (models := self.follower.take()):
+                    self._use_models(models)
                 self._store_released()
                 self._hold_back_while_undelivered()
                 now = time.monotonic()
@@ -278,6 +285,9 @@ class Worker:
         updated = time.perf_counter()
         self._observe(batch, accepted, outcome_codes, started, decoded, fetched, scored_at,
                       produced, updated)
+        if self.challenger is not None:
+            self._shadow(self.challenger, batch, matrix, tx_ids, accepted, outcome_codes,
+                         degraded, now_ms)
 
     def _observe(self, batch: TransactionBatch, accepted: list[Message],
                  outcome_codes: list[int], started: float, decoded: float, fetched: float,
@@ -291,6 +301,7 @@ class Worker:
         self._count_conflicts()
         in_worker = produced - started
         self.sizer.record(n, in_worker, self._behind)
+        self.shadow_budget.record_champion(in_worker)
         m.event_seconds.observe(in_worker, n)
         m.batch_size.observe(n)
         if in_worker > self._budget_s:
@@ -305,6 +316,80 @@ class Worker:
         stamps = stamps[stamps > 0]  # 0 or -1: the producer set no timestamp
         if stamps.size:
             m.end_to_end_seconds.observe_many(np.maximum(0.0, (now_ms - stamps) / 1000.0))
+
+    def _shadow(self, challenger: Scorer, batch: TransactionBatch, matrix: np.ndarray,
+                tx_ids: list[str], accepted: list[Message], champion_codes: list[int],
+                degraded: list[str], scored_at_ms: int) -> None:
+        """Score the batch with the challenger and publish to the shadow topic. Its
+        outputs are not part of the batch's delivery: a shadow failure never holds back
+        an offset (with exactly-once they ride in the same transaction)."""
+        m = self.metrics
+        n = len(batch)
+        if not self.shadow_budget.allow():
+            m.shadow_events.labels("skipped").inc(n)
+            return
+        started = time.perf_counter()
+        try:
+            scored = challenger.score(matrix)
+        except Exception as exc:  # a challenger's failure is its own problem
+            m.shadow_events.labels("failed").inc(n)
+            log.warning("challenger %s failed to score: %s", challenger.version, exc)
+            return
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        topic, version = self.settings.topic_shadow, challenger.version
+        codes, scores = scored.codes.tolist(), scored.scores.tolist()
+        on_delivery = self._shadow_delivered
+        for i, message in enumerate(accepted):
+            shadow = Decision(
+                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
+                score=scores[i], decision=OUTCOMES[codes[i]], model_version=version,
+                reasons=scored.reasons[i], degraded=degraded, scored_at=scored_at_ms,
+                latency_ms=latency_ms)
+            self._produce(topic, encode_decision(shadow), message.key(), on_delivery)
+        elapsed = time.perf_counter() - started
+        self.shadow_budget.record_shadow(elapsed)
+        m.shadow_seconds.observe(elapsed)
+        m.shadow_events.labels("scored").inc(n)
+        disagreements = sum(1 for a, b in zip(codes, champion_codes, strict=True) if a != b)
+        if disagreements:
+            m.shadow_disagreements.inc(disagreements)
+
+    def _shadow_delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self.metrics.shadow_events.labels("undelivered").inc()
+
+    def _use_models(self, models: ModelSet) -> None:
+        """Score the next batch with ``models`` (called between batches)."""
+        old = (self.scorer.version, self.challenger.version if self.challenger else None)
+        champion, challenger = models.champion, models.challenger
+        if challenger is not None and not self._shadow_topic_exists():
+            log.error("challenger %s not shadowed: topic %s does not exist (run `fraudstream "
+                      "topics create`)", challenger.version, self.settings.topic_shadow)
+            challenger = None
+        changed = champion is not self.scorer or self.drift is None
+        self.scorer, self.challenger = champion, challenger
+        if changed:
+            baseline = champion.artifact.manifest.get("drift_baseline")
+            self.drift = (DriftMonitor(baseline, FEATURE_NAMES, self.settings.drift_window)
+                          if baseline else None)
+        m = self.metrics
+        m.model_info.info({"version": champion.version, "backend": champion.backend,
+                           "fallback": champion.fallback or "none",
+                           "challenger": challenger.version if challenger else "none"})
+        logs.bind(model_version=champion.version)
+        new = (champion.version, challenger.version if challenger else None)
+        if new != old and self.batches:
+            log.info("now scoring with champion %s (was %s), challenger %s (was %s)",
+                     new[0], old[0], new[1] or "none", old[1] or "none")
+            m.model_swaps.inc()
+
+    def _shadow_topic_exists(self) -> bool:
+        topic = self.settings.topic_shadow
+        try:
+            meta = self.producer.list_topics(topic, timeout=5.0).topics.get(topic)
+        except KafkaException:
+            return False
+        return meta is not None and meta.error is None
 
     def _dead_letter(self, message: Message, reason: str, pending: PendingBatch) -> None:
         self._produce(self.settings.topic_dlq, message.value(), message.key(),
@@ -394,6 +479,8 @@ class Worker:
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
             labels=self.labels_applied, lag=self.broker.lag,
             broker_silent_s=round(self.broker.silent_for(), 1),
+            model_version=self.scorer.version,
+            challenger_version=self.challenger.version if self.challenger else "",
         ), force)
 
     # -- offsets -------------------------------------------------------------------
@@ -522,6 +609,8 @@ class Worker:
                 self._commit(asynchronous=False)
                 self.consumer.close()
                 self.labels.close(timeout)
+                if self.follower is not None:
+                    self.follower.stop()
         finally:
             watchdog.cancel()
         self._write_status(force=True)

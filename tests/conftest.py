@@ -46,6 +46,7 @@ def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Sett
         kafka_bootstrap=kafka_bootstrap, redis_url=redis_url,
         topic_transactions=f"tx-{unique}", topic_decisions=f"decisions-{unique}",
         topic_labels=f"labels-{unique}", topic_dlq=f"tx-{unique}.dlq",
+        topic_shadow=f"shadow-{unique}",
         group_id=f"workers-{unique}", model_dir=str(model_registry),
         redis_prefix=f"test-{unique}", session_timeout_ms=6000, heartbeat_interval_ms=500,
         max_poll_interval_ms=20000, commit_interval_s=0.5, shutdown_timeout_s=10.0,
