@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.artifact import Artifact, ArtifactError
+from models.artifact import Artifact
 from models.registry import Registry
 from models.scorer import Scorer
 
@@ -101,7 +101,7 @@ class RegistryFollower:
             return None  # already refused; try again only when the pointer moves
         try:
             scorer = self._make_scorer(self._registry.load(version))
-        except (ArtifactError, OSError, ValueError) as exc:
+        except Exception as exc:  # unloadable or unable to score: never ours to crash on
             self._failed[role] = version
             current = loaded.champion if role == "champion" else loaded.challenger
             log.error("%s %s refused, still scoring with %s: %s", role, version,

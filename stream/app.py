@@ -19,7 +19,7 @@ from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream import logs
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
-from models.artifact import Artifact, ArtifactError
+from models.artifact import Artifact
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import Scorer
@@ -87,7 +87,7 @@ def _load_challenger(models: Registry) -> Scorer | None:
         return None
     try:
         return load_scorer(models.load(version))
-    except (ArtifactError, OSError) as exc:  # the champion decides; shadowing can wait
+    except Exception as exc:  # the champion decides; shadowing can wait
         log.error("challenger %s refused, not shadowing: %s", version, exc)
         return None
 

@@ -331,6 +331,8 @@ class Worker:
         started = time.perf_counter()
         try:
             scored = challenger.score(matrix)
+            if not np.isfinite(scored.scores).all():
+                raise ValueError("non-finite scores")
         except Exception as exc:  # a challenger's failure is its own problem
             m.shadow_events.labels("failed").inc(n)
             log.warning("challenger %s failed to score: %s", challenger.version, exc)

@@ -68,9 +68,10 @@ def make_topics(settings: Settings, partitions: int = 4) -> None:
 
 
 @contextlib.contextmanager
-def running_worker(settings: Settings) -> Iterator[Worker]:
-    """A real worker (real broker, real Redis) on a thread of this process."""
-    worker = build_worker(settings)
+def running_worker(settings: Settings, worker: Worker | None = None) -> Iterator[Worker]:
+    """A real worker (real broker, real Redis) on a thread of this process; ``worker``
+    when given (built by ``build_worker`` and adjusted), else one built here."""
+    worker = worker or build_worker(settings)
     failure: list[BaseException] = []
 
     def run() -> None:

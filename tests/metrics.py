@@ -6,4 +6,5 @@ from prometheus_client import Counter
 
 
 def counter_value(counter: Counter, **labels: str) -> float:
-    return float(counter.labels(**labels)._value.get())
+    metric = counter.labels(**labels) if labels else counter
+    return float(metric._value.get())

@@ -15,11 +15,12 @@ from models.artifact import write_artifact
 
 def write_model(root: Path, version: str, seed: int = 0,
                 feature_names: Sequence[str] = FEATURE_NAMES,
-                schema: str | None = None) -> Path:
-    """A scoreable artifact ``root/version`` whose scores depend on ``seed``."""
+                schema: str | None = None, fitted_width: int | None = None) -> Path:
+    """A scoreable artifact ``root/version`` whose scores depend on ``seed``.
+    ``fitted_width`` other than the feature count makes a model that raises when scored."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(400, len(feature_names)))
-    y = (x[:, seed % len(feature_names)] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    x = rng.normal(size=(400, fitted_width or len(feature_names)))
+    y = (x[:, seed % x.shape[1]] + rng.normal(scale=0.5, size=400) > 0).astype(int)
     model = LogisticRegression().fit(x, y)
     width = len(feature_names)
     manifest = {
