@@ -18,7 +18,8 @@ def list_versions(root: Path) -> int:
     if not summaries:
         raise ArtifactError(f"no model versions in {root}: run `fraudstream train` first")
     table = Table(title=f"models in {root}")
-    for column in ("version", "kind", "created", "average precision", "role"):
+    table.add_column("version", no_wrap=True)
+    for column in ("kind", "created", "average precision", "role"):
         table.add_column(column)
     for s in summaries:
         ap = f"{s.average_precision:.4f}" if s.average_precision is not None else "-"

@@ -1,0 +1,115 @@
+"""A promotion and a rollback during a running stream, with two worker processes (as on two
+hosts sharing the registry's storage): both follow, decisions switch model_version, none
+is lost or repeated. A promotion the registry refuses changes nothing."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from models.artifact import MODEL_FILE
+from models.registry import Registry
+from models.train import train
+from stream.decisions import decision_decoder
+from stream.status import read_status
+from tests.e2e.cli import WorkerProcess, run_cli, worker_process
+from tests.e2e.faults import PacedLoad, outcome
+from tests.kafka_helpers import make_topics, read_topic
+from tests.population import TEST_POPULATION, recent
+
+
+@pytest.fixture
+def registry(tmp_path: Path, model_registry: Path) -> tuple[Registry, str, str]:
+    root = tmp_path / "registry"
+    shutil.copytree(model_registry, root)
+    newcomer = train(simulate(TEST_POPULATION), root, kind="logreg", promote=False).version
+    registry = Registry(root)
+    champion = registry.champion_version()
+    assert champion is not None
+    return registry, champion, newcomer
+
+
+def wait_versions(workers: list[WorkerProcess], version: str, timeout: float = 15) -> float:
+    """Until every worker's status names ``version``; the wall clock time it happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert all(w.alive() for w in workers), [w.tail() for w in workers]
+        if all((s := read_status(w.status)) is not None and s.model_version == version
+               for w in workers):
+            return time.time()
+        time.sleep(0.05)
+    raise AssertionError(f"not every worker switched to {version}: "
+                         f"{[read_status(w.status) for w in workers]}")
+
+
+def test_promote_and_roll_back_mid_stream_on_two_replicas(
+        settings: Settings, tmp_path: Path, registry: tuple[Registry, str, str]) -> None:
+    models, champion, newcomer = registry
+    settings = settings.replace(model_dir=str(models.root), model_poll_s=0.2)
+    make_topics(settings, partitions=4)
+    frame = simulate(recent(4))
+    with worker_process(settings, tmp_path, name="host-a") as a, \
+            worker_process(settings, tmp_path, name="host-b") as b:
+        load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
+        load.start()
+        time.sleep(3.0)
+        promoted_at = time.time()
+        promote = run_cli(settings, "models", "promote", newcomer)
+        assert promote.returncode == 0, promote.stderr
+        pointer_moved_at = time.time()
+        switched_at = wait_versions([a, b], newcomer)
+        time.sleep(3.0)
+        rolled_back_at = time.time()
+        rollback = run_cli(settings, "models", "rollback")
+        assert rollback.returncode == 0, rollback.stderr
+        assert f"champion: {champion}" in rollback.stdout
+        pointer_back_at = time.time()
+        back_at = wait_versions([a, b], champion)
+        sent = load.finish()
+        records = read_topic(settings, settings.topic_decisions, expect=sent, settle=1.0)
+        assert a.stop() == 0, a.tail()
+        assert b.stop() == 0, b.tail()
+    result = outcome(frame, records)
+    result.report("promote and roll back mid-stream",
+                  followed_promotion_s=round(switched_at - pointer_moved_at, 2),
+                  followed_rollback_s=round(back_at - pointer_back_at, 2))
+    assert result.lost == 0 and result.duplicates == 0
+    decisions = [decision_decoder.decode(r.value) for r in records]
+    by_phase: dict[str, set[str]] = {"before": set(), "promoted": set(), "rolled back": set()}
+    for d in decisions:
+        at = d.scored_at / 1000.0
+        if at < promoted_at:
+            by_phase["before"].add(d.model_version)
+        elif switched_at < at < rolled_back_at:
+            by_phase["promoted"].add(d.model_version)
+        elif at > back_at:
+            by_phase["rolled back"].add(d.model_version)
+    assert by_phase == {"before": {champion}, "promoted": {newcomer},
+                        "rolled back": {champion}}, by_phase
+    assert {d.model_version for d in decisions} == {champion, newcomer}
+    history = [(e["action"], e["version"]) for e in models.history()]
+    assert history[-2:] == [("promote", newcomer), ("rollback", champion)]
+
+
+def test_a_refused_promotion_changes_nothing(settings: Settings, tmp_path: Path,
+                                             registry: tuple[Registry, str, str]) -> None:
+    models, champion, newcomer = registry
+    with open(models.root / newcomer / MODEL_FILE, "ab") as handle:
+        handle.write(b"tampered")
+    result = run_cli(None, "models", "--registry", str(models.root), "promote", newcomer)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not match its sha256" in lines[0], result.stderr
+    assert models.champion_version() == champion
+    unknown = run_cli(None, "models", "--registry", str(models.root), "promote", "v-none")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().startswith("fraudstream: error: no model version v-none")
+    listing = run_cli(None, "models", "--registry", str(models.root), "list",
+                      env={"COLUMNS": "200"})
+    assert listing.returncode == 0
+    assert champion in listing.stdout and "champion" in listing.stdout
