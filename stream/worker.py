@@ -117,6 +117,9 @@ class Worker:
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
         self._use_models(ModelSet(scorer, challenger))
         metrics.feature_store_up.set(1)
+        for role in ("champion", "challenger"):  # series at 0, so a first failure alerts
+            for outcome in ("loaded", "failed"):
+                metrics.model_loads.labels(role, outcome)
 
     # -- control -------------------------------------------------------------------
 
