@@ -157,6 +157,7 @@ class Worker:
                 poll_producer(0)
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
+                    self._write_status(force=True)
                 self._store_released()
                 self._hold_back_while_undelivered()
                 now = time.monotonic()
