@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from features.definitions import FEATURE_NAMES, feature_schema_digest
 from models.artifact import Artifact, check_feature_contract
 from models.compiled import (
     CompiledScorer,
@@ -48,6 +49,15 @@ class Scorer:
         scores = np.clip(self._probability(matrix), 0.0, 1.0)
         codes = decide(scores, self.thresholds)
         return ScoredBatch(scores, codes, self._explainer.reasons(matrix, codes))
+
+
+def load_scorer(artifact: Artifact) -> Scorer:
+    """A scorer for the running feature set, warmed up on the training means: first-call
+    costs (allocations, the compiled library) are paid before it scores a real batch, and
+    a model that cannot score at all is refused here (it raises)."""
+    scorer = Scorer(artifact, FEATURE_NAMES, feature_schema_digest())
+    scorer.score(np.asarray(artifact.manifest["explain"]["means"], dtype=np.float64)[None, :])
+    return scorer
 
 
 def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],

@@ -6,23 +6,19 @@ import gc
 import logging
 import os
 import signal
-import time
 from types import FrameType
 
-import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
 from features.cluster_store import state_store_from_url
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from features.online import OnlineFeatureStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
-from models.artifact import Artifact
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
-from models.scorer import Scorer
+from models.scorer import Scorer, load_scorer
 from stream.metrics import WorkerMetrics
 from stream.worker import Worker
 
@@ -68,17 +64,6 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
                     challenger=challenger)
     follower.start()
     return worker
-
-
-def load_scorer(artifact: Artifact) -> Scorer:
-    """A scorer for the running feature set, warmed up: first-call costs (imports,
-    allocations, the compiled library) are paid before it scores a real batch."""
-    scorer = Scorer(artifact, FEATURE_NAMES, feature_schema_digest())
-    now = int(time.time() * 1000)
-    batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
-                             np.array([0]), np.array([0]))
-    scorer.score(default_matrix(batch))
-    return scorer
 
 
 def _load_challenger(models: Registry) -> Scorer | None:

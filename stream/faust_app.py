@@ -19,13 +19,13 @@ import faust
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
+from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
-from models.scorer import Scorer
+from models.scorer import load_scorer
 from stream.decisions import Decision, encode_decision
 from stream.events import EventTimeBounds, Rejected, decode_transaction
 
@@ -46,15 +46,20 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     decisions = app.topic(settings.topic_decisions, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
     threadpool_limits(limits=1)
-    scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
+    registry = Registry(settings.model_dir)
+    models = ModelSet(load_scorer(registry.load_champion()))
+    follower = RegistryFollower(registry, models, load_scorer, settings.model_poll_s).start()
     features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url),
                                   settings.redis_prefix, settings.feature_ttl_days)
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 
     @app.agent(transactions)
     async def score(stream: Any) -> None:
+        scorer = models.champion
         async for events in stream.take_events(settings.max_batch,
                                                within=max(settings.max_wait_ms, 1) / 1000):
+            if (promoted := follower.take()) is not None:  # between batches, as the worker
+                scorer = promoted.champion
             started = time.perf_counter()
             now_ms = int(time.time() * 1000)
             kept, ids, customers, terminals, stamps, amounts = [], [], [], [], [], []
