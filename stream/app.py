@@ -19,6 +19,7 @@ from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from features.store import StateStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
+from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.registry import Registry
 from models.scorer import Scorer
@@ -44,7 +45,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
     logs.bind(model_version=scorer.version, pid=os.getpid())
     store = state_store_from_url(settings.redis_url, settings.redis_cluster,
-                                 settings.redis_timeout_ms / 1000.0)
+                                 settings.redis_timeout_ms / 1000.0, redis_auth(settings))
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
     _warm_up(scorer, store)

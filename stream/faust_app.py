@@ -22,12 +22,14 @@ from threadpoolctl import threadpool_limits
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
+from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.registry import Registry
 from models.scorer import Scorer
 from stream.decisions import Decision, encode_decision
 from stream.events import EventTimeBounds, Rejected, decode_transaction
+from stream.faust_security import faust_credentials
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Any]:
@@ -41,14 +43,17 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
         broker_session_timeout=settings.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000.0,
         topic_allow_declare=False, topic_disable_leader=True,
+        broker_credentials=faust_credentials(settings),
     )
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
     decisions = app.topic(settings.topic_decisions, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
-    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url),
-                                  settings.redis_prefix, settings.feature_ttl_days)
+    features = OnlineFeatureStore(
+        RedisStateStore.from_url(settings.redis_url or "", settings.redis_timeout_ms / 1000.0,
+                                 redis_auth(settings)),
+        settings.redis_prefix, settings.feature_ttl_days)
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 
     @app.agent(transactions)
