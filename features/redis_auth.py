@@ -8,8 +8,11 @@ single Redis and every node of a Redis Cluster.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 
 @dataclass(frozen=True, repr=False)
@@ -35,3 +38,21 @@ class RedisAuth:
 
 
 NO_AUTH = RedisAuth()
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why Redis refused us, when retrying with the same settings cannot help: the
+    credentials (AUTH), the user's permissions (ACL) or the TLS handshake (an untrusted
+    certificate). None for anything else (Redis down, a timeout). Never the password."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, redis.AuthenticationError):
+            return f"refused the credentials: {current}"
+        if isinstance(current, redis.exceptions.NoPermissionError):
+            return f"refused a command to this user (ACL): {current}"
+        if isinstance(current, ssl.SSLError):
+            return f"failed the TLS handshake: {current.reason or current}"
+        current = current.__cause__ or current.__context__
+    return None

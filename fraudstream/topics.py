@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from fraudstream.errors import TopicError
 from fraudstream.settings import Settings
 from stream.kafka_config import admin_config
+from stream.kafka_errors import ClientErrors
 
 # DescribeConfigs on the embedded broker returns only configs set explicitly, and some
 # clients (Quix Streams) need retention to be readable: set it on every topic.
@@ -37,11 +38,14 @@ def create_topics(settings: Settings, partitions: int, replication: int = 1,
     """
     if partitions < 1:
         raise TopicError("--partitions must be at least 1")
-    admin = AdminClient(admin_config(settings))
+    errors = ClientErrors()
+    admin = AdminClient({**admin_config(settings), "error_cb": errors})
     names = project_topics(settings)
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
+        admin.poll(0)  # serves the error callbacks: a refused login says so
+        errors.raise_if_refused()
         raise TopicError(f"cannot reach the broker at {settings.kafka_bootstrap}: {exc}") from None
     results: list[TopicResult] = []
     to_create: list[NewTopic] = []

@@ -16,11 +16,12 @@ from threadpoolctl import threadpool_limits
 from features.cluster_store import state_store_from_url
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from features.redis_auth import refusal
 from features.store import StateStore
 from fraudstream import logs
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, CredentialsError
 from fraudstream.security import redis_auth
-from fraudstream.settings import Settings
+from fraudstream.settings import Settings, redact_url
 from models.registry import Registry
 from models.scorer import Scorer
 from stream.metrics import WorkerMetrics
@@ -48,7 +49,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
                                  settings.redis_timeout_ms / 1000.0, redis_auth(settings))
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
-    _warm_up(scorer, store)
+    _warm_up(scorer, store, settings)
     # The model, libraries and caches loaded so far live for the whole run: keep them out
     # of every collection, and collect young objects less often, so collector pauses stay
     # out of the per-event latency tail.
@@ -58,8 +59,10 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     return Worker(settings, scorer, features, metrics)
 
 
-def _warm_up(scorer: Scorer, store: StateStore) -> None:
-    """Pay first-call costs (imports, allocations, connections) before the first poll."""
+def _warm_up(scorer: Scorer, store: StateStore, settings: Settings) -> None:
+    """Pay first-call costs (imports, allocations, connections) before the first poll.
+    A Redis that is down is left to degraded mode; one that refuses the credentials or
+    the TLS handshake ends the start: no retry with the same settings can succeed."""
     now = int(time.time() * 1000)
     batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
                              np.array([0]), np.array([0]))
@@ -67,6 +70,11 @@ def _warm_up(scorer: Scorer, store: StateStore) -> None:
     try:
         store.get_many([b"fraudstream:warm-up"])
     except Exception as exc:  # degraded mode will handle it; say so early
+        reason = refusal(exc)
+        if reason is not None:
+            raise CredentialsError(
+                f"Redis at {redact_url(settings.redis_url)} {reason} (check "
+                f"FRAUDSTREAM_REDIS_URL and the FRAUDSTREAM_REDIS_* settings)") from None
         log.warning("redis not answering at start-up: %s", exc)
 
 
