@@ -35,7 +35,9 @@ class CertificateAuthority:
         """A certificate for ``name`` (CN), with SANs 127.0.0.1 and localhost."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        # Server certificates may also connect out (Redis Cluster nodes to each other).
+        usage = ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else
+                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -47,7 +49,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectAlternativeName([
                 x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost")]),
                 critical=False)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(self._private_key, hashes.SHA256()))
         return Issued(_write_cert(directory / f"{name}.pem", certificate),
