@@ -25,4 +25,4 @@ class CredentialsError(FraudstreamError):
     """A broker or Redis refused the configured credentials or certificate: retrying
     with the same settings cannot help."""
 
-    exit_code = 3
+    exit_code = 6
