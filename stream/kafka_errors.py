@@ -23,7 +23,7 @@ def is_refusal(error: KafkaError) -> bool:
 
 
 def refusal_message(error: KafkaError) -> str:
-    return (f"the Kafka broker refused the connection: {error.str()} (check "
+    return (f"Kafka authentication or TLS failed: {error.str()} (check "
             f"FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL and the FRAUDSTREAM_KAFKA_SASL_* / "
             f"FRAUDSTREAM_KAFKA_SSL_* settings)")
 
