@@ -50,10 +50,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
-    features = OnlineFeatureStore(
-        RedisStateStore.from_url(settings.redis_url or "", settings.redis_timeout_ms / 1000.0,
-                                 redis_auth(settings)),
-        settings.redis_prefix, settings.feature_ttl_days)
+    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",
+                                                           auth=redis_auth(settings)),
+                                  settings.redis_prefix, settings.feature_ttl_days)
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 
     @app.agent(transactions)
