@@ -4,12 +4,15 @@ A worker process runs with known secret values in use: its Redis is TLS with an 
 user and password, its broker is TLS (the proxy in front of Tansu, see
 tests/integration/test_kafka_security.py) with a client key that only the key password
 opens. It logs at debug level and serves /metrics. Then commands fail on bad
-credentials: a worker against a Redis that wants another password, ``topics create``
-whose SCRAM login or OIDC client the broker refuses, a setting that cannot work. Every
-failure is explained in one line; no secret value is in any output."""
+credentials: a worker against a Redis that wants another password, ``topics create`` and
+``simulate`` whose SCRAM login or OIDC client the broker refuses, a setting that cannot
+work. Every failure is explained in one line; no secret value is in any output. Last,
+the Faust runtime decides a stream over the same TLS broker and TLS Redis."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +23,10 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
+from stream.decisions import decision_decoder
 from tests.certificates import CertificateAuthority, make_ca
-from tests.e2e.cli import run_cli, worker_process
+from tests.conftest import settings_env
+from tests.e2e.cli import ROOT, run_cli, worker_process
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 from tests.secure_kafka import SecureBroker, tls_broker
@@ -153,6 +158,21 @@ def test_topics_create_with_a_refused_scram_login_says_so_in_one_line(
     assert_no_secret(result.stdout, result.stderr)
 
 
+def test_simulate_with_a_refused_scram_login_stops_in_one_line(
+        settings: Settings, brokers: tuple[SecureBroker, SecureBroker],
+        ca: CertificateAuthority) -> None:
+    s = settings.replace(kafka_bootstrap=brokers[1].bootstrap,
+                         kafka_security_protocol="SASL_SSL",
+                         kafka_sasl_mechanism="SCRAM-SHA-512",
+                         kafka_sasl_username="fraudstream", kafka_sasl_password=SASL_PASSWORD,
+                         kafka_ssl_ca_location=str(ca.cert))
+    result = run_cli(s, "simulate", "--rate", "200", "--duration", "30", "--customers", "50",
+                     "--terminals", "100", "--days", "3", timeout=60)
+    assert result.returncode == 6, result.stderr[-3000:]
+    assert_one_error_line(result.stderr, "SASL SCRAM authentication failed")
+    assert_no_secret(result.stdout, result.stderr)
+
+
 def test_topics_create_with_a_refused_oidc_client_says_so_in_one_line(
         settings: Settings, brokers: tuple[SecureBroker, SecureBroker],
         ca: CertificateAuthority) -> None:
@@ -184,3 +204,29 @@ def test_settings_that_cannot_work_fail_in_one_line_without_the_secrets(
     assert result.returncode == 2  # SCRAM without a user
     assert_one_error_line(result.stderr, "needs FRAUDSTREAM_KAFKA_SASL_USERNAME")
     assert_no_secret(result.stdout, result.stderr)
+
+
+def test_the_faust_runtime_decides_over_tls_kafka_and_tls_redis(
+        settings: Settings, tmp_path: Path, secure_redis: SecureRedis,
+        brokers: tuple[SecureBroker, SecureBroker], ca: CertificateAuthority,
+        client_certificate: tuple[Path, Path]) -> None:
+    """aiokafka gets the settings in its own form (an SSL context with the CA and the
+    encrypted client key), and decides the whole stream through the TLS broker."""
+    s = secure_settings(settings, secure_redis, brokers[0], ca, client_certificate)
+    make_topics(s, partitions=2)
+    frame = simulate(recent(2, seed=5))
+    log = tmp_path / "faust.log"
+    with open(log, "wb") as handle:
+        agent = subprocess.Popen([sys.executable, "-m", "stream.faust_app", "worker", "-l",
+                                  "info"], env=settings_env(s), cwd=ROOT, stdout=handle,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        produce_frame(s, frame)
+        records = read_topic(s, s.topic_decisions, expect=len(frame), timeout=120)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    decided = {decision_decoder.decode(r.value).transaction_id for r in records}
+    assert decided == set(frame["transaction_id"].astype(str)), log.read_text()[-2000:]
+    assert brokers[0].proxy.connections > 0
+    assert_no_secret(log.read_text())
