@@ -83,7 +83,7 @@ def _list_topics(admin: AdminClient, errors: ClientErrors, settings: Settings,
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return dict(admin.list_topics(timeout=min(1.0, timeout)).topics)
+            return dict(admin.list_topics(timeout=min(0.5, timeout)).topics)
         except KafkaException as exc:
             admin.poll(0)  # serves the error callbacks: a refusal says so
             errors.raise_if_refused()
