@@ -52,6 +52,9 @@ def refusal(exc: BaseException) -> str | None:
             return f"refused the credentials: {current}"
         if isinstance(current, redis.exceptions.NoPermissionError):
             return f"refused a command to this user (ACL): {current}"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return (f"failed the TLS handshake: {current.reason}: "
+                    f"{current.verify_message or current}")
         if isinstance(current, ssl.SSLError):
             return f"failed the TLS handshake: {current.reason or current}"
         current = current.__cause__ or current.__context__
