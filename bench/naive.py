@@ -20,6 +20,7 @@ from features.online import (
     customer_key,
     terminal_key,
 )
+from fraudstream.security import redis_auth
 from models.decisions import OUTCOMES, decide
 from models.registry import Registry
 from stream.decisions import Decision, encode_decision
@@ -31,7 +32,7 @@ def main() -> None:
     settings, consumer, producer = peer.settings, peer.consumer, peer.producer
     artifact = Registry(settings.model_dir).load_champion()
     model, thresholds = artifact.model, artifact.thresholds
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, **redis_auth(settings).client_kwargs())
     prefix = settings.redis_prefix.encode()
     ttl = settings.feature_ttl_days * DAY_MS
     while peer.running:

@@ -11,26 +11,32 @@ from typing import Any
 
 import numpy as np
 from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
 from threadpoolctl import threadpool_limits
 
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
+from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.registry import Registry
 from models.scorer import Scorer
 from stream.decisions import Decision, encode_decision
 from stream.events import Rejected, decode_transaction
+from stream.kafka_config import connection_config
 
 
 def main() -> None:
     settings = Settings.from_env()
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
-    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url),
+    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",
+                                                           auth=redis_auth(settings)),
                                   settings.redis_prefix, settings.feature_ttl_days)
-    app = Application(broker_address=settings.kafka_bootstrap,
+    # Consumer, producer and admin all connect with this: bootstrap, SASL and TLS.
+    broker = ConnectionConfig.from_librdkafka_dict(connection_config(settings))
+    app = Application(broker_address=broker,
                       consumer_group=settings.group_id, auto_offset_reset="earliest",
                       consumer_extra_config={"session.timeout.ms": settings.session_timeout_ms,
                                              "heartbeat.interval.ms":

@@ -27,6 +27,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from features.redis_auth import NO_AUTH, RedisAuth
 from features.store import CAS_SCRIPT, Conflicts, RedisStateStore, cas_args
 
 _CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode()).hexdigest()
@@ -209,11 +210,14 @@ class ClusterStateStore:
         self._connect = client if not isinstance(client, RedisCluster) else None
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float = 0.5) -> ClusterStateStore:
+    def from_url(cls, url: str, timeout_s: float = 0.5,
+                 auth: RedisAuth = NO_AUTH) -> ClusterStateStore:
         """A store that connects on first use: like RedisStateStore, a cluster that is
-        down at start-up gives RedisErrors, not a failed start."""
+        down at start-up gives RedisErrors, not a failed start. ``auth`` (credentials,
+        TLS files) applies to every node."""
         return cls(lambda: RedisCluster.from_url(url, socket_timeout=timeout_s,
-                                                 socket_connect_timeout=timeout_s))
+                                                 socket_connect_timeout=timeout_s,
+                                                 **auth.client_kwargs()))
 
     @property
     def client(self) -> RedisCluster:
@@ -366,8 +370,8 @@ class _SentWrite:
 
 
 def state_store_from_url(url: str, cluster: bool, timeout_s: float = 0.5,
-                         ) -> RedisStateStore | ClusterStateStore:
+                         auth: RedisAuth = NO_AUTH) -> RedisStateStore | ClusterStateStore:
     """The store for ``url``: a single Redis, or a cluster that ``url`` is one node of."""
     if cluster:
-        return ClusterStateStore.from_url(url, timeout_s)
-    return RedisStateStore.from_url(url, timeout_s)
+        return ClusterStateStore.from_url(url, timeout_s, auth)
+    return RedisStateStore.from_url(url, timeout_s, auth)

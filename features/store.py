@@ -15,6 +15,8 @@ from typing import Protocol
 
 import redis
 
+from features.redis_auth import NO_AUTH, RedisAuth
+
 # Absent keys are passed as the empty string: a real state is never empty.
 CAS_SCRIPT = """
 local ttl = ARGV[1]
@@ -61,9 +63,11 @@ class RedisStateStore:
         self._cas = client.register_script(CAS_SCRIPT)
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float = 0.5) -> RedisStateStore:
+    def from_url(cls, url: str, timeout_s: float = 0.5,
+                 auth: RedisAuth = NO_AUTH) -> RedisStateStore:
         client = redis.Redis.from_url(url, socket_timeout=timeout_s,
-                                      socket_connect_timeout=timeout_s)
+                                      socket_connect_timeout=timeout_s,
+                                      **auth.client_kwargs())
         return cls(client)
 
     @property

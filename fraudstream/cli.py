@@ -452,7 +452,17 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     Console().print(table)
 
 
+def _print_error(exc: BaseException) -> None:
+    """One line on stderr, with every registered secret blanked out."""
+    from fraudstream import logs
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"fraudstream: error: {logs.scrub(text)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from confluent_kafka import KafkaException
+
     from fraudstream import logs
     from models.artifact import ArtifactError
 
@@ -465,10 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.register_secret(secret)
         return args.handler(args, settings)
     except FraudstreamError as exc:
-        print(f"fraudstream: error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return exc.exit_code
-    except (ArtifactError, ValueError) as exc:
-        print(f"fraudstream: error: {exc}", file=sys.stderr)
+    except (ArtifactError, ValueError, KafkaException) as exc:
+        _print_error(exc)
         return 1
     except KeyboardInterrupt:
         print("fraudstream: interrupted", file=sys.stderr)

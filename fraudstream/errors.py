@@ -19,3 +19,10 @@ class ServiceError(FraudstreamError):
 
 class TopicError(FraudstreamError):
     """A topic cannot be created as asked."""
+
+
+class CredentialsError(FraudstreamError):
+    """A broker or Redis refused the configured credentials or certificate: retrying
+    with the same settings cannot help."""
+
+    exit_code = 6

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from features.definitions import TERMINAL_RING_DAYS
+from fraudstream import security
 from fraudstream.errors import ConfigError
 
 PREFIX = "FRAUDSTREAM_"
@@ -109,7 +110,37 @@ class Settings:
     log_format: str = setting("text", "Log format: text or json")
     log_level: str = setting("info", "Log level: debug, info, warning, error")
 
+    # -- security: Kafka SASL/TLS and Redis credentials/TLS (stream/kafka_config.py and
+    # fraudstream/security.py turn them into each client's options) --------------------
+    kafka_security_protocol: str = setting("PLAINTEXT", "Kafka security.protocol: PLAINTEXT, "
+                                           "SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str | None = setting(None, "Kafka SASL mechanism: PLAIN, "
+                                               "SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER")
+    kafka_sasl_username: str | None = setting(None, "Kafka SASL user (PLAIN, SCRAM)")
+    kafka_sasl_password: Secret | None = setting(None, "Kafka SASL password (PLAIN, SCRAM)")
+    kafka_ssl_ca_location: str | None = setting(None, "CA bundle that signs the brokers' "
+                                                "certificates (default: the system's)")
+    kafka_ssl_certificate_location: str | None = setting(None, "Client certificate for "
+                                                         "mutual TLS (PEM)")
+    kafka_ssl_key_location: str | None = setting(None, "Client private key for mutual TLS "
+                                                 "(PEM)")
+    kafka_ssl_key_password: Secret | None = setting(None, "Password of the client key")
+    kafka_oauth_token_endpoint: str | None = setting(None, "OAUTHBEARER: the OIDC token "
+                                                     "endpoint (client credentials grant)")
+    kafka_oauth_client_id: str | None = setting(None, "OAUTHBEARER: the OIDC client id")
+    kafka_oauth_client_secret: Secret | None = setting(None, "OAUTHBEARER: the OIDC client "
+                                                       "secret")
+    kafka_oauth_scope: str | None = setting(None, "OAUTHBEARER: scope(s) to ask for")
+    redis_username: str | None = setting(None, "Redis ACL user (or user: in the URL)")
+    redis_password: Secret | None = setting(None, "Redis password (or :password@ in the URL)")
+    redis_tls_ca_file: str | None = setting(None, "CA that signs the Redis server "
+                                            "certificate (rediss:// only)")
+    redis_tls_cert_file: str | None = setting(None, "Client certificate for Redis mutual "
+                                              "TLS (rediss:// only)")
+    redis_tls_key_file: str | None = setting(None, "Client key for Redis mutual TLS")
+
     def __post_init__(self) -> None:
+        self._normalise()
         checks = [
             (self.budget_ms > 0, "budget_ms must be > 0"),
             (self.redis_timeout_ms >= 1, "redis_timeout_ms must be >= 1"),
@@ -140,6 +171,20 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        security.validate(self)
+
+    def _normalise(self) -> None:
+        """Secrets given as plain strings become Secret; protocol names are upper case."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if (str(f.type).startswith("Secret") and isinstance(value, str)
+                    and not isinstance(value, Secret)):
+                object.__setattr__(self, f.name, Secret(value))
+        object.__setattr__(self, "kafka_security_protocol",
+                           self.kafka_security_protocol.strip().upper())
+        if self.kafka_sasl_mechanism is not None:
+            object.__setattr__(self, "kafka_sasl_mechanism",
+                               self.kafka_sasl_mechanism.strip().upper())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -206,6 +251,8 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
             return int(raw)
         if kind.startswith("float"):
             return float(raw)
+        if kind.startswith("Secret"):
+            return Secret(raw)
     except ValueError:
         raise ConfigError(
             f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.split()[0]}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -10,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from fraudstream.errors import TopicError
 from fraudstream.settings import Settings
 from stream.kafka_config import admin_config
+from stream.kafka_errors import ClientErrors
 
 # DescribeConfigs on the embedded broker returns only configs set explicitly, and some
 # clients (Quix Streams) need retention to be readable: set it on every topic.
@@ -37,12 +40,10 @@ def create_topics(settings: Settings, partitions: int, replication: int = 1,
     """
     if partitions < 1:
         raise TopicError("--partitions must be at least 1")
-    admin = AdminClient(admin_config(settings))
+    errors = ClientErrors()
+    admin = AdminClient({**admin_config(settings), "error_cb": errors})
     names = project_topics(settings)
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        raise TopicError(f"cannot reach the broker at {settings.kafka_bootstrap}: {exc}") from None
+    existing = _list_topics(admin, errors, settings, timeout)
     results: list[TopicResult] = []
     to_create: list[NewTopic] = []
     for name in names:
@@ -73,6 +74,22 @@ def create_topics(settings: Settings, partitions: int, replication: int = 1,
                     raise TopicError(f"cannot create topic {name}: {error.str()}") from None
     order = {name: i for i, name in enumerate(names)}
     return sorted(results, key=lambda r: order[r.name])
+
+
+def _list_topics(admin: AdminClient, errors: ClientErrors, settings: Settings,
+                 timeout: float) -> dict[str, Any]:
+    """The broker's topics; a refused login or TLS handshake fails at once, not after
+    ``timeout``, with librdkafka's reason."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return dict(admin.list_topics(timeout=min(0.5, timeout)).topics)
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callbacks: a refusal says so
+            errors.raise_if_refused()
+            if time.monotonic() >= deadline:
+                raise TopicError(f"cannot reach the broker at {settings.kafka_bootstrap}: "
+                                 f"{exc}") from None
 
 
 def _grow(admin: AdminClient, name: str, have: int, want: int, timeout: float) -> None:

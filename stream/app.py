@@ -13,9 +13,12 @@ from threadpoolctl import threadpool_limits
 
 from features.cluster_store import state_store_from_url
 from features.online import OnlineFeatureStore
+from features.redis_auth import refusal
+from features.store import StateStore
 from fraudstream import logs
-from fraudstream.errors import ConfigError
-from fraudstream.settings import Settings
+from fraudstream.errors import ConfigError, CredentialsError
+from fraudstream.security import redis_auth
+from fraudstream.settings import Settings, redact_url
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import Scorer, load_scorer
@@ -43,13 +46,10 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     challenger = _load_challenger(models)
     logs.bind(model_version=scorer.version, pid=os.getpid())
     store = state_store_from_url(settings.redis_url, settings.redis_cluster,
-                                 settings.redis_timeout_ms / 1000.0)
+                                 settings.redis_timeout_ms / 1000.0, redis_auth(settings))
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
-    try:
-        store.get_many([b"fraudstream:warm-up"])
-    except Exception as exc:  # degraded mode will handle it; say so early
-        log.warning("redis not answering at start-up: %s", exc)
+    _check_redis(store, settings)
     follower = RegistryFollower(
         models, ModelSet(scorer, challenger), load_scorer, settings.model_poll_s,
         listener=lambda role, _version, outcome: metrics.model_loads.labels(
@@ -75,6 +75,21 @@ def _load_challenger(models: Registry) -> Scorer | None:
     except Exception as exc:  # the champion decides; shadowing can wait
         log.error("challenger %s refused, not shadowing: %s", version, exc)
         return None
+
+
+def _check_redis(store: StateStore, settings: Settings) -> None:
+    """Open the connection before the first poll. A Redis that is down is left to
+    degraded mode; one that refuses the credentials or the TLS handshake ends the start:
+    no retry with the same settings can succeed."""
+    try:
+        store.get_many([b"fraudstream:warm-up"])
+    except Exception as exc:  # degraded mode will handle it; say so early
+        reason = refusal(exc)
+        if reason is not None:
+            raise CredentialsError(
+                f"Redis at {redact_url(settings.redis_url)} {reason} (check "
+                f"FRAUDSTREAM_REDIS_URL and the FRAUDSTREAM_REDIS_* settings)") from None
+        log.warning("redis not answering at start-up: %s", exc)
 
 
 def run_worker(settings: Settings) -> int:

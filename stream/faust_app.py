@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
+from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
@@ -28,6 +29,7 @@ from models.registry import Registry
 from models.scorer import load_scorer
 from stream.decisions import Decision, encode_decision
 from stream.events import EventTimeBounds, Rejected, decode_transaction
+from stream.faust_security import faust_credentials
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Any]:
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
         broker_session_timeout=settings.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000.0,
         topic_allow_declare=False, topic_disable_leader=True,
+        broker_credentials=faust_credentials(settings),
     )
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
     decisions = app.topic(settings.topic_decisions, key_type=bytes, value_type=bytes)
@@ -49,7 +52,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     registry = Registry(settings.model_dir)
     models = ModelSet(load_scorer(registry.load_champion()))
     follower = RegistryFollower(registry, models, load_scorer, settings.model_poll_s).start()
-    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url),
+    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",
+                                                           auth=redis_auth(settings)),
                                   settings.redis_prefix, settings.feature_ttl_days)
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fraudstream.settings import Settings
+from fraudstream.security import uses_sasl, uses_tls
+from fraudstream.settings import Secret, Settings
 
 log = logging.getLogger("fraudstream.kafka")
 
@@ -15,13 +16,51 @@ def _librdkafka_log(client: str) -> Any:
     return logging.getLogger(f"fraudstream.kafka.{client}")
 
 
-def common_config(settings: Settings) -> dict[str, Any]:
+def security_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's security.protocol, SASL and TLS keys for these settings (validated
+    as a whole by Settings). OAUTHBEARER uses librdkafka's built-in OIDC client: it asks
+    the token endpoint for a token (client credentials grant) and refreshes it itself."""
+    protocol = settings.kafka_security_protocol
+    config: dict[str, Any] = {"security.protocol": protocol}
+    mechanism = settings.kafka_sasl_mechanism
+    if uses_sasl(protocol) and mechanism is not None:
+        config["sasl.mechanism"] = mechanism
+        if mechanism == "OAUTHBEARER":
+            config.update({
+                "sasl.oauthbearer.method": "oidc",
+                "sasl.oauthbearer.token.endpoint.url": settings.kafka_oauth_token_endpoint,
+                "sasl.oauthbearer.client.id": settings.kafka_oauth_client_id,
+                "sasl.oauthbearer.client.secret": _revealed(settings.kafka_oauth_client_secret),
+            })
+            if settings.kafka_oauth_scope:
+                config["sasl.oauthbearer.scope"] = settings.kafka_oauth_scope
+        else:
+            config["sasl.username"] = settings.kafka_sasl_username
+            config["sasl.password"] = _revealed(settings.kafka_sasl_password)
+    if uses_tls(protocol):
+        files = {"ssl.ca.location": settings.kafka_ssl_ca_location,
+                 "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+                 "ssl.key.location": settings.kafka_ssl_key_location,
+                 "ssl.key.password": _revealed(settings.kafka_ssl_key_password)}
+        config.update({key: value for key, value in files.items() if value is not None})
+    return config
+
+
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """Where the brokers are and how to authenticate: what every client of the project
+    needs, and all that the peers given it in their own form (Quix Streams) need."""
     if not settings.kafka_bootstrap:
         raise ValueError("kafka_bootstrap is not set")
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "client.id": "fraudstream",
-    }
+    return {"bootstrap.servers": settings.kafka_bootstrap, **security_config(settings)}
+
+
+def common_config(settings: Settings) -> dict[str, Any]:
+    """The base of every librdkafka client the project creates."""
+    return {**connection_config(settings), "client.id": "fraudstream"}
+
+
+def _revealed(secret: Secret | None) -> str | None:
+    return secret.reveal() if secret is not None else None
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:

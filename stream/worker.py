@@ -30,6 +30,7 @@ from confluent_kafka import (
 from features.definitions import FEATURE_NAMES
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream import logs
+from fraudstream.errors import CredentialsError
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
@@ -48,6 +49,7 @@ from stream.events import (
     decode_transaction,
 )
 from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
+from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
 from stream.poll import poll_available
@@ -417,9 +419,12 @@ class Worker:
 
     def _on_client_error(self, error: KafkaError) -> None:
         """librdkafka's global errors (transport, all brokers down): counted; the broker
-        watch decides when silence has lasted too long."""
+        watch decides when silence has lasted too long. A refused login or TLS handshake
+        ends the worker: the same settings will be refused again."""
         self.metrics.broker_errors.labels(error.name()).inc()
         log.warning("kafka client error: %s", error.str())
+        if is_refusal(error) and self._callback_error is None:
+            self._callback_error = CredentialsError(refusal_message(error))
 
     def _on_stats(self, raw: str) -> None:
         """librdkafka statistics, once a second: broker liveness and lag per partition."""

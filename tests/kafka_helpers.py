@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from fraudstream.settings import Settings
 from fraudstream.topics import create_topics
 from stream.app import build_worker
-from stream.kafka_config import downstream_consumer_config, producer_config
+from stream.kafka_config import admin_config, downstream_consumer_config, producer_config
 from stream.worker import Worker
 
 
@@ -39,7 +39,7 @@ def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 60.
                settle: float = 1.0) -> list[Record]:
     """Every record of ``topic`` from the beginning: waits for ``expect`` records, then
     ``settle`` more seconds so that duplicates would show up too."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(admin_config(settings))
     partitions = admin.list_topics(topic=topic, timeout=10).topics[topic].partitions
     consumer = Consumer(downstream_consumer_config(settings, f"reader-{time.time_ns()}"))
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, iter_days
 from stream.kafka_config import producer_config
+from stream.kafka_errors import ClientErrors
 from stream.produce import produce_or_wait
 
 _encode = msgspec.json.Encoder().encode
@@ -122,9 +123,11 @@ def produce_all(producer: Producer, topic: str, messages: Iterable[tuple[bytes, 
 
 def produce_frame(settings: Settings, frame: pd.DataFrame, timeout: float = 60.0) -> int:
     """Produce every row of a simulated frame to the transactions topic, in order."""
-    producer = Producer(producer_config(settings))
+    errors = ClientErrors()
+    producer = Producer({**producer_config(settings), "error_cb": errors})
     sent = produce_all(producer, settings.topic_transactions, transaction_messages(frame))
     if producer.flush(timeout):
+        errors.raise_if_refused()
         raise RuntimeError("transactions were not all delivered")
     return sent
 
@@ -145,7 +148,8 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     if labels not in LABEL_CHOICES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_CHOICES)}")
     stop = stop or threading.Event()
-    producer = Producer(producer_config(settings))
+    errors = ClientErrors()  # a refused login or TLS handshake ends the stream at once
+    producer = Producer({**producer_config(settings), "error_cb": errors})
     pending_labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
     stats = StreamStats()
     schedule = send_offsets(rate, duration_s, profile)
@@ -155,6 +159,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     last_report = started
 
     def send(topic: str, value: bytes, key: bytes) -> None:
+        errors.raise_if_refused()
         produce_or_wait(producer, topic, value, key)
 
     def flush_labels(now: float) -> None:
