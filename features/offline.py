@@ -139,13 +139,21 @@ def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, ts: np.ndarra
     base = int(day.min())
     span = int(day.max()) - base + 1
     key = terminal * span + (day - base)
-    groups, inverse = np.unique(key, return_inverse=True)
+    # Work in terminal-day order: every window bound below is then sorted too, and
+    # searchsorted runs several times faster on sorted needles than on shuffled ones.
+    order = np.argsort(key, kind="stable")
+    key, terminal, day, ts, fraud = key[order], terminal[order], day[order], ts[order], \
+        fraud[order]
+    new_group = np.r_[True, key[1:] != key[:-1]]
+    groups = key[new_group]
+    inverse = np.cumsum(new_group) - 1
     counts = np.minimum(np.bincount(inverse), TERMINAL_COUNT_MAX)
     frauds = np.bincount(inverse, weights=fraud).astype(np.int64)
     prefix_count = np.r_[0, np.cumsum(counts)]
     prefix_fraud = np.r_[0, np.cumsum(frauds)]
     last_day = day - LABEL_DELAY_DAYS
-    late = _LateLabels.of(key, day, fraud, label_known_ms)
+    known = None if label_known_ms is None else np.asarray(label_known_ms)[order]
+    late = _LateLabels.of(key, day, fraud, known)
     for window in WINDOWS:
         first_day = last_day - window + 1
         # Days outside the data (before it began) hold nothing: clamp into the key range.
@@ -157,8 +165,8 @@ def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, ts: np.ndarra
         frauds_known = prefix_fraud[hi] - prefix_fraud[lo]
         if late is not None:
             frauds_known -= late.unknown_at(lo_key, hi_key, ts)
-        matrix[:, COL_TERMINAL_COUNT[window]] = count
-        matrix[:, COL_TERMINAL_RISK[window]] = risk(frauds_known, count)
+        matrix[order, COL_TERMINAL_COUNT[window]] = count
+        matrix[order, COL_TERMINAL_RISK[window]] = risk(frauds_known, count)
 
 
 class _LateLabels:
