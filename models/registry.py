@@ -42,3 +42,13 @@ class Registry:
             raise ArtifactError(
                 f"no champion model in {self.root}: run `fraudstream train` first")
         return load_artifact(self.version_dir(version))
+
+    def load_version(self, version: str | None = None) -> Artifact:
+        """The given version's verified artifact, or the champion's when None."""
+        if version is None:
+            return self.load_champion()
+        if version not in self.versions():
+            known = ", ".join(self.versions()) or "none"
+            raise ArtifactError(f"no model version {version} in {self.root} "
+                                f"(versions: {known})")
+        return load_artifact(self.version_dir(version))
