@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,9 +62,13 @@ def convert(artifact: Artifact) -> Any:
     model = artifact.model
     classifier = model.steps[-1][1] if hasattr(model, "steps") else model
     try:
-        proto = to_onnx(model, initial_types=[(INPUT_NAME, FloatTensorType(
-            [None, len(artifact.feature_names)]))], target_opset=TARGET_OPSET,
-            options={id(classifier): {"zipmap": False}})
+        with warnings.catch_warnings():
+            # skl2onnx 1.20 hands protobuf booleans for ints: protobuf 6 warns, 7 fails
+            # (hence the pin below 7).
+            warnings.filterwarnings("ignore", "Field onnx.AttributeProto", DeprecationWarning)
+            proto = to_onnx(model, initial_types=[(INPUT_NAME, FloatTensorType(
+                [None, len(artifact.feature_names)]))], target_opset=TARGET_OPSET,
+                options={id(classifier): {"zipmap": False}})
     except Exception as exc:  # skl2onnx raises many kinds for unsupported models
         raise OnnxExportError(f"model {artifact.version} ({type(model).__name__}) cannot be "
                               f"converted to ONNX: {exc}") from None

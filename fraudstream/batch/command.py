@@ -6,12 +6,15 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fraudstream.batch.files import InputFileError
-from fraudstream.batch.score_file import Progress, Summary, score_file
+from fraudstream.batch.plan import make_plan
 from fraudstream.settings import Settings
-from models.decisions import OUTCOMES
 from models.registry import Registry
+
+if TYPE_CHECKING:
+    from fraudstream.batch.score_file import Progress, Summary
 
 STAGES = {"reading": "reading and checking", "features": "computing features",
           "scoring": "scoring and writing"}
@@ -21,18 +24,11 @@ STAGES = {"reading": "reading and checking", "features": "computing features",
 def progress_bar(source: Path) -> Iterator[Progress]:
     """A transient rich progress bar, one line per stage, on stderr."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, SpinnerColumn, TaskProgressColumn, TextColumn
+    from rich.progress import Progress as Bar
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+             TaskProgressColumn(), console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, int] = {}
 
         def update(stage: str, done: float, total: float | None) -> None:
@@ -46,12 +42,13 @@ def progress_bar(source: Path) -> Iterator[Progress]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Score ``args.input`` into ``args.output`` with the champion (or ``--version``)."""
-    registry = Registry(args.registry or settings.model_dir)
-    artifact = registry.load_version(args.version)
+    plan = make_plan(args.input, args.output, args.rejects, use_labels=not args.ignore_labels,
+                     sort_by_time=args.sort_by_time)
+    artifact = Registry(args.registry or settings.model_dir).load_version(args.version)
+    from fraudstream.batch.score_file import score_plan  # scikit-learn: slow to import
+
     with progress_bar(args.input) as progress:
-        summary = score_file(args.input, args.output, artifact, rejects=args.rejects,
-                             use_labels=not args.ignore_labels,
-                             sort_by_time=args.sort_by_time, progress=progress)
+        summary = score_plan(plan, artifact, progress)
     for line in report(summary):
         print(line)
     if summary.scored == 0:
@@ -62,6 +59,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def report(summary: Summary) -> list[str]:
     """The summary lines printed after a run."""
+    from models.decisions import OUTCOMES
+
     outcomes = ", ".join(f"{summary.outcomes.get(o, 0):,} {o}" for o in OUTCOMES)
     lines = [
         f"scored {summary.scored:,} of {summary.rows:,} rows with model "

@@ -23,9 +23,9 @@ import pyarrow as pa
 
 from features.definitions import FEATURE_NAMES
 from features.offline import compute_matrix
-from fraudstream.batch.files import InputFileError, TableWriter, file_format, open_input
-from fraudstream.batch.validate import Checked, Layout, check_chunk, layout_of
-from fraudstream.errors import ConfigError
+from fraudstream.batch.files import InputFileError, TableWriter
+from fraudstream.batch.plan import Plan, make_plan
+from fraudstream.batch.validate import Checked, Layout, check_chunk
 from models.artifact import Artifact
 from models.decisions import OUTCOMES
 from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
@@ -64,20 +64,6 @@ class Summary:
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-
-def default_rejects_path(output: Path) -> Path:
-    """``decisions.parquet`` -> ``decisions.rejects.parquet``."""
-    return output.with_name(f"{output.stem}.rejects{output.suffix}")
-
-
-def _check_paths(source: Path, output: Path, rejects: Path) -> None:
-    file_format(output, "output")
-    file_format(rejects, "rejects file")
-    resolved = {p.resolve() for p in (source, output, rejects)}
-    if len(resolved) < 3:
-        raise ConfigError("the input, the output and the rejects file must be three "
-                          "different files")
 
 
 @dataclass
@@ -269,13 +255,17 @@ def score_file(source: Path, output: Path, artifact: Artifact, rejects: Path | N
                progress: Progress = lambda *_: None) -> Summary:
     """Score every row of ``source`` into ``output`` (Parquet or CSV by extension); rows
     and labels turned away go to ``rejects`` (default: ``<output>.rejects.<ext>``)."""
+    return score_plan(make_plan(source, output, rejects, use_labels, sort_by_time), artifact,
+                      progress)
+
+
+def score_plan(plan: Plan, artifact: Artifact, progress: Progress = lambda *_: None,
+               ) -> Summary:
+    """Carry out a checked plan with ``artifact``'s model."""
     started = time.perf_counter()
-    rejects = rejects or default_rejects_path(output)
-    _check_paths(source, output, rejects)
     scorer = Scorer(artifact, FEATURE_NAMES)
-    summary = Summary(output, rejects, scorer.version, scorer.backend)
-    opened = open_input(source)
-    layout = layout_of(opened, use_labels)
+    summary = Summary(plan.output, plan.rejects, scorer.version, scorer.backend)
+    opened, layout = plan.source, plan.layout
     text_columns = [c for c in layout.columns if c in opened.columns]
 
     accepted = _Accepted()
@@ -287,16 +277,16 @@ def score_file(source: Path, output: Path, artifact: Artifact, rejects: Path | N
     malformed = [(m.row, m.reason) for m in opened.malformed]
     summary.rows += len(malformed)
     if summary.rows == 0:
-        raise InputFileError(f"input {source} has no rows")
+        raise InputFileError(f"input {opened.path} has no rows")
 
     rows = _Rows.join(accepted.parts, layout) if any(len(p.rows) for p in accepted.parts) \
         else None
-    writers = [TableWriter(output, DECISION_SCHEMA, "output")]
+    writers = [TableWriter(plan.output, DECISION_SCHEMA, "output")]
     try:
         if rows is not None:
-            _score_rows(rows, scorer, sort_by_time, writers[0], summary, progress)
+            _score_rows(rows, scorer, plan.sort_by_time, writers[0], summary, progress)
         rejected = _rejects_table(accepted, rows, malformed, text_columns)
-        writers.append(TableWriter(rejects, rejected.schema, "rejects file"))
+        writers.append(TableWriter(plan.rejects, rejected.schema, "rejects file"))
         writers[1].write(rejected)
         for writer in writers:
             writer.commit()
