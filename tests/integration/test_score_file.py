@@ -200,3 +200,28 @@ def test_rejected_rows_are_listed_and_leave_the_others_untouched(
     assert got.index.tolist() == expected.index.tolist()
     assert np.array_equal(got["score"].to_numpy(), expected["score"].to_numpy())
     assert got["decision"].tolist() == expected["decision"].tolist()
+
+
+def test_a_fraud_label_counts_once_per_transaction_as_in_the_worker(
+        champion: object, tmp_path: Path) -> None:
+    frame = simulate(recent(16, customers=100, terminals=50, seed=6))
+    day = frame["timestamp"] // DAY_MS
+    first = int(np.flatnonzero(frame["is_fraud"].to_numpy() & (day < day.min() + 5))[0])
+    twice = pd.concat([frame.iloc[:first + 1], frame.iloc[[first]], frame.iloc[first + 1:]],
+                      ignore_index=True)  # the same event, fraud label included, twice
+    twice.to_parquet(tmp_path / "twice.parquet", index=False)
+    summary = score_file(tmp_path / "twice.parquet", tmp_path / "out.parquet", champion)  # type: ignore[arg-type]
+    assert (summary.scored, summary.labels_ignored) == (len(frame) + 1, 1)
+    rejects = pq.read_table(tmp_path / "out.rejects.parquet").to_pylist()
+    assert [(r["row"], r["scored"], r["reason"]) for r in rejects] == [
+        (first + 2, True, "label ignored: this transaction's fraud label was already counted")]
+    # The transaction counts twice (two events), its fraud once.
+    once = twice.copy()
+    once.loc[first + 1, "is_fraud"] = 0
+    once.to_parquet(tmp_path / "once.parquet", index=False)
+    score_file(tmp_path / "once.parquet", tmp_path / "once-out.parquet", champion)  # type: ignore[arg-type]
+    a = pq.read_table(tmp_path / "out.parquet")
+    b = pq.read_table(tmp_path / "once-out.parquet")
+    assert a.equals(b)
+    counted_twice = compute_matrix(twice)[:, COL_TERMINAL_RISK[30]]
+    assert not np.array_equal(compute_matrix(once)[:, COL_TERMINAL_RISK[30]], counted_twice)
