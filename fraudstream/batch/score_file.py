@@ -27,20 +27,21 @@ from features.definitions import FEATURE_NAMES
 from features.offline import compute_matrix
 from fraudstream.batch.files import InputFileError, TableWriter
 from fraudstream.batch.plan import Plan, make_plan
-from fraudstream.batch.validate import Checked, Layout, check_chunk
+from fraudstream.batch.rejects import Rejects
+from fraudstream.batch.rows import Rows, accepted_part
+from fraudstream.batch.validate import check_chunk
 from models.artifact import Artifact
 from models.decisions import OUTCOMES
 from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
+from stream.worker import MODEL_DEGRADED
 
 SCORE_ROWS = 65_536
-MODEL_DEGRADED = "model"  # as stream.worker says it
 DECISION_SCHEMA = pa.schema([
     ("transaction_id", pa.string()), ("customer_id", pa.string()), ("score", pa.float64()),
     ("decision", pa.string()), ("model_version", pa.string()),
     ("reasons", pa.list_(pa.string())), ("degraded", pa.list_(pa.string())),
 ])
-DUPLICATE_LABEL = "label ignored: this transaction's fraud label was already counted"
 Progress = Callable[[str, float, float | None], None]
 """(stage, done, total or None): stages are "reading", "features" and "scoring"."""
 
@@ -68,101 +69,13 @@ class Summary:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass
-class _Accepted:
-    """The accepted rows of every chunk, and the rows and labels turned away."""
-
-    parts: list[Checked] = field(default_factory=list)
-    rejected: list[tuple[np.ndarray, np.ndarray, pa.Table | None]] = field(default_factory=list)
-
-    def add(self, checked: Checked, table: pa.Table) -> None:
-        accepted = checked.accepted
-        if not accepted.all():
-            bad = np.flatnonzero(~accepted)
-            self.rejected.append((checked.rows[bad], checked.reasons[bad],
-                                  table.take(pa.array(bad))))
-        self.parts.append(_subset(checked, accepted))
-
-
-def _subset(checked: Checked, keep: np.ndarray) -> Checked:
-    take = pa.array(np.flatnonzero(keep))
-    return Checked(
-        checked.rows[keep], checked.reasons[keep],
-        {k: v.take(take) for k, v in checked.ids.items()}, checked.timestamps[keep],
-        checked.amounts[keep], checked.fraud[keep], checked.labelled[keep],
-        None if checked.known_ms is None else checked.known_ms[keep],
-        checked.label_reasons[keep])
-
-
-@dataclass
-class _Rows:
-    """Accepted rows of the whole file, as columns."""
-
-    rows: np.ndarray
-    ids: dict[str, pa.Array]
-    timestamps: np.ndarray
-    amounts: np.ndarray
-    fraud: np.ndarray
-    labelled: np.ndarray
-    known_ms: np.ndarray | None
-    label_reasons: np.ndarray
-
-    @classmethod
-    def join(cls, parts: list[Checked], layout: Layout) -> _Rows:
-        def cat(name: str) -> np.ndarray:
-            return np.concatenate([getattr(p, name) for p in parts])
-
-        return cls(cat("rows"),
-                   {k: pa.concat_arrays([p.ids[k] for p in parts]) for k in parts[0].ids},
-                   cat("timestamps"), cat("amounts"), cat("fraud"), cat("labelled"),
-                   cat("known_ms") if layout.label_times else None, cat("label_reasons"))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def codes(self, name: str) -> np.ndarray:
-        return self.ids[name].dictionary_encode().indices.to_numpy().astype(np.int64)
-
-
-def _drop_duplicate_frauds(rows: _Rows, terminals: np.ndarray) -> None:
-    """A worker counts a fraud label once per transaction id at its terminal: keep the
-    first known, ignore the others."""
-    frauds = np.flatnonzero(rows.fraud)
-    if frauds.size < 2:
-        return
-    tx = rows.ids["transaction_id"].take(pa.array(frauds)).dictionary_encode().indices
-    key = terminals[frauds] * (len(frauds) + 1) + tx.to_numpy().astype(np.int64)
-    order = (np.argsort(rows.known_ms[frauds], kind="stable") if rows.known_ms is not None
-             else np.arange(frauds.size))
-    _, first = np.unique(key[order], return_index=True)
-    keep = np.zeros(frauds.size, dtype=bool)
-    keep[order[first]] = True
-    duplicates = frauds[~keep]
-    rows.fraud[duplicates] = 0
-    rows.labelled[duplicates] = False
-    rows.label_reasons[duplicates] = DUPLICATE_LABEL
-
-
-def _check_arrival_order(rows: _Rows, customers: np.ndarray) -> None:
-    """The feature windows need each customer's transactions in time order."""
-    order = np.argsort(customers, kind="stable")
-    c, t = customers[order], rows.timestamps[order]
-    back = np.flatnonzero((c[1:] == c[:-1]) & (t[1:] < t[:-1]))
-    if back.size:
-        first = int(order[1:][back].min())
-        customer = rows.ids["customer_id"][first].as_py()
-        raise InputFileError(
-            f"row {rows.rows[first]}: customer {customer}'s timestamp is earlier than their "
-            f"previous transaction's; rows must be in arrival order (or pass --sort-by-time)")
-
-
-def _features(rows: _Rows, sort_by_time: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _features(rows: Rows, sort_by_time: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """The feature matrix in scoring order, and the inverse order (None: file order)."""
     customers, terminals = rows.codes("customer_id"), rows.codes("terminal_id")
     order = np.argsort(rows.timestamps, kind="stable") if sort_by_time else None
     if order is None:
-        _check_arrival_order(rows, customers)
-    _drop_duplicate_frauds(rows, terminals)
+        rows.check_arrival_order(customers)
+    rows.drop_duplicate_frauds(terminals)
 
     def arranged(values: np.ndarray) -> np.ndarray:
         return values if order is None else values[order]
@@ -181,7 +94,7 @@ def _features(rows: _Rows, sort_by_time: bool) -> tuple[np.ndarray, np.ndarray |
     return matrix, inverse
 
 
-def _decisions(scorer: Scorer, rules: RulesScorer, matrix: np.ndarray, rows: _Rows,
+def _decisions(scorer: Scorer, rules: RulesScorer, matrix: np.ndarray, rows: Rows,
                start: int, stop: int, summary: Summary) -> pa.Table:
     scored, fell_back = score_with_fallback(scorer, rules, matrix)
     version, degraded = scorer.version, []
@@ -202,56 +115,6 @@ def _decisions(scorer: Scorer, rules: RulesScorer, matrix: np.ndarray, rows: _Ro
     }, schema=DECISION_SCHEMA)
 
 
-def _rejects_table(accepted: _Accepted, rows: _Rows | None, malformed: list[tuple[int, str]],
-                   text_columns: list[str]) -> pa.Table:
-    """One row per rejected row or ignored label: its row number, whether its
-    transaction was scored, the reason, and its values as text."""
-    parts = []
-    for numbers, reasons, table in accepted.rejected:
-        parts.append(_reject_part(numbers, reasons, False, table, text_columns))
-    if malformed:
-        numbers = np.array([m[0] for m in malformed], dtype=np.int64)
-        parts.append(_reject_part(numbers, np.array([m[1] for m in malformed], dtype=object),
-                                  False, None, text_columns))
-    if rows is not None:
-        ignored = np.flatnonzero(np.not_equal(rows.label_reasons, None))
-        if ignored.size:
-            parts.append(_reject_part(rows.rows[ignored], rows.label_reasons[ignored], True,
-                                      None, text_columns, rows, ignored))
-    schema = pa.schema([("row", pa.int64()), ("scored", pa.bool_()), ("reason", pa.string()),
-                        *((c, pa.string()) for c in text_columns)])
-    if not parts:
-        return schema.empty_table()
-    table = pa.concat_tables([p.cast(schema) for p in parts])
-    return table.take(pa.array(np.argsort(table.column("row").to_numpy(), kind="stable")))
-
-
-def _reject_part(numbers: np.ndarray, reasons: np.ndarray, scored: bool,
-                 table: pa.Table | None, text_columns: list[str], rows: _Rows | None = None,
-                 where: np.ndarray | None = None) -> pa.Table:
-    n = len(numbers)
-    columns: dict[str, pa.Array] = {
-        "row": pa.array(numbers, pa.int64()), "scored": pa.array([scored] * n, pa.bool_()),
-        "reason": pa.array(reasons.tolist(), pa.string())}
-    for name in text_columns:
-        if table is not None and name in table.column_names:
-            columns[name] = _as_text(table.column(name).combine_chunks())
-        elif rows is not None and where is not None and name in rows.ids:
-            columns[name] = rows.ids[name].take(pa.array(where))
-        else:
-            columns[name] = pa.nulls(n, pa.string())
-    return pa.table(columns)
-
-
-def _as_text(column: pa.Array) -> pa.Array:
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    try:
-        return column.cast(pa.string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
-
-
 def score_file(source: Path, output: Path, artifact: Artifact, rejects: Path | None = None,
                use_labels: bool = True, sort_by_time: bool = False,
                progress: Progress = lambda *_: None) -> Summary:
@@ -268,28 +131,34 @@ def score_plan(plan: Plan, artifact: Artifact, progress: Progress = lambda *_: N
     scorer = Scorer(artifact, FEATURE_NAMES)
     summary = Summary(plan.output, plan.rejects, scorer.version, scorer.backend)
     opened, layout = plan.source, plan.layout
-    text_columns = [c for c in layout.columns if c in opened.columns]
-
-    accepted = _Accepted()
+    rejects = Rejects([c for c in layout.columns if c in opened.columns])
+    parts = []
     for chunk in opened.chunks(layout.columns):
-        accepted.add(check_chunk(chunk.table, chunk.rows, layout, opened.typed), chunk.table)
+        checked = check_chunk(chunk.table, chunk.rows, layout, opened.typed)
+        if not checked.accepted.all():
+            bad = np.flatnonzero(~checked.accepted)
+            rejects.add_rows(checked.rows[bad], checked.reasons[bad],
+                             chunk.table.take(pa.array(bad)))
+        parts.append(accepted_part(checked))
         summary.rows += chunk.table.num_rows
         progress("reading", chunk.done, opened.total)
     progress("reading", opened.total, opened.total)
-    malformed = [(m.row, m.reason) for m in opened.malformed]
-    summary.rows += len(malformed)
+    rejects.add_malformed(opened.malformed)
+    summary.rows += len(opened.malformed)
     if summary.rows == 0:
         raise InputFileError(f"input {opened.path} has no rows")
 
-    rows = _Rows.join(accepted.parts, layout) if any(len(p.rows) for p in accepted.parts) \
-        else None
+    rows = Rows.join(parts) if any(len(p.rows) for p in parts) else None
     writers = [TableWriter(plan.output, DECISION_SCHEMA, "output")]
     try:
         if rows is not None:
             _score_rows(rows, scorer, plan.sort_by_time, writers[0], summary, progress)
-        rejected = _rejects_table(accepted, rows, malformed, text_columns)
-        writers.append(TableWriter(plan.rejects, rejected.schema, "rejects file"))
-        writers[1].write(rejected)
+            ignored = rows.ignored_labels()
+            summary.labels_ignored = len(ignored)
+            rejects.add_labels(rows.rows[ignored], rows.label_reasons[ignored],
+                               {k: v.take(pa.array(ignored)) for k, v in rows.ids.items()})
+        writers.append(TableWriter(plan.rejects, rejects.schema, "rejects file"))
+        writers[1].write(rejects.table())
         for writer in writers:
             writer.commit()
     except BaseException:
@@ -297,13 +166,11 @@ def score_plan(plan: Plan, artifact: Artifact, progress: Progress = lambda *_: N
             writer.abort()
         raise
     summary.rejected = summary.rows - summary.scored
-    summary.labels_ignored = int(np.count_nonzero(
-        np.not_equal(rows.label_reasons, None))) if rows is not None else 0
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _score_rows(rows: _Rows, scorer: Scorer, sort_by_time: bool, writer: TableWriter,
+def _score_rows(rows: Rows, scorer: Scorer, sort_by_time: bool, writer: TableWriter,
                 summary: Summary, progress: Progress) -> None:
     progress("features", 0, None)
     matrix, inverse = _features(rows, sort_by_time)
