@@ -5,7 +5,8 @@ each customer's timestamps non-decreasing, which is how the simulator writes the
 customer-day totals saturate exactly like the online ring's buckets, so the two engines
 agree value for value. Terminal windows end LABEL_DELAY_DAYS before the transaction's
 day, when every label of those days is known: ``is_fraud`` gives them (all zero when the
-frame has no labels).
+frame has no labels). When labels come later than that, ``label_known_ms`` says from when
+each is known, and a fraud counts only for transactions at or after that moment.
 """
 
 from __future__ import annotations
@@ -53,7 +54,14 @@ def compute_features(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(matrix, columns=list(FEATURE_NAMES), index=frame.index)
 
 
-def compute_matrix(frame: pd.DataFrame) -> np.ndarray:
+def compute_matrix(frame: pd.DataFrame, label_known_ms: np.ndarray | None = None,
+                   ) -> np.ndarray:
+    """Feature matrix of ``frame`` (rows in arrival order).
+
+    ``label_known_ms``, aligned with the rows, is the event time from which each row's
+    ``is_fraud`` label is known (as a worker that reads the label then would know it): a
+    fraud counts in a terminal's risk only for transactions at or after it. Not given,
+    every label of day d is known before any transaction of day d + LABEL_DELAY_DAYS."""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise OfflineInputError(f"missing columns: {', '.join(missing)}")
@@ -116,24 +124,36 @@ def compute_matrix(frame: pd.DataFrame) -> np.ndarray:
     matrix[:, COL_AMOUNT_RATIO] = amount_over_mean(amount, matrix[:, COL_AVG[max(WINDOWS)]])
     fraud = (frame["is_fraud"].to_numpy(dtype=np.int64) if "is_fraud" in frame.columns
              else np.zeros(n, dtype=np.int64))
-    _terminal_columns(matrix, frame["terminal_id"], day, fraud)
+    if label_known_ms is not None and len(label_known_ms) != n:
+        raise OfflineInputError(f"label_known_ms has {len(label_known_ms)} values for {n} rows")
+    _terminal_columns(matrix, frame["terminal_id"], ts, fraud, label_known_ms)
     return matrix
 
 
-def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, day: np.ndarray,
-                      fraud: np.ndarray) -> None:
+def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, ts: np.ndarray,
+                      fraud: np.ndarray, label_known_ms: np.ndarray | None) -> None:
     """Transactions and confirmed frauds per terminal over days d-7-W+1 .. d-7."""
+    day = ts // DAY_MS
     terminal, _ = pd.factorize(terminal_ids.astype(str), sort=False)
     terminal = terminal.astype(np.int64)
     base = int(day.min())
     span = int(day.max()) - base + 1
     key = terminal * span + (day - base)
-    groups, inverse = np.unique(key, return_inverse=True)
+    # Work in terminal-day order: every window bound below is then sorted too, and
+    # searchsorted runs several times faster on sorted needles than on shuffled ones.
+    order = np.argsort(key, kind="stable")
+    key, terminal, day, ts, fraud = key[order], terminal[order], day[order], ts[order], \
+        fraud[order]
+    new_group = np.r_[True, key[1:] != key[:-1]]
+    groups = key[new_group]
+    inverse = np.cumsum(new_group) - 1
     counts = np.minimum(np.bincount(inverse), TERMINAL_COUNT_MAX)
     frauds = np.bincount(inverse, weights=fraud).astype(np.int64)
     prefix_count = np.r_[0, np.cumsum(counts)]
     prefix_fraud = np.r_[0, np.cumsum(frauds)]
     last_day = day - LABEL_DELAY_DAYS
+    known = None if label_known_ms is None else np.asarray(label_known_ms)[order]
+    late = _LateLabels.of(key, day, fraud, known)
     for window in WINDOWS:
         first_day = last_day - window + 1
         # Days outside the data (before it began) hold nothing: clamp into the key range.
@@ -142,5 +162,54 @@ def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, day: np.ndarr
         lo = np.searchsorted(groups, lo_key, side="left")
         hi = np.searchsorted(groups, hi_key, side="left")
         count = prefix_count[hi] - prefix_count[lo]
-        matrix[:, COL_TERMINAL_COUNT[window]] = count
-        matrix[:, COL_TERMINAL_RISK[window]] = risk(prefix_fraud[hi] - prefix_fraud[lo], count)
+        frauds_known = prefix_fraud[hi] - prefix_fraud[lo]
+        if late is not None:
+            frauds_known -= late.unknown_at(lo_key, hi_key, ts)
+        matrix[order, COL_TERMINAL_COUNT[window]] = count
+        matrix[order, COL_TERMINAL_RISK[window]] = risk(frauds_known, count)
+
+
+class _LateLabels:
+    """Frauds whose label comes after the first transaction that could count it (the
+    first of day d + LABEL_DELAY_DAYS), sorted by terminal-day key: a window subtracts
+    those of its days still unknown when its transaction is scored."""
+
+    PAIRS_PER_STEP = 1 << 22  # (transaction, late label) pairs compared at once
+
+    def __init__(self, keys: np.ndarray, known_ms: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.known_ms = keys[order], known_ms[order]
+
+    @classmethod
+    def of(cls, key: np.ndarray, day: np.ndarray, fraud: np.ndarray,
+           known_ms: np.ndarray | None) -> _LateLabels | None:
+        if known_ms is None:
+            return None
+        known_ms = np.asarray(known_ms, dtype=np.int64)
+        late = (fraud > 0) & (known_ms > (day + LABEL_DELAY_DAYS) * DAY_MS)
+        if not late.any():
+            return None
+        weight = fraud[late]  # is_fraud counts its value: one label per unit
+        return cls(np.repeat(key[late], weight), np.repeat(known_ms[late], weight))
+
+    def unknown_at(self, lo_key: np.ndarray, hi_key: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Per transaction: late labels of its window's days known only after it."""
+        lo = np.searchsorted(self.keys, lo_key, side="left")
+        lengths = np.searchsorted(self.keys, hi_key, side="left") - lo
+        unknown = np.zeros(ts.size, dtype=np.int64)
+        rows = np.flatnonzero(lengths)
+        pairs_before = np.r_[0, np.cumsum(lengths[rows])]
+        start = 0
+        while start < rows.size:
+            # Bound memory: expand only so many (transaction, label) pairs at a time.
+            limit = pairs_before[start] + self.PAIRS_PER_STEP
+            stop = max(start + 1, int(np.searchsorted(pairs_before, limit, "right")) - 1)
+            chunk = rows[start:stop]
+            sizes = lengths[chunk]
+            owner = np.repeat(np.arange(chunk.size), sizes)
+            first = np.repeat(lo[chunk] - (np.cumsum(sizes) - sizes), sizes)
+            position = first + np.arange(owner.size)
+            later = self.known_ms[position] > ts[chunk][owner]
+            unknown[chunk] = np.bincount(owner[later], minlength=chunk.size)
+            start = stop
+        return unknown

@@ -183,6 +183,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
 
+    # -- batch scoring and ONNX export ---------------------------------------------
+    score_file = sub.add_parser("score-file", help="score a Parquet or CSV file of "
+                                                   "transactions as the stream would")
+    score_file.add_argument("input", type=Path, help="transactions (.parquet or .csv)")
+    score_file.add_argument("-o", "--output", type=Path, required=True,
+                            help="decisions (.parquet or .csv)")
+    score_file.add_argument("--rejects", type=Path, default=None,
+                            help="rejected rows and ignored labels, with the reason "
+                                 "(default: OUTPUT with .rejects before the extension)")
+    score_file.add_argument("--version", default=None,
+                            help="model version (default: the champion)")
+    score_file.add_argument("--registry", type=Path, default=None,
+                            help="model registry directory")
+    score_file.add_argument("--ignore-labels", action="store_true",
+                            help="score as a worker that received no labels")
+    score_file.add_argument("--sort-by-time", action="store_true",
+                            help="score the rows in event-time order, not file order")
+    score_file.set_defaults(handler=cmd_score_file)
+
+    export_onnx = sub.add_parser("export-onnx", help="write a model as ONNX for edge use")
+    export_onnx.add_argument("--version", default=None,
+                             help="model version (default: the champion)")
+    export_onnx.add_argument("-o", "--output", type=Path, default=None,
+                             help="ONNX file (default: model.onnx in the model's artifact, "
+                                  "registered in its manifest)")
+    export_onnx.add_argument("--registry", type=Path, default=None,
+                             help="model registry directory")
+    export_onnx.set_defaults(handler=cmd_export_onnx)
+
     services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
     services.set_defaults(handler=cmd_services)
 
@@ -320,6 +349,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bench.runner import run
 
     return run(args.out, args.quick, args.only, settings)
+
+
+def cmd_score_file(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream.batch.command import run
+
+    return run(args, settings)
+
+
+def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
+    from models.onnx_export import export_version
+
+    done = export_version(args.registry or Path(settings.model_dir), args.version, args.output)
+    print(f"{'already exported' if done.reused else 'wrote'} model {done.version} as ONNX: "
+          f"{done.path} (sha256 {done.sha256[:16]}, metadata in {done.sidecar.name}); "
+          f"onnxruntime within {done.max_difference:.1e} of scikit-learn"
+          + ("; registered in the artifact's manifest" if done.registered else ""))
+    return 0
 
 
 def cmd_services(args: argparse.Namespace, settings: Settings) -> int:

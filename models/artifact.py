@@ -65,12 +65,25 @@ def write_artifact(directory: Path, model: Any, manifest: dict[str, Any],
     if build is not None:
         manifest = {**manifest, **build(directory)}
     files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
-    full = {**manifest, "format": FORMAT,
-            "files": {name: sha256_of(directory / name) for name in files}}
-    tmp = directory / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(full, indent=2, sort_keys=True))
-    os.replace(tmp, directory / MANIFEST)
+    _write_manifest(directory, {**manifest, "format": FORMAT,
+                                "files": {name: sha256_of(directory / name) for name in files}})
     return directory
+
+
+def register_files(directory: Path, names: list[str], entries: dict[str, Any]) -> None:
+    """Add files already written into an existing artifact to its manifest (with their
+    sha256) together with ``entries``. The artifact is verified first: a file is never
+    registered beside a tampered one."""
+    manifest = read_manifest(directory)
+    verify(directory, manifest)
+    files = {**manifest["files"], **{name: sha256_of(directory / name) for name in names}}
+    _write_manifest(directory, {**manifest, **entries, "files": files})
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    tmp = directory / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(tmp, directory / MANIFEST)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

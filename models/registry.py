@@ -106,11 +106,7 @@ class Registry:
                          schema_digest: str | None) -> dict[str, Any]:
         """The version's manifest if it can serve the running feature set: every file
         matches its hash and the feature order and schema are the running ones."""
-        directory = self.version_dir(version)
-        if not directory.is_dir():
-            known = ", ".join(self.versions()) or "none"
-            raise ArtifactError(f"no model version {version} in {self.root} (versions: "
-                                f"{known})")
+        directory = self._require(version)
         manifest = read_manifest(directory)
         verify(directory, manifest)
         check_feature_contract(manifest, feature_names, schema_digest)
@@ -161,7 +157,13 @@ class Registry:
     # -- loading -------------------------------------------------------------------
 
     def load(self, version: str) -> Artifact:
+        """The version's verified artifact (unknown versions are named in the error)."""
+        self._require(version)
         return load_artifact(self.version_dir(version))
+
+    def load_version(self, version: str | None = None) -> Artifact:
+        """The given version's verified artifact, or the champion's when None."""
+        return self.load_champion() if version is None else self.load(version)
 
     def load_champion(self) -> Artifact:
         version = self.champion_version()
@@ -186,6 +188,14 @@ class Registry:
         if current is not None and (not stack or stack[-1] != current):
             stack.append(current)  # a champion set before history was kept
         return stack
+
+    def _require(self, version: str) -> Path:
+        directory = self.version_dir(version)
+        if not directory.is_dir():
+            known = ", ".join(self.versions()) or "none"
+            raise ArtifactError(f"no model version {version} in {self.root} (versions: "
+                                f"{known})")
+        return directory
 
     def _read_pointer(self, name: str) -> str | None:
         try:
