@@ -131,7 +131,9 @@ def _components(max_batch: int) -> dict[str, Any]:
     identifier = {"anyOf": [
         {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
         {"type": "integer", "minimum": -(10 ** (MAX_ID_LENGTH - 1) - 1),
-         "maximum": 10 ** MAX_ID_LENGTH - 1}]}
+         "maximum": 10 ** MAX_ID_LENGTH - 1,
+         "description": "An integer literal: 7, never 7.0 (a float id may have lost "
+                        "digits)"}]}
     transaction = schemas["Transaction"]["properties"]
     for name in ("transaction_id", "customer_id", "terminal_id"):
         transaction[name] = copy.deepcopy(identifier)
@@ -151,7 +153,8 @@ def _timestamp(max_age_ms: int, max_lead_ms: int, now_ms: int) -> dict[str, Any]
     high = min(MAX_TS_MS, now_ms + max(0, max_lead_ms - WINDOW_MARGIN_MS))
     return {"anyOf": [
         {"type": "integer", "minimum": low, "maximum": high,
-         "description": "Event time in epoch milliseconds, inside the accepted window "
+         "description": "Event time in epoch milliseconds (an integer literal), inside "
+                        "the accepted window "
                         "(FRAUDSTREAM_MAX_EVENT_AGE_DAYS back, FRAUDSTREAM_MAX_EVENT_LEAD_S "
                         "ahead; these bounds were taken when this schema was served)"},
         {"type": "string", "format": "date-time",
