@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -32,6 +37,29 @@ def quiet_uvicorn_extras() -> None:
         logging.getLogger(name).addFilter(_DropColourCopies())
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or SIGINT that asked for the stop is a
+    clean exit (code 0, like the worker's) rather than re-raised once it has stopped."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._stop)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _stop(self, sig: int, _frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for requests
+        self.should_exit = True
+
+
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     """Serve until SIGTERM or SIGINT (in-flight requests finish first); 0 then."""
     options = {"host": host, "port": port, "log_config": None, "access_log": False,
@@ -41,7 +69,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     if workers == 1:
         app = create_app(settings)  # a bad setting or model ends here, in one line
         log.info("serving on %s:%d", host, port)
-        uvicorn.run(app, **options)
+        _Server(uvicorn.Config(app, **options)).run()
         return 0
     _check(settings)
     # Each process is spawned afresh: hand it the settings (those from the command line
