@@ -159,16 +159,19 @@ def _bare(service: ScoringService, bodies: list[bytes]) -> np.ndarray:
 
 
 def measure_http(settings: Settings, quick: bool, plan: list[Scenario] | None = None,
-                 ) -> list[Measured]:
+                 registry: Path | None = None, customers: int = 5000) -> list[Measured]:
+    """Run ``plan`` (default: ``scenarios(quick)``) against a fresh server; a model is
+    trained unless ``registry`` holds one."""
     settings = isolated(settings, "http")
     work = Path(tempfile.mkdtemp(prefix="fraudstream-bench-http-"))
-    registry = work / "registry"
-    train(simulate(SimulationConfig(customers=2000, terminals=4000, days=60)), registry)
+    if registry is None:
+        registry = work / "registry"
+        train(simulate(SimulationConfig(customers=2000, terminals=4000, days=60)), registry)
     settings = settings.replace(model_dir=str(registry))
     days = 8 if quick else 31
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    frame = simulate(SimulationConfig(customers=5000, terminals=10000, days=days, seed=42,
-                                      start=today - timedelta(days=days)))
+    frame = simulate(SimulationConfig(customers=customers, terminals=2 * customers,
+                                      days=days, seed=42, start=today - timedelta(days=days)))
     last_day = frame["timestamp"] >= int((today - timedelta(days=1)).timestamp() * 1000)
     build_state(settings, frame[~last_day])
     probe = frame[last_day]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.http_serving import Scenario, measure_http
 from fraudstream.settings import Settings
 
 
-def test_http_section_measures_the_server_and_the_bare_scorer(settings: Settings) -> None:
+def test_http_section_measures_the_server_and_the_bare_scorer(settings: Settings,
+                                                              model_registry: Path) -> None:
     plan = [Scenario("one transaction", 1, 2, 60), Scenario("batch of 100", 100, 1, 5)]
-    results = measure_http(settings, quick=True, plan=plan)
+    results = measure_http(settings, quick=True, plan=plan, registry=model_registry,
+                           customers=300)
     assert [(r.scenario, r.requests, r.errors) for r in results] == [
         ("one transaction", 60, 0), ("batch of 100", 5, 0)]
     for r in results:
