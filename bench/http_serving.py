@@ -53,6 +53,7 @@ class Scenario:
     per_request: int
     concurrency: int
     requests: int
+    workers: int = 1  # server processes
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Measured:
     scenario: str
     transactions_per_request: int
     concurrency: int
+    workers: int
     requests: int
     errors: int
     requests_per_s: float
@@ -70,8 +72,10 @@ class Measured:
     bare_p99_ms: float
 
     @property
-    def overhead_p50_ms(self) -> float:
-        return self.http_p50_ms - self.bare_p50_ms
+    def overhead_p50_ms(self) -> float | None:
+        """HTTP p50 less bare p50, with one request in flight (with more, the difference
+        is mostly the wait behind the requests ahead)."""
+        return self.http_p50_ms - self.bare_p50_ms if self.concurrency == 1 else None
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -80,6 +84,8 @@ def scenarios(quick: bool) -> list[Scenario]:
     for concurrency in CONCURRENCY:
         out.append(Scenario("one transaction", 1, concurrency, 2000 * scale))
         out.append(Scenario(f"batch of {BATCH}", BATCH, concurrency, 200 * scale))
+    out.append(Scenario("one transaction", 1, CONCURRENCY[-1], 2000 * scale, workers=2))
+    out.append(Scenario(f"batch of {BATCH}", BATCH, CONCURRENCY[-1], 200 * scale, workers=2))
     return out
 
 
@@ -110,7 +116,7 @@ def build_state(settings: Settings, history: pd.DataFrame) -> None:
     store.close()
 
 
-def _start_server(settings: Settings, keys: Path, port: int, log: Path,
+def _start_server(settings: Settings, keys: Path, port: int, log: Path, workers: int,
                   ) -> subprocess.Popen[bytes]:
     env = settings.child_environ()
     env.update({"FRAUDSTREAM_API_KEYS_FILE": str(keys), "FRAUDSTREAM_API_RATE": "1e9",
@@ -118,8 +124,9 @@ def _start_server(settings: Settings, keys: Path, port: int, log: Path,
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "fraudstream", "serve", "--host", "127.0.0.1",
-             "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=services.die_with_parent)
+             "--port", str(port), "--workers", str(workers)], env=env, stdout=handle,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=services.die_with_parent)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -158,6 +165,22 @@ def _bare(service: ScoringService, bodies: list[bytes]) -> np.ndarray:
     return times
 
 
+def _measure(scenario: Scenario, port: int, key: str, probe: pd.DataFrame,
+             in_process: ScoringService, work: Path) -> Measured:
+    bodies = _bodies(probe, scenario.per_request, scenario.requests)
+    load = _load(port, key, bodies, scenario.concurrency, work)
+    latencies = np.asarray(load["latencies_ns"], dtype=np.float64) / 1e6
+    statuses: dict[str, int] = load["statuses"]  # type: ignore[assignment]
+    elapsed = float(load["elapsed_s"])  # type: ignore[arg-type]
+    bare = _bare(in_process, bodies)
+    return Measured(
+        scenario.name, scenario.per_request, scenario.concurrency, scenario.workers,
+        scenario.requests, scenario.requests - statuses.get("200", 0),
+        scenario.requests / elapsed, scenario.requests * scenario.per_request / elapsed,
+        float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)),
+        float(np.percentile(bare, 50)), float(np.percentile(bare, 99)))
+
+
 def measure_http(settings: Settings, quick: bool, plan: list[Scenario] | None = None,
                  registry: Path | None = None, customers: int = 5000) -> list[Measured]:
     """Run ``plan`` (default: ``scenarios(quick)``) against a fresh server; a model is
@@ -176,32 +199,23 @@ def measure_http(settings: Settings, quick: bool, plan: list[Scenario] | None = 
     build_state(settings, frame[~last_day])
     probe = frame[last_day]
     key, _ = create_key("bench", work / "keys")
-    port = services.free_port()
-    server = _start_server(settings, work / "keys", port, work / "serve.log")
     in_process = build_service(settings, HttpMetrics.create(None))
     results = []
-    try:
-        _load(port, key, _bodies(probe, 1, 300), 4, work)  # warm-up, not measured
-        for scenario in plan or scenarios(quick):
-            bodies = _bodies(probe, scenario.per_request, scenario.requests)
-            load = _load(port, key, bodies, scenario.concurrency, work)
-            latencies = np.asarray(load["latencies_ns"], dtype=np.float64) / 1e6
-            statuses: dict[str, int] = load["statuses"]  # type: ignore[assignment]
-            elapsed = float(load["elapsed_s"])  # type: ignore[arg-type]
-            bare = _bare(in_process, bodies)
-            results.append(Measured(
-                scenario.name, scenario.per_request, scenario.concurrency,
-                scenario.requests, scenario.requests - statuses.get("200", 0),
-                scenario.requests / elapsed, scenario.requests * scenario.per_request / elapsed,
-                float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)),
-                float(np.percentile(bare, 50)), float(np.percentile(bare, 99))))
-    finally:
-        server.send_signal(signal.SIGTERM)
+    plan = plan or scenarios(quick)
+    for workers in sorted({s.workers for s in plan}):
+        port = services.free_port()
+        server = _start_server(settings, work / "keys", port, work / "serve.log", workers)
         try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            _load(port, key, _bodies(probe, 1, 300), 4, work)  # warm-up, not measured
+            for scenario in (s for s in plan if s.workers == workers):
+                results.append(_measure(scenario, port, key, probe, in_process, work))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     return results
 
 
@@ -210,14 +224,15 @@ def run_http(out: Path, quick: bool, settings: Settings) -> list[Measured]:
             services.redis_url(settings.redis_url) as redis_url:
         results = measure_http(settings.replace(kafka_bootstrap=bootstrap,
                                                 redis_url=redis_url), quick)
-    headers = ["request", "connections", "requests/s", "transactions/s", "HTTP p50 / p99 ms",
-               "bare p50 / p99 ms", "overhead p50 ms", "errors"]
-    rows = [[r.scenario, str(r.concurrency), f"{r.requests_per_s:,.0f}",
+    headers = ["request", "server processes", "connections", "requests/s", "transactions/s",
+               "HTTP p50 / p99 ms", "bare p50 / p99 ms", "HTTP cost p50 ms", "errors"]
+    rows = [[r.scenario, str(r.workers), str(r.concurrency), f"{r.requests_per_s:,.0f}",
              f"{r.transactions_per_s:,.0f}", f"{r.http_p50_ms:.2f} / {r.http_p99_ms:.2f}",
-             f"{r.bare_p50_ms:.2f} / {r.bare_p99_ms:.2f}", f"{r.overhead_p50_ms:.2f}",
+             f"{r.bare_p50_ms:.2f} / {r.bare_p99_ms:.2f}",
+             "-" if r.overhead_p50_ms is None else f"{r.overhead_p50_ms:.2f}",
              str(r.errors)] for r in results]
-    print_table(f"HTTP scorer, one server process on {os.cpu_count()} cores "
-                "(load generator, Redis and broker on the same machine)", headers, rows)
+    print_table(f"HTTP scorer on {os.cpu_count()} cores (load generator, Redis and broker "
+                "on the same machine)", headers, rows)
     write_results(out, "http", {"scenarios": [asdict(r) | {"overhead_p50_ms":
                                                            r.overhead_p50_ms}
                                               for r in results]},
