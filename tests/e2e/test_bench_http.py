@@ -10,6 +10,7 @@ from bench.http_serving import Scenario, measure_http
 from fraudstream.settings import Settings
 
 
+@pytest.mark.slow
 def test_http_section_measures_the_server_and_the_bare_scorer(settings: Settings,
                                                               model_registry: Path) -> None:
     plan = [Scenario("one transaction", 1, 2, 60), Scenario("batch of 100", 100, 1, 5)]
