@@ -25,6 +25,7 @@ REQUEST_TIMEOUT_S = 30.0
 
 
 def request_bytes(path: str, key: str, body: bytes) -> bytes:
+    """One keep-alive POST, ready to write."""
     head = (f"POST {path} HTTP/1.1\r\nHost: {LOOPBACK}\r\nX-API-Key: {key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
@@ -53,6 +54,7 @@ async def _connection(port: int, requests: list[bytes], order: itertools.count[i
 
 async def drive(port: int, path: str, key: str, bodies: list[bytes],
                 concurrency: int) -> dict[str, object]:
+    """Send every body once over ``concurrency`` connections; latencies by body."""
     requests = [request_bytes(path, key, body) for body in bodies]
     latencies = [0] * len(requests)
     statuses: Counter[int] = Counter()

@@ -79,6 +79,7 @@ class Measured:
 
 
 def scenarios(quick: bool) -> list[Scenario]:
+    """One transaction and batches, over 1 and 16 connections, then two processes."""
     scale = 1 if quick else 5
     out = []
     for concurrency in CONCURRENCY:
@@ -220,6 +221,7 @@ def measure_http(settings: Settings, quick: bool, plan: list[Scenario] | None = 
 
 
 def run_http(out: Path, quick: bool, settings: Settings) -> list[Measured]:
+    """The section: measure on embedded (or configured) services, print, write files."""
     with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
             services.redis_url(settings.redis_url) as redis_url:
         results = measure_http(settings.replace(kafka_bootstrap=bootstrap,

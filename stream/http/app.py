@@ -106,6 +106,7 @@ class Endpoints:
     # -- scoring ---------------------------------------------------------------------
 
     async def score(self, request: Request) -> Response:
+        """``POST /v1/score``: one transaction or ``{"transactions": [...]}``."""
         started = time.perf_counter()
         key = self.gate.admit(request.headers.get(API_KEY_HEADER))
         _require_json(request)
@@ -130,6 +131,7 @@ class Endpoints:
         return await self._run(request, started, key, parse, render)
 
     async def vertex_predict(self, request: Request) -> Response:
+        """Vertex AI: ``{"instances": [...]}`` in, ``{"predictions": [...]}`` out."""
         started = time.perf_counter()
         key = self.gate.admit(request.headers.get(API_KEY_HEADER))
         _require_json(request)
@@ -173,9 +175,11 @@ class Endpoints:
     # -- health ----------------------------------------------------------------------
 
     async def healthz(self) -> Response:
+        """Liveness: the process serves."""
         return Response(encode(Liveness("alive")), media_type=JSON)
 
     async def readyz(self) -> Response:
+        """Readiness: 200 when every check passed, else 503 naming the failed ones."""
         checks = await run_in_threadpool(self.readiness.checks)
         failed = [c.name for c in checks if not c.ok]
         report = ReadinessReport(
@@ -193,10 +197,12 @@ class Endpoints:
                         headers={MODEL_HEADER: self.service.model.current().version})
 
     async def vertex_health(self) -> Response:
+        """Vertex AI's health check: 200 while a model is loaded (as ``/ping``)."""
         return Response(encode(Liveness("ready")), media_type=JSON,
                         headers={MODEL_HEADER: self.service.model.current().version})
 
     async def metrics_text(self) -> Response:
+        """Prometheus text format, every process's values with ``--workers N``."""
         return Response(generate_latest(self.exposition), media_type=CONTENT_TYPE_LATEST)
 
 

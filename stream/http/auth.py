@@ -43,6 +43,8 @@ class Gate:
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: HttpMetrics) -> Gate:
+        """Keys from FRAUDSTREAM_API_KEYS_FILE unless FRAUDSTREAM_API_AUTH=platform;
+        raises ConfigError when keys are asked for and cannot be read."""
         keys = None
         if settings.api_auth == "keys":
             if not settings.api_keys_file:

@@ -46,6 +46,7 @@ class StoredKey:
 
 
 def hash_key(key: str) -> bytes:
+    """The SHA-256 of a key: all that is ever stored of it."""
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
@@ -55,6 +56,7 @@ def new_key() -> str:
 
 
 def check_name(name: str) -> str:
+    """``name`` if it may name a key, else KeyFileError."""
     if not _NAME.match(name):
         raise KeyFileError(f"key name {name!r} must be 1 to 64 letters, digits, '.', '_' "
                            "or '-'")
@@ -129,6 +131,7 @@ class KeyStore:
         return keys
 
     def refresh(self) -> None:
+        """Re-read the file if it changed, at most once a second."""
         now = self._clock()
         if now - self._checked_at < RELOAD_EVERY_S:
             return

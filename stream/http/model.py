@@ -24,6 +24,7 @@ class ModelHolder:
         return cls(load_champion(model_dir))
 
     def current(self) -> Scorer:
+        """The model to score the next request with."""
         return self._scorer
 
     def replace(self, scorer: Scorer) -> None:
@@ -32,4 +33,5 @@ class ModelHolder:
 
 
 def load_champion(model_dir: str | Path) -> Scorer:
+    """The registry's champion as a verified, compiled Scorer."""
     return Scorer(Registry(model_dir).load_champion(), FEATURE_NAMES)

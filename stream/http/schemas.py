@@ -64,6 +64,7 @@ encode = msgspec.json.Encoder().encode
 
 
 def validation_failed(problems: list[Problem]) -> ValidationFailed:
+    """The 422 body for ``problems``."""
     return ValidationFailed([ProblemDetail(list(p.loc), p.msg, p.type) for p in problems])
 
 

@@ -33,6 +33,7 @@ class _DropColourCopies(logging.Filter):
 
 
 def quiet_uvicorn_extras() -> None:
+    """Keep uvicorn's coloured message copies out of our log lines."""
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addFilter(_DropColourCopies())
 

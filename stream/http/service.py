@@ -35,6 +35,7 @@ class ScoringService:
 
 
 def require_redis(settings: Settings) -> str:
+    """The Redis URL, or ConfigError: the HTTP scorer cannot work without the state."""
     if not settings.redis_url:
         raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL (the HTTP scorer "
                           "reads the stream's feature state from it)")
