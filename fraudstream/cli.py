@@ -37,6 +37,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port in 1..65535")
+    return value
+
+
 def iso_date(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
@@ -178,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
     bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
-    bench.add_argument("--only", action="append", choices=["pipeline", "stages", "memory"],
+    bench.add_argument("--only", action="append",
+                       choices=["pipeline", "stages", "memory", "http"],
                        help="run only this section (repeatable)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
@@ -211,6 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     export_onnx.add_argument("--registry", type=Path, default=None,
                              help="model registry directory")
     export_onnx.set_defaults(handler=cmd_export_onnx)
+
+    serve = sub.add_parser("serve", help="the HTTP scoring API (also SageMaker's `serve`, "
+                                         "Vertex AI's AIP_* routes)")
+    serve.add_argument("--host", default=None, help="address (default FRAUDSTREAM_HTTP_HOST, "
+                                                    "0.0.0.0)")
+    serve.add_argument("--port", type=port_number, default=None,
+                       help="port (default AIP_HTTP_PORT or SAGEMAKER_BIND_TO_PORT when set, "
+                            "else FRAUDSTREAM_HTTP_PORT, 8080)")
+    serve.add_argument("--workers", type=positive_int, default=None,
+                       help="server processes (default FRAUDSTREAM_HTTP_WORKERS, 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+    api_key = sub.add_parser("api-key", help="make and revoke API keys of the HTTP scorer")
+    api_key_sub = api_key.add_subparsers(dest="api_key_command", required=True,
+                                         parser_class=OneLineParser)
+    key_create = api_key_sub.add_parser("create", help="make a key: prints it once, and "
+                                                       "the line for the keys file")
+    key_create.add_argument("name")
+    key_create.add_argument("--file", type=Path, default=None,
+                            help="also add the line to this keys file")
+    key_create.set_defaults(handler=cmd_api_key_create)
+    key_revoke = api_key_sub.add_parser("revoke", help="mark a key revoked in a keys file")
+    key_revoke.add_argument("name")
+    key_revoke.add_argument("--file", type=Path, default=None,
+                            help="the keys file (default FRAUDSTREAM_API_KEYS_FILE)")
+    key_revoke.set_defaults(handler=cmd_api_key_revoke)
 
     services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
     services.set_defaults(handler=cmd_services)
@@ -365,6 +399,39 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
           f"{done.path} (sha256 {done.sha256[:16]}, metadata in {done.sidecar.name}); "
           f"onnxruntime within {done.max_difference:.1e} of scikit-learn"
           + ("; registered in the artifact's manifest" if done.registered else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from stream.http.platforms import resolve_port
+    from stream.http.server import serve
+
+    port = resolve_port(args.port, settings.http_port, os.environ)
+    return serve(settings, args.host or settings.http_host, port,
+                 args.workers or settings.http_workers)
+
+
+def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.http.keys import create_key
+
+    key, stored = create_key(args.name, args.file)
+    print(f"API key {args.name}: {key}")
+    print("  (shown once: only its hash is kept)")
+    where = f"added to {args.file}" if args.file is not None else "keys file line"
+    print(f"{where}: {stored.line()}")
+    return 0
+
+
+def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.http.keys import revoke_in_file
+
+    path = args.file or (Path(settings.api_keys_file) if settings.api_keys_file else None)
+    if path is None:
+        raise ConfigError("no keys file: pass --file or set FRAUDSTREAM_API_KEYS_FILE")
+    revoked = revoke_in_file(path, args.name)
+    print(f"revoked in {path}: {revoked.line()} (servers re-read the file within a second)")
     return 0
 
 

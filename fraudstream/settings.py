@@ -139,6 +139,23 @@ class Settings:
                                               "TLS (rediss:// only)")
     redis_tls_key_file: str | None = setting(None, "Client key for Redis mutual TLS")
 
+    # -- HTTP scorer (`fraudstream serve`, stream/http) -----------------------------
+    http_host: str = setting("0.0.0.0", "Address `fraudstream serve` listens on")
+    http_port: int = setting(8080, "Port of `fraudstream serve`; AIP_HTTP_PORT (Vertex AI) "
+                             "or SAGEMAKER_BIND_TO_PORT win when the platform sets them")
+    http_workers: int = setting(1, "Server processes of `fraudstream serve`")
+    api_auth: str = setting("keys", "keys: every scoring route needs an API key; platform: "
+                            "none does, the hosting platform authenticates its callers")
+    api_keys_file: str | None = setting(None, "File of API key hashes, one "
+                                        "name:sha256hex[:revoked] per line (re-read when "
+                                        "it changes)")
+    api_rate: float = setting(1000.0, "Transactions per second one API key may score "
+                              "(token bucket, per server process)")
+    api_burst: int = setting(2000, "Token bucket size: transactions a key may score at "
+                             "once after a quiet spell")
+    api_max_body_bytes: int = setting(1_048_576, "Largest request body, bytes (413 beyond)")
+    api_max_batch: int = setting(500, "Most transactions in one scoring request (422 beyond)")
+
     def __post_init__(self) -> None:
         self._normalise()
         checks = [
@@ -167,6 +184,14 @@ class Settings:
             (0 <= self.metrics_port <= 65535, "metrics_port must be in 0..65535"),
             (self.log_format in ("text", "json"), "log_format must be text or json"),
             (self.log_level in ("debug", "info", "warning", "error"), "log_level is unknown"),
+            (1 <= self.http_port <= 65535, "http_port must be in 1..65535"),
+            (self.http_workers >= 1, "http_workers must be >= 1"),
+            (self.api_auth in ("keys", "platform"), "api_auth must be keys or platform"),
+            (self.api_rate > 0, "api_rate must be > 0"),
+            (self.api_max_batch >= 1, "api_max_batch must be >= 1"),
+            (self.api_burst >= self.api_max_batch,
+             "api_burst must be >= api_max_batch (a full batch could never pass)"),
+            (self.api_max_body_bytes >= 1024, "api_max_body_bytes must be >= 1024"),
         ]
         for ok, message in checks:
             if not ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -41,11 +42,13 @@ class Label(msgspec.Struct, forbid_unknown_fields=False):
 
 
 class Rejected(Exception):
-    """An event that cannot be processed; ``reason`` says why."""
+    """An event that cannot be processed; ``reason`` says why, and ``field`` names the
+    field at fault when one is (None for the event as a whole)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.field = field
 
 
 _transaction_decoder = msgspec.json.Decoder(Transaction)
@@ -55,7 +58,7 @@ _label_decoder = msgspec.json.Decoder(Label)
 def normalise_id(value: Id, field: str) -> str:
     text = str(value) if not isinstance(value, str) else value
     if not text or len(text) > MAX_ID_LENGTH:
-        raise Rejected(f"{field} must be 1..{MAX_ID_LENGTH} characters")
+        raise Rejected(f"{field} must be 1..{MAX_ID_LENGTH} characters", field)
     return text
 
 
@@ -67,12 +70,12 @@ def parse_timestamp(value: str | int, field: str = "timestamp") -> int:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise Rejected(f"{field} is not RFC 3339 or epoch milliseconds") from None
+            raise Rejected(f"{field} is not RFC 3339 or epoch milliseconds", field) from None
         if moment.tzinfo is None:
-            raise Rejected(f"{field} has no time zone")
+            raise Rejected(f"{field} has no time zone", field)
         ts = (moment - _EPOCH) // _ONE_MS  # integer arithmetic: no float rounding
     if not MIN_TS_MS <= ts <= MAX_TS_MS:
-        raise Rejected(f"{field} is outside 2000..2100 (epoch milliseconds expected)")
+        raise Rejected(f"{field} is outside 2000..2100 (epoch milliseconds expected)", field)
     return ts
 
 
@@ -92,17 +95,23 @@ class EventTimeBounds:
         if ts_ms < now_ms - self.max_age_ms:
             days = (now_ms - ts_ms) / 86_400_000
             raise Rejected(f"{field} is {days:.1f} days old, beyond the "
-                           f"{self.max_age_ms / 86_400_000:g}-day limit")
+                           f"{self.max_age_ms / 86_400_000:g}-day limit", field)
         if ts_ms > now_ms + self.max_lead_ms:
             ahead = (ts_ms - now_ms) / 1000
             raise Rejected(f"{field} is {ahead:.0f}s in the future, beyond the "
-                           f"{self.max_lead_ms / 1000:g}s limit")
+                           f"{self.max_lead_ms / 1000:g}s limit", field)
 
 
-def _validation_reason(exc: msgspec.MsgspecError) -> str:
+# msgspec names the field in its message: "... - at `$.amount`" or "missing required
+# field `amount`" (top-level fields only: events are flat objects).
+_FIELD_IN_MESSAGE = re.compile(r"at `\$\.(\w+)|missing required field `(\w+)`")
+
+
+def _rejection(exc: msgspec.MsgspecError) -> Rejected:
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        return f"not valid JSON: {exc}"
-    return f"invalid event: {exc}"
+        return Rejected(f"not valid JSON: {exc}")
+    found = _FIELD_IN_MESSAGE.search(str(exc))
+    return Rejected(f"invalid event: {exc}", (found.group(1) or found.group(2)) if found else None)
 
 
 def _decode(raw: bytes | None, max_bytes: int, decoder: msgspec.json.Decoder, what: str,
@@ -115,7 +124,7 @@ def _decode(raw: bytes | None, max_bytes: int, decoder: msgspec.json.Decoder, wh
     try:
         event = decoder.decode(raw)
     except msgspec.MsgspecError as exc:
-        raise Rejected(_validation_reason(exc)) from None
+        raise _rejection(exc) from None
     for field in ("transaction_id", "customer_id", "terminal_id"):
         setattr(event, field, normalise_id(getattr(event, field), field))
     return event
@@ -125,9 +134,9 @@ def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, 
     """(event, timestamp in epoch ms), or raise Rejected with the reason."""
     event: Transaction = _decode(raw, max_bytes, _transaction_decoder, "event")
     if not math.isfinite(event.amount):
-        raise Rejected("amount is not a finite number")
+        raise Rejected("amount is not a finite number", "amount")
     if event.amount > MAX_AMOUNT:
-        raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}")
+        raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}", "amount")
     return event, parse_timestamp(event.timestamp)
 
 

@@ -1,0 +1,7 @@
+"""Azure ML entry script: the deployment's ``scoring_script``. Azure ML's inference server
+calls ``init()`` once and ``run(raw_data)`` per request; both live in
+``stream.http.azureml`` (see its docstring and README, "Azure ML")."""
+
+from stream.http.azureml import init, run
+
+__all__ = ["init", "run"]

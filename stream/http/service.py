@@ -1,0 +1,80 @@
+"""Assemble the scoring path from settings: model, feature store, breaker, limits."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from features.cluster_store import state_store_from_url
+from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from fraudstream.errors import ConfigError
+from fraudstream.settings import Settings
+from stream.circuit import CircuitBreaker
+from stream.events import EventTimeBounds
+from stream.http.metrics import HttpMetrics
+from stream.http.model import ModelHolder
+from stream.http.payloads import Limits
+from stream.http.scoring import RequestScorer
+
+log = logging.getLogger("fraudstream.http")
+
+
+@dataclass(frozen=True)
+class ScoringService:
+    settings: Settings
+    model: ModelHolder
+    scorer: RequestScorer
+    limits: Limits
+    metrics: HttpMetrics
+
+
+def require_redis(settings: Settings) -> str:
+    """The Redis URL, or ConfigError: the HTTP scorer cannot work without the state."""
+    if not settings.redis_url:
+        raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL (the HTTP scorer "
+                          "reads the stream's feature state from it)")
+    return settings.redis_url
+
+
+def build_service(settings: Settings, metrics: HttpMetrics,
+                  model_dir: str | Path | None = None) -> ScoringService:
+    """Load the champion (from ``model_dir`` or the settings' registry), connect the
+    feature store and warm both up, as the worker does before its first poll."""
+    url = require_redis(settings)
+    # One thread each, as in the worker: OpenMP threads spinning beside the server,
+    # Redis and the broker on a small machine cost more than they give.
+    threadpool_limits(limits=1)
+    model = ModelHolder.champion(model_dir if model_dir is not None else settings.model_dir)
+    scorer = model.current()
+    store = state_store_from_url(url, settings.redis_cluster,
+                                 settings.redis_timeout_ms / 1000.0)
+    features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+    metrics.model_info.labels(scorer.version, scorer.backend).set(1)
+    metrics.feature_store_up.set(1)
+    request_scorer = RequestScorer(model, features, breaker, metrics)
+    _warm_up(request_scorer)
+    gc.collect()
+    gc.freeze()  # the model and libraries live as long as the process
+    limits = Limits(settings.api_max_batch, settings.max_event_bytes,
+                    EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s))
+    return ScoringService(settings, model, request_scorer, limits, metrics)
+
+
+def _warm_up(scorer: RequestScorer) -> None:
+    """Pay first-call costs (allocations, the Redis connection) before the first request;
+    a Redis that does not answer yet is only logged: degraded mode handles it."""
+    now = int(time.time() * 1000)
+    batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
+                             np.array([0]), np.array([0]))
+    scorer.model.current().score(default_matrix(batch))
+    try:
+        scorer.features.fetch(batch)
+    except Exception as exc:
+        log.warning("redis not answering at start-up: %s", exc)

@@ -1,0 +1,69 @@
+"""Helpers for the HTTP scorer's tests: keys files, a live uvicorn server on a free
+loopback port, transactions as JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from fraudstream.services import free_port
+from fraudstream.settings import Settings
+from stream.http.keys import create_key, revoke_in_file
+
+
+@dataclass(frozen=True)
+class Keys:
+    path: Path
+    alice: str
+    bob: str
+    revoked: str  # mallory's key, revoked
+
+
+def make_keys(directory: Path) -> Keys:
+    path = directory / "api-keys"
+    alice, _ = create_key("alice", path)
+    bob, _ = create_key("bob", path)
+    mallory, _ = create_key("mallory", path)
+    revoke_in_file(path, "mallory")
+    return Keys(path, alice, bob, mallory)
+
+
+def serving_settings(settings: Settings, keys: Keys, **changes: Any) -> Settings:
+    return settings.replace(api_keys_file=str(keys.path), **changes)
+
+
+@contextlib.contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """``app`` under a real uvicorn on a free loopback port (a thread of this process);
+    yields the base URL and stops the server on the way out."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                            access_log=False, lifespan="off", loop="asyncio",
+                            http="httptools")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        assert not thread.is_alive(), "server did not stop"
+
+
+def transaction(tx_id: str, customer: str, terminal: str, amount: float,
+                timestamp_ms: int) -> dict[str, Any]:
+    return {"transaction_id": tx_id, "timestamp": timestamp_ms, "customer_id": customer,
+            "terminal_id": terminal, "amount": amount}
