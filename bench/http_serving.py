@@ -31,9 +31,9 @@ import pandas as pd
 from bench.pipeline import isolated
 from bench.report import markdown_table, print_table, write_results
 from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore
 from fraudstream import services
 from fraudstream.errors import ServiceError
+from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from models.train import train
@@ -104,7 +104,7 @@ def _bodies(events: pd.DataFrame, per_request: int, requests: int) -> list[bytes
 
 def build_state(settings: Settings, history: pd.DataFrame) -> None:
     """The history counted into Redis by the online engine, as a worker would have."""
-    store = RedisStateStore.from_url(settings.redis_url or "", 5.0)
+    store = feature_state_store(settings, timeout_s=5.0)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     for start in range(0, len(history), 500):
         part = history.iloc[start:start + 500]

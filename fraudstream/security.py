@@ -12,8 +12,10 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from features.redis_auth import RedisAuth
-from fraudstream.errors import ConfigError
+from features.cluster_store import ClusterStateStore, state_store_from_url
+from features.redis_auth import RedisAuth, refusal
+from features.store import RedisStateStore, StateStore
+from fraudstream.errors import ConfigError, CredentialsError
 
 if TYPE_CHECKING:
     from fraudstream.settings import Settings
@@ -149,4 +151,33 @@ def _missing_file(s: Settings, *names: str, allow_directory: tuple[str, ...] = (
             continue
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             return f"{_var(name)}={path}: no such readable file"
+    return None
+
+
+def feature_state_store(settings: Settings,
+                        timeout_s: float | None = None) -> RedisStateStore | ClusterStateStore:
+    """The feature state's Redis (single or cluster) with these settings' credentials and
+    TLS files: every process that reads or writes feature state connects through here."""
+    if not settings.redis_url:
+        raise ConfigError("no Redis configured: set FRAUDSTREAM_REDIS_URL")
+    timeout = settings.redis_timeout_ms / 1000.0 if timeout_s is None else timeout_s
+    return state_store_from_url(settings.redis_url, settings.redis_cluster, timeout,
+                                redis_auth(settings))
+
+
+def check_feature_state_store(store: StateStore, settings: Settings) -> str | None:
+    """One read before the first event. A Redis that refuses the credentials or the TLS
+    handshake ends the start (CredentialsError): no retry with the same settings can
+    succeed. A Redis that is down is degraded mode's to handle: the reason is returned."""
+    from fraudstream.settings import redact_url  # settings imports this module
+
+    try:
+        store.get_many([b"fraudstream:warm-up"])
+    except Exception as exc:
+        reason = refusal(exc)
+        if reason is not None:
+            raise CredentialsError(
+                f"Redis at {redact_url(settings.redis_url)} {reason} (check "
+                f"FRAUDSTREAM_REDIS_URL and the FRAUDSTREAM_REDIS_* settings)") from None
+        return str(exc)
     return None

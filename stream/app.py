@@ -11,14 +11,11 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
-from features.cluster_store import state_store_from_url
 from features.online import OnlineFeatureStore
-from features.redis_auth import refusal
-from features.store import StateStore
 from fraudstream import logs
-from fraudstream.errors import ConfigError, CredentialsError
-from fraudstream.security import redis_auth
-from fraudstream.settings import Settings, redact_url
+from fraudstream.errors import ConfigError
+from fraudstream.security import check_feature_state_store, feature_state_store
+from fraudstream.settings import Settings
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import Scorer, load_scorer
@@ -45,11 +42,12 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     scorer = load_scorer(models.load_champion())
     challenger = _load_challenger(models)
     logs.bind(model_version=scorer.version, pid=os.getpid())
-    store = state_store_from_url(settings.redis_url, settings.redis_cluster,
-                                 settings.redis_timeout_ms / 1000.0, redis_auth(settings))
+    store = feature_state_store(settings)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     metrics = WorkerMetrics.create(registry or CollectorRegistry())
-    _check_redis(store, settings)
+    trouble = check_feature_state_store(store, settings)
+    if trouble is not None:  # degraded mode will handle it; say so early
+        log.warning("redis not answering at start-up: %s", trouble)
     follower = RegistryFollower(
         models, ModelSet(scorer, challenger), load_scorer, settings.model_poll_s,
         listener=lambda role, _version, outcome: metrics.model_loads.labels(
@@ -75,21 +73,6 @@ def _load_challenger(models: Registry) -> Scorer | None:
     except Exception as exc:  # the champion decides; shadowing can wait
         log.error("challenger %s refused, not shadowing: %s", version, exc)
         return None
-
-
-def _check_redis(store: StateStore, settings: Settings) -> None:
-    """Open the connection before the first poll. A Redis that is down is left to
-    degraded mode; one that refuses the credentials or the TLS handshake ends the start:
-    no retry with the same settings can succeed."""
-    try:
-        store.get_many([b"fraudstream:warm-up"])
-    except Exception as exc:  # degraded mode will handle it; say so early
-        reason = refusal(exc)
-        if reason is not None:
-            raise CredentialsError(
-                f"Redis at {redact_url(settings.redis_url)} {reason} (check "
-                f"FRAUDSTREAM_REDIS_URL and the FRAUDSTREAM_REDIS_* settings)") from None
-        log.warning("redis not answering at start-up: %s", exc)
 
 
 def run_worker(settings: Settings) -> int:

@@ -20,8 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore
-from fraudstream.security import redis_auth
+from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
@@ -52,8 +51,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     registry = Registry(settings.model_dir)
     models = ModelSet(load_scorer(registry.load_champion()))
     follower = RegistryFollower(registry, models, load_scorer, settings.model_poll_s).start()
-    features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",
-                                                           auth=redis_auth(settings)),
+    features = OnlineFeatureStore(feature_state_store(settings, timeout_s=0.5),
                                   settings.redis_prefix, settings.feature_ttl_days)
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from fraudstream.services import free_port
 from fraudstream.settings import Settings
+from stream.http.app import model_holder
 from stream.http.keys import create_key, revoke_in_file
 
 
@@ -60,6 +61,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+        model_holder(app).close()
         assert not thread.is_alive(), "server did not stop"
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from stream.metrics import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from models.scorer import Scorer
 
 PREFIX = "fraudstream_http"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -70,6 +74,11 @@ class HttpMetrics:
                              ["version", "backend"], registry=registry,
                              multiprocess_mode="livemax"),
         )
+
+    def model_swapped(self, old: Scorer, new: Scorer) -> None:
+        """The served model changed (a promotion or rollback was followed)."""
+        self.model_info.labels(old.version, old.backend).set(0)
+        self.model_info.labels(new.version, new.backend).set(1)
 
 
 def multiprocess_dir() -> str | None:

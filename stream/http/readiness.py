@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from features.cluster_store import state_store_from_url
 from features.store import StateStore
+from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from stream.http.model import ModelHolder
 from stream.kafka_config import admin_config
@@ -39,9 +39,7 @@ class Readiness:
         self._model = model
         self._clock = clock
         self._store: StateStore | None = (
-            state_store_from_url(settings.redis_url, settings.redis_cluster,
-                                 settings.redis_timeout_ms / 1000.0)
-            if settings.redis_url else None)
+            feature_state_store(settings) if settings.redis_url else None)
         self._admin = (AdminClient(admin_config(settings))
                        if settings.kafka_bootstrap else None)
         self._lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -11,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from features.cluster_store import state_store_from_url
 from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream.errors import ConfigError
+from fraudstream.security import check_feature_state_store, feature_state_store
 from fraudstream.settings import Settings
 from stream.circuit import CircuitBreaker
 from stream.events import EventTimeBounds
@@ -46,18 +47,21 @@ def build_service(settings: Settings, metrics: HttpMetrics,
                   model_dir: str | Path | None = None) -> ScoringService:
     """Load the champion (from ``model_dir`` or the settings' registry), connect the
     feature store and warm both up, as the worker does before its first poll."""
-    url = require_redis(settings)
+    require_redis(settings)
     # One thread each, as in the worker: OpenMP threads spinning beside the server,
     # Redis and the broker on a small machine cost more than they give.
     threadpool_limits(limits=1)
-    model = ModelHolder.champion(model_dir if model_dir is not None else settings.model_dir)
+    model = ModelHolder.champion(model_dir if model_dir is not None else settings.model_dir,
+                                 settings.model_poll_s, on_swap=metrics.model_swapped)
     scorer = model.current()
-    store = state_store_from_url(url, settings.redis_cluster,
-                                 settings.redis_timeout_ms / 1000.0)
+    store = feature_state_store(settings)
     features = OnlineFeatureStore(store, settings.redis_prefix, settings.feature_ttl_days)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
     metrics.model_info.labels(scorer.version, scorer.backend).set(1)
     metrics.feature_store_up.set(1)
+    trouble = check_feature_state_store(store, settings)
+    if trouble is not None:  # degraded mode handles it; say so early
+        log.warning("redis not answering at start-up: %s", trouble)
     request_scorer = RequestScorer(model, features, breaker, metrics)
     _warm_up(request_scorer)
     gc.collect()
@@ -74,7 +78,5 @@ def _warm_up(scorer: RequestScorer) -> None:
     batch = TransactionBatch(["warm-up"], ["warm-up"], np.array([now]), np.array([1.0]),
                              np.array([0]), np.array([0]))
     scorer.model.current().score(default_matrix(batch))
-    try:
+    with contextlib.suppress(Exception):  # a Redis that is down was reported already
         scorer.features.fetch(batch)
-    except Exception as exc:
-        log.warning("redis not answering at start-up: %s", exc)

@@ -4,6 +4,7 @@ loopback port): keys, limits, validation, degraded modes, health and metrics."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import redis
 
+from features.definitions import FEATURE_NAMES, feature_schema_digest
 from fraudstream.services import free_port
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
@@ -21,6 +23,7 @@ from models.rules import RULES_VERSION
 from stream.http.app import create_app, model_holder
 from stream.metrics import LATENCY_BUCKETS
 from tests.http_helpers import Keys, live_server, make_keys, serving_settings, transaction
+from tests.model_factory import write_model
 
 NOW_MS = int(time.time() * 1000)
 
@@ -263,3 +266,32 @@ def test_the_openapi_schema_describes_the_routes(client: httpx.Client) -> None:
     low, high = stamp["anyOf"][0]["minimum"], stamp["anyOf"][0]["maximum"]
     assert low > time.time() * 1000 - 90 * 86_400_000 > low - 3_600_000
     assert time.time() * 1000 < high < time.time() * 1000 + 3_600_000
+
+
+def test_a_promotion_is_followed_without_a_restart(settings: Settings, keys: Keys,
+                                                   tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    shutil.copytree(settings.model_dir, root)
+    write_model(root, "newcomer", seed=3)
+    registry = Registry(root)
+    champion = registry.champion_version()
+    app = create_app(serving_settings(settings, keys, model_dir=str(root), model_poll_s=0.1))
+    with live_server(app) as url, \
+            httpx.Client(base_url=url, headers={"X-API-Key": keys.alice}, timeout=10) as c:
+        assert c.post("/v1/score", json=tx("before")).json()["model_version"] == champion
+        registry.promote("newcomer", FEATURE_NAMES, feature_schema_digest())
+        deadline = time.monotonic() + 15
+        versions = []
+        while time.monotonic() < deadline:
+            answer = c.post("/v1/score", json=tx(f"during-{len(versions)}"))
+            assert answer.status_code == 200, answer.text
+            versions.append(answer.json()["model_version"])
+            if versions[-1] == "newcomer":
+                break
+            time.sleep(0.02)
+        metrics = c.get("/metrics").text
+    assert versions[-1] == "newcomer", "the promotion was not followed"
+    assert set(versions) <= {champion, "newcomer"}
+    assert versions == sorted(versions, key=lambda v: v == "newcomer"), "never back"
+    assert 'fraudstream_http_model_info{backend="sklearn",version="newcomer"} 1.0' in metrics
+    assert f'version="{champion}"}} 0.0' in metrics
