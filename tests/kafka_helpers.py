@@ -12,10 +12,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from fraudstream.simulator.streamer import produce_frame
 from fraudstream.topics import create_topics
 from stream.app import build_worker
+from stream.decisions import Decision, decision_decoder
 from stream.kafka_config import admin_config, downstream_consumer_config, producer_config
 from stream.worker import Worker
+from tests.population import recent
 
 
 @dataclass(frozen=True)
@@ -67,26 +71,42 @@ def make_topics(settings: Settings, partitions: int = 4) -> None:
     create_topics(settings, partitions)
 
 
+class WorkerThread(threading.Thread):
+    """``worker.run()`` on a thread; what it raised, if anything, in ``failure``."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="worker", daemon=True)
+        self.worker = worker
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.worker.run()
+        except BaseException as exc:
+            self.failure = exc
+
+
 @contextlib.contextmanager
 def running_worker(settings: Settings, worker: Worker | None = None) -> Iterator[Worker]:
     """A real worker (real broker, real Redis) on a thread of this process; ``worker``
     when given (built by ``build_worker`` and adjusted), else one built here."""
-    worker = worker or build_worker(settings)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="worker", daemon=True)
+    thread = WorkerThread(worker or build_worker(settings))
     thread.start()
     try:
-        yield worker
+        yield thread.worker
     finally:
-        worker.stop()
+        thread.worker.stop()
         thread.join(30)
         assert not thread.is_alive(), "worker did not stop within 30 s"
-    if failure:
-        raise failure[0]
+    if thread.failure is not None:
+        raise thread.failure
+
+
+def decide_simulated_stream(settings: Settings, days: int = 2) -> tuple[int, list[Decision]]:
+    """Simulated transactions of ``days`` through a real worker: how many were sent, and
+    every decision read back."""
+    make_topics(settings, partitions=2)
+    sent = produce_frame(settings, simulate(recent(days)))
+    with running_worker(settings):
+        records = read_topic(settings, settings.topic_decisions, expect=sent, settle=0.5)
+    return sent, [decision_decoder.decode(r.value) for r in records]

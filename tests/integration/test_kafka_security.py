@@ -37,15 +37,11 @@ import pytest
 
 from fraudstream.errors import CredentialsError
 from fraudstream.settings import Settings
-from fraudstream.simulator.generator import simulate
-from fraudstream.simulator.streamer import produce_frame
 from fraudstream.topics import create_topics
 from stream.app import build_worker
-from stream.decisions import decision_decoder
 from stream.oidc import ClientCredentials, TokenError, request_token
 from tests.certificates import CertificateAuthority, make_ca
-from tests.kafka_helpers import make_topics, read_topic, running_worker
-from tests.population import recent
+from tests.kafka_helpers import WorkerThread, decide_simulated_stream, make_topics
 from tests.secure_kafka import SecureBroker, tls_broker
 
 SASL_PASSWORD = "scram-pass-81f2c6"
@@ -134,11 +130,7 @@ def test_a_worker_decides_through_a_tls_only_broker(
         settings: Settings, tls_only: SecureBroker, ca: CertificateAuthority) -> None:
     s = over_tls(settings, tls_only, ca.cert)
     before = tls_only.proxy.connections
-    make_topics(s, partitions=2)
-    sent = produce_frame(s, simulate(recent(2)))
-    with running_worker(s):
-        records = read_topic(s, s.topic_decisions, expect=sent, settle=0.5)
-    decisions = [decision_decoder.decode(r.value) for r in records]
+    sent, decisions = decide_simulated_stream(s)
     assert len({d.transaction_id for d in decisions}) == sent
     assert not [d for d in decisions if d.degraded]
     assert tls_only.proxy.connections > before  # everything went through TLS
@@ -159,20 +151,12 @@ def test_the_worker_stops_on_an_untrusted_broker_certificate(
     make_topics(over_tls(settings, tls_only, ca.cert), partitions=1)
     worker = build_worker(over_tls(settings, tls_only, stranger_ca).replace(
         shutdown_timeout_s=2.0))
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread = WorkerThread(worker)
     thread.start()
     thread.join(30)
     assert not thread.is_alive(), "the worker kept running against an untrusted broker"
-    assert len(failure) == 1 and isinstance(failure[0], CredentialsError), failure
-    assert "certificate verify failed" in str(failure[0])
+    assert isinstance(thread.failure, CredentialsError), thread.failure
+    assert "certificate verify failed" in str(thread.failure)
 
 
 def scram(settings: Settings, broker: SecureBroker, ca_file: Path) -> Settings:

@@ -16,13 +16,9 @@ from features.store import RedisStateStore
 from fraudstream.errors import CredentialsError
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
-from fraudstream.simulator.generator import simulate
-from fraudstream.simulator.streamer import produce_frame
 from stream.app import build_worker
-from stream.decisions import decision_decoder
 from tests.certificates import CertificateAuthority, Issued, make_ca
-from tests.kafka_helpers import make_topics, read_topic, running_worker
-from tests.population import recent
+from tests.kafka_helpers import decide_simulated_stream
 from tests.secure_redis import SecureRedis, acl_user, start_secure_redis
 
 WORKER, WORKER_PASSWORD = "fraud-worker", "worker-pass-e4a1c7"
@@ -104,11 +100,7 @@ def test_credentials_in_the_url_work_too(settings: Settings,
 def test_a_worker_decides_with_its_features_in_a_tls_redis(
         settings: Settings, secure_redis: SecureRedis) -> None:
     s = secured(settings, secure_redis)
-    make_topics(s, partitions=2)
-    sent = produce_frame(s, simulate(recent(2)))
-    with running_worker(s):
-        records = read_topic(s, s.topic_decisions, expect=sent, settle=0.5)
-    decisions = [decision_decoder.decode(r.value) for r in records]
+    sent, decisions = decide_simulated_stream(s)
     assert len({d.transaction_id for d in decisions}) == sent
     assert not [d for d in decisions if d.degraded]  # every one read its features
     admin = secure_redis.admin()
@@ -152,11 +144,7 @@ def test_a_tls_cluster_takes_the_same_settings(settings: Settings,
 def test_a_worker_on_the_tls_cluster_decides(settings: Settings,
                                              secure_cluster: SecureRedis) -> None:
     s = secured(settings, secure_cluster, redis_cluster=True)
-    make_topics(s, partitions=2)
-    sent = produce_frame(s, simulate(recent(2)))
-    with running_worker(s):
-        records = read_topic(s, s.topic_decisions, expect=sent, settle=0.5)
-    decisions = [decision_decoder.decode(r.value) for r in records]
+    sent, decisions = decide_simulated_stream(s)
     assert len({d.transaction_id for d in decisions}) == sent
     assert not [d for d in decisions if d.degraded]
 
