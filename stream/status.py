@@ -23,6 +23,8 @@ class WorkerStatus(msgspec.Struct):
     stopping: bool = False
     lag: int = -1  # -1: not known yet
     broker_silent_s: float = 0.0
+    input_partitions: int = 0  # partitions of the transactions topic held
+    group_state: str = ""  # the transactions consumer's group join state
 
 
 _encode = msgspec.json.Encoder().encode

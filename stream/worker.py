@@ -394,6 +394,7 @@ class Worker:
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
             labels=self.labels_applied, lag=self.broker.lag,
             broker_silent_s=round(self.broker.silent_for(), 1),
+            input_partitions=len(self._assigned), group_state=self.broker.group_state,
         ), force)
 
     # -- offsets -------------------------------------------------------------------
