@@ -17,9 +17,10 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$root" "$mirror" >"$root.log" 2>&1 || { tail -n 20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
 # What an image does not need: downloaded packages and package lists (apt-get update
-# brings the lists back), documentation.
+# brings the lists back), documentation, translations.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
-  "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+  "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
+  "$root"/usr/share/locale/*
 tar -C "$root" --numeric-owner -c . \
   | podman import --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
 echo "$image imported"
