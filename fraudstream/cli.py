@@ -157,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     top.set_defaults(handler=cmd_top)
 
     health = sub.add_parser("health", help="exit 0 if a worker is working, 1 with the reason "
-                                           "if not (for liveness probes)")
+                                           "if not (for liveness and readiness probes)")
+    health.add_argument("--ready", action="store_true",
+                        help="readiness: also in its consumer group, holding input "
+                             "partitions (or standing by when workers outnumber them)")
     health.add_argument("--status-file", type=Path, default=None,
                         help="the worker's status file (default: FRAUDSTREAM_STATUS_FILE)")
     health.add_argument("--max-age", type=positive_float, default=10.0,
@@ -502,15 +505,17 @@ def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from stream.health import assess
+    from stream.health import assess, assess_readiness
     from stream.status import read_status
 
     path = args.status_file or (Path(settings.status_file) if settings.status_file else None)
     if path is None:
         raise ConfigError("no status file: pass --status-file or set FRAUDSTREAM_STATUS_FILE")
-    verdict = assess(read_status(path), time.time(), args.max_age, args.max_stall,
-                     args.max_broker_silence)
-    print(("healthy: " if verdict.healthy else "unhealthy: ") + verdict.reason)
+    judge = assess_readiness if args.ready else assess
+    verdict = judge(read_status(path), time.time(), args.max_age, args.max_stall,
+                    args.max_broker_silence)
+    words = ("ready: ", "not ready: ") if args.ready else ("healthy: ", "unhealthy: ")
+    print((words[0] if verdict.healthy else words[1]) + verdict.reason)
     return 0 if verdict.healthy else 1
 
 

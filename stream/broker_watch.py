@@ -29,6 +29,7 @@ class BrokerWatch:
         self.last_answer = clock()
         self.lag = -1  # events behind the high watermarks of the assigned partitions
         self.lags: dict[tuple[str, int], int] = {}  # the same, per partition
+        self.group_state = ""  # librdkafka's consumer group join state ("steady": joined)
 
     def on_stats(self, raw: str) -> None:
         """librdkafka ``stats_cb``: called from poll/consume on the worker's thread."""
@@ -39,6 +40,7 @@ class BrokerWatch:
             self.last_answer = self._clock()
         self.lags = partition_lags(stats)
         self.lag = sum(self.lags.values()) if self.lags else -1
+        self.group_state = group_join_state(stats)
 
     def silent_for(self) -> float:
         return self._clock() - self.last_answer
@@ -70,3 +72,12 @@ def consumer_lag(stats: dict[str, object]) -> int:
     """Total lag of the partitions this consumer fetches, -1 when none reports it."""
     lags = partition_lags(stats)
     return sum(lags.values()) if lags else -1
+
+
+def group_join_state(stats: dict[str, object]) -> str:
+    """The consumer group's join state ("steady" once joined and assigned, even to no
+    partitions; "wait-join" and the like while joining or rebalancing); "" if unknown."""
+    group = stats.get("cgrp")
+    if not isinstance(group, dict):
+        return ""
+    return str(group.get("join_state") or "")

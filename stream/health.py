@@ -1,8 +1,10 @@
-"""Is a worker healthy? Judged from its status file, so a probe needs no broker access.
+"""Is a worker healthy, and is it ready? Judged from its status file, so a probe needs no
+broker access.
 
-A worker that is alive but idle is the failure this exists for: a hung loop stops
+A worker that is alive but idle is the failure liveness exists for: a hung loop stops
 writing its status, a silent broker shows in ``broker_silent_s``, and a consumer that
-stalled while events wait shows as lag without progress."""
+stalled while events wait shows as lag without progress. Readiness asks more: the worker
+takes part in its consumer group, so it processes a share of the input now."""
 
 from __future__ import annotations
 
@@ -37,3 +39,23 @@ def assess(status: WorkerStatus | None, now: float, max_age_s: float, max_stall_
     lag = "unknown" if status.lag < 0 else str(status.lag)
     return Verdict(True, f"{len(status.assigned)} partitions, lag {lag}, "
                          f"{status.events} events processed")
+
+
+def assess_readiness(status: WorkerStatus | None, now: float, max_age_s: float,
+                     max_stall_s: float, max_broker_silence_s: float) -> Verdict:
+    """Ready: healthy (see ``assess``) and in its consumer group, holding input
+    partitions or, with more workers than partitions, joined without any (an idle member
+    stands by). A worker still joining is not ready; one that keeps its partitions
+    through a cooperative rebalance stays ready."""
+    alive = assess(status, now, max_age_s, max_stall_s, max_broker_silence_s)
+    if not alive.healthy or status is None:
+        return alive
+    if status.input_partitions > 0:
+        return Verdict(True, f"processing {status.input_partitions} input partitions, "
+                             f"{status.events} events so far")
+    if status.group_state == "steady":
+        return Verdict(True, "in the consumer group without input partitions (more workers "
+                             "than partitions): standing by")
+    state = status.group_state or "unknown"
+    return Verdict(False, f"joining the consumer group (state {state}): no input partitions "
+                          "yet")

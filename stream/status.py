@@ -25,6 +25,8 @@ class WorkerStatus(msgspec.Struct):
     broker_silent_s: float = 0.0
     model_version: str = ""
     challenger_version: str = ""
+    input_partitions: int = 0  # partitions of the transactions topic held
+    group_state: str = ""  # the transactions consumer's group join state
 
 
 _encode = msgspec.json.Encoder().encode

@@ -492,6 +492,7 @@ class Worker:
             broker_silent_s=round(self.broker.silent_for(), 1),
             model_version=self.scorer.version,
             challenger_version=self.challenger.version if self.challenger else "",
+            input_partitions=len(self._assigned), group_state=self.broker.group_state,
         ), force)
 
     # -- offsets -------------------------------------------------------------------

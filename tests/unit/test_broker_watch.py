@@ -64,3 +64,17 @@ def test_lag_per_partition_for_the_gauges() -> None:
     assert watch.lags == {("tx", 0): 5, ("tx", 3): 0}
     watch.on_stats(stats(2, {3: 9}))
     assert watch.lags == {("tx", 3): 9}  # partition 0 revoked: no stale series
+
+
+def test_group_state_comes_from_the_consumer_group_statistics() -> None:
+    watch = BrokerWatch(timeout_s=10)
+    assert watch.group_state == ""
+    joining = json.loads(stats(1))
+    joining["cgrp"] = {"state": "up", "join_state": "wait-join", "assignment_size": 0}
+    watch.on_stats(json.dumps(joining))
+    assert watch.group_state == "wait-join"
+    joining["cgrp"]["join_state"] = "steady"
+    watch.on_stats(json.dumps(joining))
+    assert watch.group_state == "steady"
+    watch.on_stats(stats(2))  # a consumer outside any group reports no cgrp
+    assert watch.group_state == ""
