@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fraudstream.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
@@ -70,3 +72,11 @@ def test_the_stages_keep_compilers_out_of_the_runtime() -> None:
     base = stages["base"]
     assert 'ENTRYPOINT ["fraudstream"]' in base
     assert re.search(r'HEALTHCHECK .*\n\s+CMD \["fraudstream", "health"\]', base)
+
+
+def test_the_runtime_offers_the_serving_port_sagemaker_expects() -> None:
+    runtime = _stages()["runtime"]
+    assert re.search(r"^EXPOSE 8080$", runtime, re.MULTILINE)
+    assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in runtime
+    parser_default = Settings().http_port
+    assert parser_default == 8080, "serve's default port is the one the image exposes"
