@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q "$@"
+# Two test processes, each with its own broker, Redis and model, a test file at a time:
+# most tests wait on the broker and on the processes they start, so two files at once
+# take the whole suite from about 16 to about 9 minutes on two cores (-n 0: one process).
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from fraudstream import services
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
+from models.registry import Registry
 from models.train import train
 from tests.population import TEST_POPULATION
 from tests.processes import child_pids
@@ -36,6 +39,35 @@ def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("registry")
     train(simulate(TEST_POPULATION), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def two_models(tmp_path_factory: pytest.TempPathFactory, model_registry: Path) -> Path:
+    """The session's champion (gradient-boosted trees) and a logistic regression trained
+    on the same data beside it, not promoted. Tests change pointers in a copy of it
+    (``model_pair``), never here."""
+    root = tmp_path_factory.mktemp("two-models") / "registry"
+    shutil.copytree(model_registry, root)
+    train(simulate(TEST_POPULATION), root, kind="logreg", promote=False)
+    return root
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    registry: Registry
+    champion: str
+    other: str
+
+
+@pytest.fixture
+def model_pair(two_models: Path, tmp_path: Path) -> ModelPair:
+    """A registry of this test's own holding a champion and another version."""
+    root = tmp_path / "registry"
+    shutil.copytree(two_models, root)
+    registry = Registry(root)
+    champion = registry.champion_version()
+    assert champion is not None
+    return ModelPair(registry, champion, next(v for v in registry.versions() if v != champion))
 
 
 @pytest.fixture

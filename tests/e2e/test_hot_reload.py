@@ -4,34 +4,19 @@ is lost or repeated. A promotion the registry refuses changes nothing."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
-
-import pytest
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from models.artifact import MODEL_FILE
-from models.registry import Registry
-from models.train import train
 from stream.decisions import decision_decoder
 from stream.status import read_status
+from tests.conftest import ModelPair
 from tests.e2e.cli import WorkerProcess, run_cli, worker_process
 from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic
-from tests.population import TEST_POPULATION, recent
-
-
-@pytest.fixture
-def registry(tmp_path: Path, model_registry: Path) -> tuple[Registry, str, str]:
-    root = tmp_path / "registry"
-    shutil.copytree(model_registry, root)
-    newcomer = train(simulate(TEST_POPULATION), root, kind="logreg", promote=False).version
-    registry = Registry(root)
-    champion = registry.champion_version()
-    assert champion is not None
-    return registry, champion, newcomer
+from tests.population import recent
 
 
 def wait_versions(workers: list[WorkerProcess], version: str, timeout: float = 15) -> float:
@@ -48,8 +33,8 @@ def wait_versions(workers: list[WorkerProcess], version: str, timeout: float = 1
 
 
 def test_promote_and_roll_back_mid_stream_on_two_replicas(
-        settings: Settings, tmp_path: Path, registry: tuple[Registry, str, str]) -> None:
-    models, champion, newcomer = registry
+        settings: Settings, tmp_path: Path, model_pair: ModelPair) -> None:
+    models, champion, newcomer = model_pair.registry, model_pair.champion, model_pair.other
     settings = settings.replace(model_dir=str(models.root), model_poll_s=0.2)
     make_topics(settings, partitions=4)
     frame = simulate(recent(4))
@@ -102,9 +87,8 @@ def test_promote_and_roll_back_mid_stream_on_two_replicas(
     assert history[-2:] == [("promote", newcomer), ("rollback", champion)]
 
 
-def test_a_refused_promotion_changes_nothing(settings: Settings, tmp_path: Path,
-                                             registry: tuple[Registry, str, str]) -> None:
-    models, champion, newcomer = registry
+def test_a_refused_promotion_changes_nothing(model_pair: ModelPair) -> None:
+    models, champion, newcomer = model_pair.registry, model_pair.champion, model_pair.other
     with open(models.root / newcomer / MODEL_FILE, "ab") as handle:
         handle.write(b"tampered")
     result = run_cli(None, "models", "--registry", str(models.root), "promote", newcomer)

@@ -3,12 +3,9 @@ a promotion takes over between batches with no event lost, a broken challenger i
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from features.definitions import FEATURE_NAMES, feature_schema_digest
 from fraudstream.settings import Settings
@@ -17,35 +14,15 @@ from fraudstream.simulator.streamer import produce_frame
 from models.follower import ModelSet
 from models.registry import Registry
 from models.scorer import Scorer
-from models.train import train
 from stream.app import build_worker
 from stream.decisions import Decision, decision_decoder
+from tests.conftest import ModelPair
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.metrics import counter_value
 from tests.model_factory import write_model
-from tests.population import TEST_POPULATION, recent
+from tests.population import recent
 
 SCHEMA = feature_schema_digest()
-
-
-@pytest.fixture(scope="module")
-def two_models(tmp_path_factory: pytest.TempPathFactory, model_registry: Path) -> Path:
-    """The session's champion (gradient-boosted trees) and a logistic regression trained
-    on the same data, not promoted. Tests copy it before changing pointers."""
-    root = tmp_path_factory.mktemp("two-models") / "registry"
-    shutil.copytree(model_registry, root)
-    train(simulate(TEST_POPULATION), root, kind="logreg", promote=False)
-    return root
-
-
-def own_registry(two_models: Path, tmp_path: Path) -> tuple[Registry, str, str]:
-    root = tmp_path / "registry"
-    shutil.copytree(two_models, root)
-    registry = Registry(root)
-    champion = registry.champion_version()
-    assert champion is not None
-    other = next(v for v in registry.versions() if v != champion)
-    return registry, champion, other
 
 
 def decisions_of(settings: Settings, topic: str, expect: int) -> dict[str, Decision]:
@@ -62,9 +39,9 @@ def rescored(registry: Registry, version: str, decisions: list[Decision]) -> np.
     return Scorer(registry.load(version), FEATURE_NAMES, SCHEMA).score(matrix).scores
 
 
-def test_the_challenger_is_shadowed_and_never_decides(settings: Settings, two_models: Path,
-                                                      tmp_path: Path) -> None:
-    registry, champion, challenger = own_registry(two_models, tmp_path)
+def test_the_challenger_is_shadowed_and_never_decides(
+        settings: Settings, model_pair: ModelPair) -> None:
+    registry, champion, challenger = model_pair.registry, model_pair.champion, model_pair.other
     registry.set_challenger(challenger, FEATURE_NAMES, SCHEMA)
     # A time share no challenger reaches: every batch is shadowed (the cap has its test).
     settings = settings.replace(model_dir=str(registry.root), emit_features=True,
@@ -95,8 +72,8 @@ def test_the_challenger_is_shadowed_and_never_decides(settings: Settings, two_mo
 
 
 def test_a_challenger_over_its_time_share_is_skipped_not_waited_for(
-        settings: Settings, two_models: Path, tmp_path: Path) -> None:
-    registry, champion, challenger = own_registry(two_models, tmp_path)
+        settings: Settings, model_pair: ModelPair) -> None:
+    registry, champion, challenger = model_pair.registry, model_pair.champion, model_pair.other
     registry.set_challenger(challenger, FEATURE_NAMES, SCHEMA)
     settings = settings.replace(model_dir=str(registry.root), shadow_max_share=0.01)
     make_topics(settings, partitions=2)
@@ -112,10 +89,9 @@ def test_a_challenger_over_its_time_share_is_skipped_not_waited_for(
     assert len(shadowed) == scored
 
 
-def test_a_promotion_mid_stream_takes_over_between_batches(settings: Settings,
-                                                           two_models: Path,
-                                                           tmp_path: Path) -> None:
-    registry, champion, newcomer = own_registry(two_models, tmp_path)
+def test_a_promotion_mid_stream_takes_over_between_batches(
+        settings: Settings, model_pair: ModelPair) -> None:
+    registry, champion, newcomer = model_pair.registry, model_pair.champion, model_pair.other
     settings = settings.replace(model_dir=str(registry.root), model_poll_s=0.1)
     make_topics(settings, partitions=2)
     frame = simulate(recent(4))
@@ -138,10 +114,9 @@ def test_a_promotion_mid_stream_takes_over_between_batches(settings: Settings,
     assert swaps == 1
 
 
-def test_a_challenger_that_cannot_score_is_refused_at_load(settings: Settings,
-                                                            two_models: Path,
-                                                            tmp_path: Path) -> None:
-    registry, champion, _ = own_registry(two_models, tmp_path)
+def test_a_challenger_that_cannot_score_is_refused_at_load(
+        settings: Settings, model_pair: ModelPair) -> None:
+    registry, champion = model_pair.registry, model_pair.champion
     write_model(registry.root, "broken", fitted_width=len(FEATURE_NAMES) - 1)
     registry.set_challenger("broken", FEATURE_NAMES, SCHEMA)
     settings = settings.replace(model_dir=str(registry.root))
@@ -154,8 +129,8 @@ def test_a_challenger_that_cannot_score_is_refused_at_load(settings: Settings,
 
 
 def test_a_challenger_failing_mid_stream_never_touches_the_decisions(
-        settings: Settings, two_models: Path, tmp_path: Path) -> None:
-    registry, champion, _ = own_registry(two_models, tmp_path)
+        settings: Settings, model_pair: ModelPair) -> None:
+    registry, champion = model_pair.registry, model_pair.champion
     write_model(registry.root, "broken", fitted_width=len(FEATURE_NAMES) - 1)
     settings = settings.replace(model_dir=str(registry.root))
     make_topics(settings, partitions=2)
