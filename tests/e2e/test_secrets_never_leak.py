@@ -143,14 +143,20 @@ def test_a_wrong_password_in_the_redis_url_is_redacted(
     assert_no_secret(result.stdout, result.stderr)
 
 
+def refused_scram(settings: Settings, broker: SecureBroker, ca: CertificateAuthority,
+                  mechanism: str) -> Settings:
+    """Settings that log in to ``broker`` (which knows no SCRAM user) over TLS."""
+    return settings.replace(kafka_bootstrap=broker.bootstrap,
+                            kafka_security_protocol="SASL_SSL",
+                            kafka_sasl_mechanism=mechanism, kafka_sasl_username="fraudstream",
+                            kafka_sasl_password=SASL_PASSWORD,
+                            kafka_ssl_ca_location=str(ca.cert))
+
+
 def test_topics_create_with_a_refused_scram_login_says_so_in_one_line(
         settings: Settings, brokers: tuple[SecureBroker, SecureBroker],
         ca: CertificateAuthority) -> None:
-    s = settings.replace(kafka_bootstrap=brokers[1].bootstrap,
-                         kafka_security_protocol="SASL_SSL",
-                         kafka_sasl_mechanism="SCRAM-SHA-256",
-                         kafka_sasl_username="fraudstream", kafka_sasl_password=SASL_PASSWORD,
-                         kafka_ssl_ca_location=str(ca.cert))
+    s = refused_scram(settings, brokers[1], ca, "SCRAM-SHA-256")
     result = run_cli(s, "--log-level", "debug", "topics", "create", "--partitions", "1",
                      timeout=60)
     assert result.returncode == 6, result.stderr[-3000:]
@@ -161,11 +167,7 @@ def test_topics_create_with_a_refused_scram_login_says_so_in_one_line(
 def test_simulate_with_a_refused_scram_login_stops_in_one_line(
         settings: Settings, brokers: tuple[SecureBroker, SecureBroker],
         ca: CertificateAuthority) -> None:
-    s = settings.replace(kafka_bootstrap=brokers[1].bootstrap,
-                         kafka_security_protocol="SASL_SSL",
-                         kafka_sasl_mechanism="SCRAM-SHA-512",
-                         kafka_sasl_username="fraudstream", kafka_sasl_password=SASL_PASSWORD,
-                         kafka_ssl_ca_location=str(ca.cert))
+    s = refused_scram(settings, brokers[1], ca, "SCRAM-SHA-512")
     result = run_cli(s, "simulate", "--rate", "200", "--duration", "30", "--customers", "50",
                      "--terminals", "100", "--days", "3", timeout=60)
     assert result.returncode == 6, result.stderr[-3000:]

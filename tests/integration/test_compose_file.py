@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fraudstream.cli import build_parser
 from stream.http.keys import find_key, parse_keys
+from tests.command_lines import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -59,15 +59,6 @@ def _is_fraudstream(service: dict[str, Any]) -> bool:
         str(service.get("image", "")).startswith("fraudstream")
 
 
-def _parses(argv: list[str]) -> str | None:
-    """None when ``fraudstream ARGV`` is a valid command line, else why not."""
-    try:
-        build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return f"fraudstream {' '.join(argv)} is refused (exit {exc.code})"
-    return None
-
-
 def _default(value: str) -> str:
     """``${NAME:-default}`` as compose reads it with NAME unset."""
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
@@ -92,19 +83,19 @@ def test_every_fraudstream_service_runs_a_real_command() -> None:
     for name, service in services.items():
         command = service.get("command")
         assert isinstance(command, list) and command, f"{name}: command as an exec list"
-        problem = _parses([str(part) for part in command])
+        problem = refusal([str(part) for part in command])
         assert problem is None, f"{name}: {problem}"
         test = (service.get("healthcheck") or {}).get("test") or []
         if test[1:2] == ["fraudstream"]:
             assert test[0] == "CMD", f"{name}: healthcheck without a shell"
-            problem = _parses(test[2:])
+            problem = refusal(test[2:])
             assert problem is None, f"{name} healthcheck: {problem}"
 
 
 def test_a_command_that_is_not_fraudstreams_would_be_caught() -> None:
-    assert _parses(["worker", "--max-batch", "10"]) is None
-    assert _parses(["wroker"]) is not None
-    assert _parses(["topics", "create", "--partitions", "0"]) is not None
+    assert refusal(["worker", "--max-batch", "10"]) is None
+    assert refusal(["wroker"]) is not None
+    assert refusal(["topics", "create", "--partitions", "0"]) is not None
 
 
 def test_every_referenced_file_exists() -> None:

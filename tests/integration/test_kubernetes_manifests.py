@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 import yaml
 
-from fraudstream.cli import build_parser
+from tests.command_lines import refusal
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -102,14 +102,6 @@ def _manifest_files() -> list[Path]:
     return sorted(p for p in K8S.rglob("*.yaml") if p.name not in NOT_OBJECTS)
 
 
-def _parses(argv: list[str]) -> str | None:
-    try:
-        build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return f"fraudstream {' '.join(argv)} is refused (exit {exc.code})"
-    return None
-
-
 @pytest.mark.parametrize("path", _manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
 def test_every_manifest_is_valid(path: Path) -> None:
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -160,7 +152,7 @@ def test_the_validators_catch_what_they_are_for(tmp_path: Path) -> None:
 def test_autoscaling_never_goes_above_the_partitions(overlay: str) -> None:
     objects = _rendered(overlay)
     args = _container(_one(objects, "Job", "fraudstream-topics"))["args"]
-    assert args[:2] == ["topics", "create"] and _parses(args) is None, args
+    assert args[:2] == ["topics", "create"] and refusal(args) is None, args
     partitions = int(args[args.index("--partitions") + 1])
     scalers = [o for o in objects if o["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")]
     assert len(scalers) == 1, "one autoscaler per overlay: KEDA or the HPA, never both"
@@ -205,11 +197,11 @@ def test_keda_reads_the_lag_the_workers_make(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_worker_probes_are_real_health_commands(overlay: str) -> None:
     worker = _container(_one(_rendered(overlay), "Deployment", "fraudstream-worker"))
-    assert _parses(worker["args"]) is None and worker["args"][0] == "worker"
+    assert refusal(worker["args"]) is None and worker["args"][0] == "worker"
     probes = {kind: worker[kind]["exec"]["command"]
               for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
     for kind, command in probes.items():
-        assert command[0] == "fraudstream" and _parses(command[1:]) is None, (kind, command)
+        assert command[0] == "fraudstream" and refusal(command[1:]) is None, (kind, command)
         assert command[1] == "health"
     assert "--ready" in probes["readinessProbe"]
     assert "--ready" not in probes["livenessProbe"] + probes["startupProbe"]
@@ -285,7 +277,7 @@ def test_the_scorer_serves_with_its_keys_from_the_secret(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_scorer_runs_a_real_serve_command(overlay: str) -> None:
     args = _container(_one(_rendered(overlay), "Deployment", "fraudstream-scorer"))["args"]
-    assert _parses(args) is None, args
+    assert refusal(args) is None, args
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -315,7 +307,7 @@ def test_the_registry_jobs_run_real_commands_on_the_shared_volume(job: str) -> N
     doc = yaml.safe_load((K8S / "jobs" / job).read_text())
     pod = doc["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert _parses(container["args"]) is None, container["args"]
+    assert refusal(container["args"]) is None, container["args"]
     model_dir = next(e["value"] for e in container["env"]
                      if e["name"] == "FRAUDSTREAM_MODEL_DIR")
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == model_dir)

@@ -27,14 +27,7 @@ from stream.labels_reader import labels_group
 from stream.worker import Worker
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from tests.waiting import wait_for
 
 
 def _label_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
@@ -58,12 +51,12 @@ def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame) -
         due = frame[day == today - LABEL_DELAY_DAYS]
         labels += produce_all(producer, settings.topic_labels, _label_messages(due))
         assert producer.flush(30) == 0
-        _wait(lambda target=labels: worker.labels_applied >= target, f"labels before {today}")
+        wait_for(lambda target=labels: worker.labels_applied >= target, f"labels before {today}")
         todays = frame[day == today]
         sent += produce_all(producer, settings.topic_transactions,
                             transaction_messages(todays))
         assert producer.flush(30) == 0
-        _wait(lambda target=sent + labels: worker.events >= target, f"day {today}")
+        wait_for(lambda target=sent + labels: worker.events >= target, f"day {today}")
 
 
 def _scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
@@ -151,6 +144,6 @@ def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Setting
     if rewind == "to-start":
         assert rewound == processed
     with running_worker(settings) as again:
-        _wait(lambda: again.events >= rewound, "the replay to finish")
+        wait_for(lambda: again.events >= rewound, "the replay to finish")
     assert again.events == rewound
     assert _snapshot(settings) == before, "a replay changed feature state"

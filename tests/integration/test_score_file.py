@@ -8,8 +8,6 @@ same labels in ``is_fraud`` and ``label_time``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +28,9 @@ from stream.kafka_config import producer_config
 from stream.worker import Worker
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
+from tests.waiting import wait_for
 
 TX_COLUMNS = ["transaction_id", "timestamp", "customer_id", "terminal_id", "amount"]
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def with_label_times(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -72,11 +63,11 @@ def stream_with_labels_at_midnight(settings: Settings, worker: Worker,
         labels += produce_all(producer, settings.topic_labels,
                               [(str(r[2]).encode(), label_message(r, midnight)) for r in rows])
         assert producer.flush(30) == 0
-        _wait(lambda target=labels: worker.labels_applied >= target, f"labels of {today}")
+        wait_for(lambda target=labels: worker.labels_applied >= target, f"labels of {today}")
         sent += produce_all(producer, settings.topic_transactions,
                             transaction_messages(frame[day == today]))
         assert producer.flush(30) == 0
-        _wait(lambda target=sent + labels: worker.events >= target, f"day {today}")
+        wait_for(lambda target=sent + labels: worker.events >= target, f"day {today}")
 
 
 def read_decisions(path: Path) -> pd.DataFrame:
