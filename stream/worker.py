@@ -394,7 +394,8 @@ class Worker:
     def _shadow_topic_exists(self) -> bool:
         topic = self.settings.topic_shadow
         try:
-            meta = self.producer.list_topics(topic, timeout=5.0).topics.get(topic)
+            # Between two batches, once per challenger change: a short wait at most.
+            meta = self.producer.list_topics(topic, timeout=2.0).topics.get(topic)
         except KafkaException:
             return False
         return meta is not None and meta.error is None
