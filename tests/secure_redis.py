@@ -8,19 +8,18 @@ elsewhere the test skips and says why."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
 
 from fraudstream import services
 from fraudstream.services import ManagedProcess
 from tests.certificates import CertificateAuthority, Issued
+from tests.tools import tool_missing
 
 ADMIN_USER, ADMIN_PASSWORD = "test-admin", "admin-pass-2b7e91"
 
@@ -31,11 +30,8 @@ def tls_redis_binary() -> str:
         found = shutil.which(name)
         if found and _has_tls(found):
             return found
-    message = ("no redis-server with TLS on PATH (Debian package redis-server; "
-               "scripts/setup.sh installs it when run as root)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    tool_missing("no redis-server with TLS on PATH", "Debian package redis-server; "
+                 "scripts/setup.sh installs it when run as root")
 
 
 def _has_tls(binary: str) -> bool:

@@ -29,17 +29,15 @@ from stream.decisions import decision_decoder
 from tests import podman as pm
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+from tests.tools import tool_missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 USER_ID = "10001"
 
 _problem = pm.why_podman_cannot_run()
 if _problem is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"under CI the image must be built and run: {_problem}; "
-                    "scripts/setup.sh installs podman, runc and debootstrap as root",
-                    pytrace=False)
-    pytest.skip(_problem, allow_module_level=True)
+    tool_missing(f"the image cannot be built and run: {_problem}", "scripts/setup.sh "
+                 "installs podman, runc and debootstrap as root", module_level=True)
 
 
 @pytest.fixture(scope="module")

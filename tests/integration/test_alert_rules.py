@@ -6,13 +6,12 @@ run as root). Without it these tests skip, except under CI, where they fail.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.tools import tool_missing
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 ALERTS = RULES_DIR / "alerts.yml"
@@ -24,11 +23,8 @@ def _promtool() -> str:
     found = shutil.which("promtool")
     if found:
         return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("promtool is missing under CI: scripts/setup.sh installs Debian's "
-                    "prometheus package when run as root")
-    pytest.skip("promtool is not installed (Debian package prometheus; "
-                "scripts/setup.sh installs it when run as root)")
+    tool_missing("promtool is not installed", "Debian package prometheus; scripts/setup.sh "
+                 "installs it when run as root")
 
 
 def _run(*args: str, cwd: Path = RULES_DIR) -> subprocess.CompletedProcess[str]:

@@ -8,18 +8,17 @@ than faust allows). Without it the schema test skips, except under CI, where it 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from stream.http.keys import find_key, parse_keys
 from tests.command_lines import refusal
+from tests.tools import tool_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -41,10 +40,7 @@ def _check_jsonschema() -> str:
     on_path = shutil.which("check-jsonschema")
     if on_path:
         return on_path
-    if os.environ.get("CI") == "true":
-        pytest.fail("check-jsonschema is missing under CI: scripts/setup.sh installs it in "
-                    ".venv-tools")
-    pytest.skip("check-jsonschema is not installed (scripts/setup.sh puts it in .venv-tools)")
+    tool_missing("check-jsonschema is not installed", "scripts/setup.sh puts it in .venv-tools")
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:

