@@ -481,6 +481,9 @@ def _window_columns(matrix: np.ndarray, counts: np.ndarray, sums: np.ndarray,
                                                    matrix[:, COL_AVG[max(WINDOWS)]])
 
 
+FEATURES_DEGRADED = "features"  # a decision's ``degraded`` entry on default features
+
+
 def default_matrix(batch: TransactionBatch) -> np.ndarray:
     """Features from the event alone, as for a first transaction at a new terminal: used
     when the state cannot be read (degraded mode)."""

@@ -49,6 +49,7 @@ from models.scorer import ScoredBatch
 log = logging.getLogger("fraudstream.models")
 
 RULES_VERSION = "rules-1"
+MODEL_DEGRADED = "model"  # a decision's ``degraded`` entry when the rules decided
 HIGH_AMOUNT = "high_amount"
 AMOUNT_OVER_MEAN = "amount_far_above_customer_mean"
 RISKY_TERMINAL = "risky_terminal"

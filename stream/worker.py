@@ -28,13 +28,19 @@ from confluent_kafka import (
 )
 
 from features.definitions import FEATURE_NAMES
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, default_matrix
+from features.online import (
+    FEATURES_DEGRADED,
+    LabelBatch,
+    OnlineFeatureStore,
+    TransactionBatch,
+    default_matrix,
+)
 from fraudstream import logs
 from fraudstream.errors import CredentialsError
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
-from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
+from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
 from stream.broker_watch import BrokerWatch
@@ -60,8 +66,6 @@ from stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
 
-FEATURES_DEGRADED = "features"
-MODEL_DEGRADED = "model"
 PAUSE_AT_PENDING_BATCHES = 200
 RESUME_AT_PENDING_BATCHES = 20
 _NO_OFFSET = KafkaError._NO_OFFSET

@@ -32,9 +32,8 @@ from fraudstream.batch.rows import Rows, accepted_part
 from fraudstream.batch.validate import check_chunk
 from models.artifact import Artifact
 from models.decisions import OUTCOMES
-from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
+from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
-from stream.worker import MODEL_DEGRADED
 
 SCORE_ROWS = 65_536
 DECISION_SCHEMA = pa.schema([

@@ -25,15 +25,19 @@ import numpy as np
 import redis
 
 from features.customer_state import NO_PARTITION
-from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
+from features.online import (
+    FEATURES_DEGRADED,
+    OnlineFeatureStore,
+    TransactionBatch,
+    default_matrix,
+)
 from models.decisions import OUTCOMES
-from models.rules import RULES_VERSION, RulesScorer, score_with_fallback
+from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from stream.circuit import CircuitBreaker
 from stream.decisions import Decision
 from stream.events import Transaction
 from stream.http.metrics import HttpMetrics
 from stream.http.model import ModelHolder
-from stream.worker import FEATURES_DEGRADED, MODEL_DEGRADED
 
 log = logging.getLogger("fraudstream.http")
 

@@ -7,9 +7,8 @@ import numpy as np
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from models.rules import RULES_VERSION
+from models.rules import MODEL_DEGRADED, RULES_VERSION
 from stream.decisions import decision_decoder
-from stream.worker import MODEL_DEGRADED
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
 
