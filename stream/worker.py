@@ -54,6 +54,7 @@ from stream.events import (
     Transaction,
     decode_transaction,
 )
+from stream.feature_store_guard import feature_store_answered, feature_store_failed
 from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
 from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
@@ -443,20 +444,10 @@ class Worker:
         self._lag_reported = set(lags)
 
     def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
-        self.metrics.redis_errors.inc()
-        if self.breaker.record_failure():
-            self.metrics.feature_store_up.set(0)
-            self.metrics.feature_store_outages.inc()
-            log.warning("feature store unavailable (%s); circuit open, probing every %.1fs; "
-                        "%s", exc, self.breaker.reset_after_s, consequence)
-        elif self.breaker.state == "closed":
-            log.warning("feature store call failed (%s); %s", exc, consequence)
+        feature_store_failed(self.breaker, self.metrics, log, exc, consequence)
 
     def _feature_store_answered(self) -> None:
-        if self.breaker.record_success():
-            self.metrics.feature_store_up.set(1)
-            log.info("feature store back after %.1fs; circuit closed",
-                     self.breaker.recovered_after_s() or 0.0)
+        feature_store_answered(self.breaker, self.metrics, log)
 
     def _complete_update(self) -> None:
         try:

@@ -36,6 +36,7 @@ from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_
 from stream.circuit import CircuitBreaker
 from stream.decisions import Decision
 from stream.events import Transaction
+from stream.feature_store_guard import feature_store_answered, feature_store_failed
 from stream.http.metrics import HttpMetrics
 from stream.http.model import ModelHolder
 
@@ -117,21 +118,8 @@ class RequestScorer:
         try:
             matrix, _pending = self.features.fetch(batch)  # the writes are dropped
         except redis.RedisError as exc:
-            self._failed(exc)
+            feature_store_failed(self.breaker, self.metrics, log, exc,
+                                 "scoring on default features")
             return None
-        if self.breaker.record_success():
-            self.metrics.feature_store_up.set(1)
-            log.info("feature store back after %.1fs; circuit closed",
-                     self.breaker.recovered_after_s() or 0.0)
+        feature_store_answered(self.breaker, self.metrics, log)
         return matrix
-
-    def _failed(self, exc: Exception) -> None:
-        self.metrics.redis_errors.inc()
-        if self.breaker.record_failure():
-            self.metrics.feature_store_up.set(0)
-            self.metrics.feature_store_outages.inc()
-            log.warning("feature store unavailable (%s); circuit open, probing every "
-                        "%.1fs; scoring on default features", exc,
-                        self.breaker.reset_after_s)
-        elif self.breaker.state == "closed":
-            log.warning("feature store call failed (%s); scoring on default features", exc)
