@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 from confluent_kafka import (
     Consumer,
     KafkaError,
@@ -26,6 +25,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from features.definitions import FEATURE_NAMES
 from features.online import (
@@ -45,22 +45,30 @@ from models.scorer import Scorer
 from stream.batch_size import BatchSizer
 from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
+from stream.dead_letters import record_limit, topic_max_message_bytes
 from stream.decisions import Decision, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.drift import DriftMonitor
 from stream.events import (
+    MAX_KEY_BYTES,
     EventTimeBounds,
     Rejected,
     Transaction,
     decode_transaction,
 )
 from stream.feature_store_guard import feature_store_answered, feature_store_failed
-from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
+from stream.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    transactional_producer_config,
+)
 from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
+from stream.outputs import Outputs
 from stream.poll import poll_available
-from stream.produce import dead_letter_headers, produce_or_wait
+from stream.produce import produce_or_wait
 from stream.shadow import ShadowBudget
 from stream.status import StatusWriter, WorkerStatus
 from stream.transactions import Transactions, transactional_id
@@ -108,6 +116,10 @@ class Worker:
         self.drift: DriftMonitor | None = None
         self._lag_reported: set[tuple[str, int]] = set()
         self.tracker = DeliveryTracker()
+        self.outputs = Outputs(
+            self.producer, settings.topic_dlq, settings.producer_max_message_bytes,
+            self._count_dead_letter,
+            doom=self.transactions.produce_failed if self.transactions else None)
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
@@ -145,6 +157,7 @@ class Worker:
         poll_producer = self.producer.poll
         sizer, timeout = self.sizer, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
+        self._read_output_limit()
         self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.labels.subscribe()
@@ -184,8 +197,9 @@ class Worker:
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
         transactions = _Columns()
-        max_bytes = self.settings.max_event_bytes
+        max_bytes, max_depth = self.settings.max_event_bytes, self.settings.max_json_depth
         bounds, now_ms = self._bounds, int(time.time() * 1000)
+        poison = self.outputs.poison
         for message in messages:
             error = message.error()
             if error is not None:
@@ -194,25 +208,35 @@ class Worker:
                     log.warning("consumer error: %s", error.str())
                 continue
             offsets[(message.topic(), message.partition())] = message.offset()
+            if poison and (reason := poison.get(
+                    (message.topic(), message.partition(), message.offset()))):
+                rejected.append((message, reason))
+                continue
             try:
-                event, ts = decode_transaction(message.value(), max_bytes)
+                event, ts = decode_transaction(message.value(), max_bytes, max_depth)
                 bounds.check(ts, now_ms)
-                transactions.add_transaction(message, event, ts)
             except Rejected as exc:
                 rejected.append((message, exc.reason))
+                continue
+            except Exception as exc:  # whatever one message does, it is only rejected
+                rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
+                continue
+            transactions.add_transaction(message, event, ts)
         if not offsets:
             return
         if self.transactions is not None:
             self.transactions.begin_batch(offsets)
         self.metrics.events.inc(len(transactions) + len(rejected))
-        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected))
+        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected),
+                                          messages)
         for message, reason in rejected:
-            self._dead_letter(message, reason, pending)
+            self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
         self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
         if transactions:
+            pending.decided, pending.decided_ids = transactions.messages, transactions.ids
             self._decide(transactions.transaction_batch(), transactions.ids,
-                         transactions.messages, pending, started, decoded, self._produce)
+                         transactions.messages, pending, started, decoded)
         self.batches += 1
         self.events += len(transactions) + len(rejected)
         self.last_progress = time.time()
@@ -229,30 +253,35 @@ class Worker:
             self.metrics.labels.labels("unavailable").inc(len(batch))
             return
         self._complete_update()
+        calls = self.features.calls
         try:
             outcomes = self.features.apply_labels(batch)
-        except redis.RedisError as exc:
+        except Exception as exc:  # any store error is an outage, never a crash
             self._feature_store_failed(exc, "labels not applied")
             self.metrics.labels.labels("unavailable").inc(len(batch))
             return
-        self._feature_store_answered()
+        if self.features.calls != calls:  # only an answer from Redis closes the breaker
+            self._feature_store_answered()
+        elif self.breaker.state == "half_open":
+            self.breaker.release_probe()
+        self._count_unreadable()
         for outcome, count in outcomes.items():
             self.metrics.labels.labels(outcome).inc(count)
         self.labels_applied += len(batch)
 
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
-                pending: PendingBatch, started: float, decoded: float,
-                produce: Callable[..., None]) -> None:
+                pending: PendingBatch, started: float, decoded: float) -> None:
         metrics = self.metrics
         degraded: list[str] = []
         matrix, update = None, None
         if self.breaker.allow():
             try:
                 matrix, update = self.features.fetch(batch)
-            except redis.RedisError as exc:
+            except Exception as exc:  # any store error is an outage for this batch
                 self._feature_store_failed(exc, "scoring on default features")
             else:
                 self._feature_store_answered()
+            self._count_unreadable()
         if matrix is None:
             matrix = default_matrix(batch)
             degraded.append(FEATURES_DEGRADED)
@@ -274,24 +303,26 @@ class Worker:
         outcome_codes = scored.codes.tolist()
         scores = scored.scores.tolist()
         emit = self.settings.emit_features
-        callback = pending.on_delivery
+        send = self.outputs.send
+        customers = batch.customer_ids
         for i, message in enumerate(accepted):
             decision = Decision(
-                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
+                transaction_id=tx_ids[i], customer_id=customers[i],
                 score=scores[i], decision=OUTCOMES[outcome_codes[i]],
                 model_version=version, reasons=scored.reasons[i], degraded=degraded,
                 scored_at=now_ms, latency_ms=latency_ms,
                 features=dict(zip(FEATURE_NAMES, matrix[i].tolist(), strict=True))
                 if emit else None,
             )
-            produce(topic, encode_decision(decision), message.key(), callback)
+            send(topic, encode_decision(decision), decision_key(message, customers[i]),
+                 pending)
         produced = time.perf_counter()
         if update is not None:
             try:
                 # Redis runs the write while the next batch is polled and decoded; its
                 # reply comes back with the next batch's read (or on revoke and shutdown).
                 self.features.begin_update(update)
-            except redis.RedisError as exc:
+            except Exception as exc:
                 log.warning("feature state not updated for this batch: %s", exc)
         updated = time.perf_counter()
         self._observe(batch, accepted, outcome_codes, started, decoded, fetched, scored_at,
@@ -358,7 +389,8 @@ class Worker:
                 score=scores[i], decision=OUTCOMES[codes[i]], model_version=version,
                 reasons=scored.reasons[i], degraded=degraded, scored_at=scored_at_ms,
                 latency_ms=latency_ms)
-            self._produce(topic, encode_decision(shadow), message.key(), on_delivery)
+            self._produce_shadow(topic, encode_decision(shadow),
+                                 decision_key(message, batch.customer_ids[i]), on_delivery)
         elapsed = time.perf_counter() - started
         self.shadow_budget.record_shadow(elapsed)
         m.shadow_seconds.observe(elapsed)
@@ -405,23 +437,25 @@ class Worker:
             return False
         return meta is not None and meta.error is None
 
-    def _dead_letter(self, message: Message, reason: str, pending: PendingBatch) -> None:
-        self._produce(self.settings.topic_dlq, message.value(), message.key(),
-                      pending.on_delivery, dead_letter_headers(message, reason))
-        self._count_dead_letter()
-        log.info("dead-lettered message", extra={
-            "partition": message.partition(), "offset": message.offset(), "reason": reason})
-
-    def _produce(self, topic: str, value: bytes | None, key: bytes | None,
-                 callback: Callable[[Any, Any], None],
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Produce, waiting for queue space on BufferError: never drop, never crash."""
+    def _produce_shadow(self, topic: str, value: bytes, key: bytes,
+                        callback: Callable[[Any, Any], None]) -> None:
+        """A shadow decision: its failure is counted and changes nothing else."""
         try:
-            produce_or_wait(self.producer, topic, value, key, callback, headers)
-        except KafkaException as exc:
-            if self.transactions is None:
-                raise
-            self.transactions.produce_failed(exc.args[0])  # aborted after this batch
+            produce_or_wait(self.producer, topic, value, key, callback)
+        except KafkaException:
+            self.metrics.shadow_events.labels("undelivered").inc()
+
+    def _read_output_limit(self) -> None:
+        """Dead letters are cut to fit the smaller of the producer's and the DLQ
+        topic's record limits, read from the broker once at start."""
+        admin = AdminClient(admin_config(self.settings))
+        topic_max = topic_max_message_bytes(admin, self.settings.topic_dlq)
+        self.outputs.max_record_bytes = record_limit(
+            self.settings.producer_max_message_bytes, topic_max)
+        self.labels.max_record_bytes = self.outputs.max_record_bytes
+        log.info("records up to %d bytes (producer %d, topic %s: %s)",
+                 self.outputs.max_record_bytes, self.settings.producer_max_message_bytes,
+                 self.settings.topic_dlq, topic_max if topic_max is not None else "not set")
 
     def _on_client_error(self, error: KafkaError) -> None:
         """librdkafka's global errors (transport, all brokers down): counted; the broker
@@ -452,9 +486,13 @@ class Worker:
     def _complete_update(self) -> None:
         try:
             self.features.complete_update()
-        except redis.RedisError as exc:
+        except Exception as exc:
             log.warning("feature state not updated for the last batch: %s", exc)
         self._count_conflicts()
+
+    def _count_unreadable(self) -> None:
+        for prefix, count in self.features.take_unreadable().items():
+            self.metrics.feature_state_unreadable.labels(prefix).inc(count)
 
     def _count_conflicts(self) -> None:
         conflicts = self.features.take_conflicts()
@@ -489,6 +527,7 @@ class Worker:
             model_version=self.scorer.version,
             challenger_version=self.challenger.version if self.challenger else "",
             input_partitions=len(self._assigned), group_state=self.broker.group_state,
+            output_error=str(self.outputs.failed_topic or ""),
         ), force)
 
     # -- offsets -------------------------------------------------------------------
@@ -497,14 +536,24 @@ class Worker:
         """After each poll: store the offsets of delivered batches (with exactly-once:
         commit the transaction when it is due)."""
         if self.transactions is not None:
+            self.outputs.handle_failures(self.tracker)
+            self._raise_if_output_failed()
             if self.transactions.ready():
                 self._end_transaction()
             return
+        self.outputs.handle_failures(self.tracker)
+        self._raise_if_output_failed()
         released = self.tracker.release()
         released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
         if released:
             self.consumer.store_offsets(offsets=released)
-        self.tracker.raise_if_failed()
+
+    def _raise_if_output_failed(self) -> None:
+        """An output topic refuses every record: readiness fails first (the status file
+        says why), then the worker ends with exit code 7."""
+        if self.outputs.failed_topic is not None:
+            self._write_status(force=True)
+            self.outputs.raise_if_topic_failed()
 
     def _commit(self, asynchronous: bool) -> None:
         if self.transactions is not None:  # offsets are committed in the transaction only
@@ -531,9 +580,7 @@ class Worker:
         if transactions is None or not transactions.open:
             return
         self.producer.poll(0)  # a failed delivery says why (fenced?) before commit tries
-        failed = self.tracker.first_error()
-        if failed is not None:
-            transactions.produce_failed(failed)
+        self.outputs.handle_failures(self.tracker)
         started = time.perf_counter()
         committed = transactions.commit()
         if committed:
@@ -628,6 +675,15 @@ class Worker:
 def _force_exit() -> None:
     log.error("shutdown took too long; exiting")
     os._exit(3)
+
+
+def decision_key(message: Message, customer_id: str) -> bytes:
+    """The input's key, unless it is missing or too long to be an id: then the customer
+    id (decisions are keyed by customer, so per-customer order holds)."""
+    key = message.key()
+    if key is None or len(key) > MAX_KEY_BYTES:
+        return customer_id.encode()
+    return key
 
 
 def _describe(partitions: list[Any]) -> str:
