@@ -10,8 +10,10 @@ transient  anything else (a timeout, a broker away): produce the same record aga
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from fraudstream.errors import FraudstreamError
 
@@ -55,3 +57,22 @@ def topic_failure(topic: str, error: KafkaError) -> OutputTopicError:
     return OutputTopicError(
         f"cannot write to topic {topic}: {error.str()} (create it with `fraudstream topics "
         f"create`, or grant this principal write access)")
+
+
+def missing_topics(list_topics: Callable[..., Any], topics: list[str],
+                   timeout: float = 5.0) -> list[str] | None:
+    """Which of ``topics`` the cluster does not have; None when it cannot be asked now
+    (a broker away is the broker watch's concern, not a topic error)."""
+    try:
+        known = list_topics(timeout=timeout).topics
+    except KafkaException:
+        return None
+    return [topic for topic in topics
+            if topic not in known or known[topic].error is not None]
+
+
+def missing_topic_failure(topics: list[str]) -> OutputTopicError:
+    return OutputTopicError(
+        f"output topic{'s' if len(topics) > 1 else ''} {', '.join(topics)} "
+        f"{'do' if len(topics) > 1 else 'does'} not exist (create them with `fraudstream "
+        f"topics create`)")

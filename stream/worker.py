@@ -66,6 +66,7 @@ from stream.kafka_config import (
 from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
+from stream.output_errors import missing_topic_failure, missing_topics
 from stream.outputs import Outputs
 from stream.poll import poll_available
 from stream.produce import produce_or_wait
@@ -157,14 +158,14 @@ class Worker:
         poll_producer = self.producer.poll
         sizer, timeout = self.sizer, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
-        self._read_output_limit()
-        self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)
-        self.labels.subscribe()
-        log.info("worker started", extra={"topic": s.topic_transactions,
-                                           "model_version": self.scorer.version})
-        next_commit = time.monotonic() + commit_every
         try:
+            self._check_outputs()
+            self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self.labels.subscribe()
+            log.info("worker started", extra={"topic": s.topic_transactions,
+                                               "model_version": self.scorer.version})
+            next_commit = time.monotonic() + commit_every
             while not self._stop.is_set():
                 # Labels first: one already in hand is known to every later decision.
                 if self.labels.poll():
@@ -445,10 +446,16 @@ class Worker:
         except KafkaException:
             self.metrics.shadow_events.labels("undelivered").inc()
 
-    def _read_output_limit(self) -> None:
-        """Dead letters are cut to fit the smaller of the producer's and the DLQ
-        topic's record limits, read from the broker once at start."""
+    def _check_outputs(self) -> None:
+        """Before joining the group: the output topics exist (a worker that could only
+        fail every record ends at once, exit 7), and dead letters are cut to fit the
+        smaller of the producer's and the DLQ topic's record limits."""
         admin = AdminClient(admin_config(self.settings))
+        missing = missing_topics(admin.list_topics, [self.settings.topic_decisions,
+                                                     self.settings.topic_dlq])
+        if missing:
+            self.outputs.failed_topic = missing_topic_failure(missing)
+            self._raise_if_output_failed()
         topic_max = topic_max_message_bytes(admin, self.settings.topic_dlq)
         self.outputs.max_record_bytes = record_limit(
             self.settings.producer_max_message_bytes, topic_max)
