@@ -4,9 +4,12 @@ with a reason; which one is what ``stream.events`` says of its bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
 
 MB = 1024 * 1024
 
@@ -115,3 +118,22 @@ def corpus() -> list[Case]:
         Case("empty field name", b"c1", _with_raw(ev(48), "", b"1")),
     ]
     return cases
+
+
+def produce_with_aiokafka(bootstrap: str, topic: str,
+                          messages: list[tuple[bytes | None, bytes | None]],
+                          partitions: int) -> None:
+    """Produce ``messages`` in order, round-robin over ``partitions``, with aiokafka: a
+    Kafka client of its own (not librdkafka), allowed records of up to 16 MB."""
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
+                                    max_request_size=16 * MB, enable_idempotence=False)
+        await producer.start()
+        try:
+            for n, (key, value) in enumerate(messages):
+                await producer.send_and_wait(topic, value, key=key, partition=n % partitions)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())

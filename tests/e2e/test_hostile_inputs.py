@@ -8,20 +8,18 @@ KafkaError MSG_SIZE_TOO_LARGE."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.settings import Settings
 from stream.events import EventTimeBounds, Rejected, decode_transaction
 from stream.kafka_config import downstream_consumer_config
 from tests.e2e.cli import worker_process
-from tests.hostile_corpus import Case, corpus, event
+from tests.hostile_corpus import Case, corpus, event, produce_with_aiokafka
 from tests.kafka_helpers import make_topics, read_topic
 from tests.waiting import wait_for
 
@@ -49,18 +47,6 @@ def interleaved(cases: list[Case]) -> list[Case]:
     return out
 
 
-async def _produce_with_aiokafka(bootstrap: str, topic: str, cases: list[Case]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=16 * 1024 * 1024,
-                                enable_idempotence=False, acks="all", linger_ms=0)
-    await producer.start()
-    try:
-        for n, case in enumerate(cases):
-            await producer.send_and_wait(topic, case.value, key=case.key,
-                                         partition=n % PARTITIONS)
-    finally:
-        await producer.stop()
-
-
 def _committed(settings: Settings) -> dict[int, int]:
     reader = Consumer(downstream_consumer_config(settings, settings.group_id))
     try:
@@ -78,8 +64,8 @@ def test_hostile_corpus_from_another_client_library(settings: Settings,
     expected = [expected_outcome(case, settings) for case in cases]
     assert len(corpus()) >= 40
     with worker_process(settings, tmp_path) as worker:
-        asyncio.run(_produce_with_aiokafka(settings.kafka_bootstrap or "",
-                                           settings.topic_transactions, cases))
+        produce_with_aiokafka(settings.kafka_bootstrap or "", settings.topic_transactions,
+                              [(case.key, case.value) for case in cases], PARTITIONS)
         inputs = read_topic(settings, settings.topic_transactions, expect=len(cases),
                             settle=0.5)
         assert len(inputs) == len(cases)
