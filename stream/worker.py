@@ -29,24 +29,22 @@ from confluent_kafka.admin import AdminClient
 
 from features.definitions import FEATURE_NAMES
 from features.online import (
-    FEATURES_DEGRADED,
     LabelBatch,
     OnlineFeatureStore,
     TransactionBatch,
-    default_matrix,
 )
 from fraudstream import logs
 from fraudstream.errors import CredentialsError
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
-from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
 from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
+from stream.core import DecidedBatch, DecisionCore
 from stream.dead_letters import record_limit, topic_max_message_bytes
-from stream.decisions import Decision, encode_decision
+from stream.decisions import encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.drift import DriftMonitor
 from stream.events import (
@@ -93,11 +91,11 @@ class Worker:
         self.challenger: Scorer | None = None
         self.follower = follower
         self.shadow_budget = ShadowBudget(settings.shadow_max_share)
-        self.rules = RulesScorer()
         self.breaker = breaker or CircuitBreaker(settings.breaker_failures,
                                                  settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
+        self.core = DecisionCore(features, self.breaker, metrics)
         self.broker = BrokerWatch(settings.broker_timeout_s)
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
@@ -272,65 +270,39 @@ class Worker:
 
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
                 pending: PendingBatch, started: float, decoded: float) -> None:
-        metrics = self.metrics
-        degraded: list[str] = []
-        matrix, update = None, None
-        if self.breaker.allow():
-            try:
-                matrix, update = self.features.fetch(batch)
-            except Exception as exc:  # any store error is an outage for this batch
-                self._feature_store_failed(exc, "scoring on default features")
-            else:
-                self._feature_store_answered()
-            self._count_unreadable()
-        if matrix is None:
-            matrix = default_matrix(batch)
-            degraded.append(FEATURES_DEGRADED)
-            metrics.degraded.labels(FEATURES_DEGRADED).inc(len(batch))
-        if not degraded and self.drift is not None and self.drift.observe(matrix):
+        decided = self.core.decide(batch, self.scorer)
+        self._count_unreadable()
+        if not decided.degraded and self.drift is not None and self.drift.observe(
+                decided.matrix):
             for name, value in self.drift.psi().items():
-                metrics.feature_psi.labels(name).set(value)
-        fetched = time.perf_counter()
-        scored, fell_back = score_with_fallback(self.scorer, self.rules, matrix)
+                self.metrics.feature_psi.labels(name).set(value)
         scored_at = time.perf_counter()
-        version = self.scorer.version
-        if fell_back:
-            version = RULES_VERSION
-            degraded.append(MODEL_DEGRADED)
-            metrics.degraded.labels(MODEL_DEGRADED).inc(len(batch))
+        fetched = decoded + decided.features_s
         topic = self.settings.topic_decisions
         now_ms = int(time.time() * 1000)
-        latency_ms = round((scored_at - started) * 1000.0, 3)
-        outcome_codes = scored.codes.tolist()
-        scores = scored.scores.tolist()
         emit = self.settings.emit_features
-        send = self.outputs.send
+        send, decision, clock = self.outputs.send, decided.decision, time.perf_counter
         customers = batch.customer_ids
         for i, message in enumerate(accepted):
-            decision = Decision(
-                transaction_id=tx_ids[i], customer_id=customers[i],
-                score=scores[i], decision=OUTCOMES[outcome_codes[i]],
-                model_version=version, reasons=scored.reasons[i], degraded=degraded,
-                scored_at=now_ms, latency_ms=latency_ms,
-                features=dict(zip(FEATURE_NAMES, matrix[i].tolist(), strict=True))
-                if emit else None,
-            )
-            send(topic, encode_decision(decision), decision_key(message, customers[i]),
-                 pending)
+            # latency_ms: decode to the moment the producer takes this decision.
+            latency_ms = round((clock() - started) * 1000.0, 3)
+            send(topic, encode_decision(decision(i, tx_ids[i], customers[i], now_ms,
+                                                 latency_ms, emit)),
+                 decision_key(message, customers[i]), pending)
         produced = time.perf_counter()
-        if update is not None:
+        if decided.update is not None:
             try:
                 # Redis runs the write while the next batch is polled and decoded; its
                 # reply comes back with the next batch's read (or on revoke and shutdown).
-                self.features.begin_update(update)
+                self.features.begin_update(decided.update)
             except Exception as exc:
                 log.warning("feature state not updated for this batch: %s", exc)
         updated = time.perf_counter()
-        self._observe(batch, accepted, outcome_codes, started, decoded, fetched, scored_at,
+        self._observe(batch, accepted, decided.codes, started, decoded, fetched, scored_at,
                       produced, updated)
         if self.challenger is not None:
-            self._shadow(self.challenger, batch, matrix, tx_ids, accepted, outcome_codes,
-                         degraded, now_ms)
+            self._shadow(self.challenger, batch, decided.matrix, tx_ids, accepted,
+                         decided.codes, decided.degraded, now_ms)
 
     def _observe(self, batch: TransactionBatch, accepted: list[Message],
                  outcome_codes: list[int], started: float, decoded: float, fetched: float,
@@ -381,17 +353,15 @@ class Worker:
             log.warning("challenger %s failed to score: %s", challenger.version, exc)
             return
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        topic, version = self.settings.topic_shadow, challenger.version
-        codes, scores = scored.codes.tolist(), scored.scores.tolist()
-        on_delivery = self._shadow_delivered
+        shadow = DecidedBatch(scored.scores.tolist(), scored.codes.tolist(), scored.reasons,
+                              matrix, None, degraded, challenger.version, 0.0, 0.0)
+        codes, topic, on_delivery = shadow.codes, self.settings.topic_shadow, \
+            self._shadow_delivered
+        customers = batch.customer_ids
         for i, message in enumerate(accepted):
-            shadow = Decision(
-                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
-                score=scores[i], decision=OUTCOMES[codes[i]], model_version=version,
-                reasons=scored.reasons[i], degraded=degraded, scored_at=scored_at_ms,
-                latency_ms=latency_ms)
-            self._produce_shadow(topic, encode_decision(shadow),
-                                 decision_key(message, batch.customer_ids[i]), on_delivery)
+            self._produce_shadow(topic, encode_decision(shadow.decision(
+                i, tx_ids[i], customers[i], scored_at_ms, latency_ms)),
+                decision_key(message, customers[i]), on_delivery)
         elapsed = time.perf_counter() - started
         self.shadow_budget.record_shadow(elapsed)
         m.shadow_seconds.observe(elapsed)
