@@ -6,6 +6,7 @@ and the benchmark peers; none re-implements a step.
    store error, or an open breaker, is an outage for this batch only: default features,
    ``degraded: ["features"]``, no state write.
 2. Score: the model, or the rules when the model fails (``degraded: ["model"]``).
+   Labels are applied here too (``apply_labels``), behind the same breaker.
 3. The result is one value: scores, outcomes and reasons per event, the feature matrix,
    the pending state write (the runtime decides whether and when to send it), what was
    degraded, the model version, and the time each stage took.
@@ -13,6 +14,7 @@ and the benchmark peers; none re-implements a step.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from prometheus_client import Counter
 from features.definitions import FEATURE_NAMES
 from features.online import (
     FEATURES_DEGRADED,
+    LabelBatch,
     OnlineFeatureStore,
     PendingUpdate,
     TransactionBatch,
@@ -141,3 +144,21 @@ class DecisionCore:
             return None, None
         feature_store_answered(self.breaker, self.metrics, log)
         return matrix, update
+
+    def apply_labels(self, labels: LabelBatch) -> collections.Counter[str] | None:
+        """Count the batch's confirmed frauds into terminal state behind the breaker;
+        None when the store is down. A batch that needed no Redis call (no frauds in it)
+        proves nothing about Redis: it never closes the breaker."""
+        if not self.breaker.allow():
+            return None
+        calls = self.features.calls
+        try:
+            outcomes = self.features.apply_labels(labels)
+        except Exception as exc:  # any store error is an outage, never a crash
+            feature_store_failed(self.breaker, self.metrics, log, exc, "labels not applied")
+            return None
+        if self.features.calls != calls:
+            feature_store_answered(self.breaker, self.metrics, log)
+        else:
+            self.breaker.release_probe()
+        return outcomes

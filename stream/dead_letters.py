@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, Message
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from stream.events import MAX_KEY_BYTES
+from stream.decisions import MAX_KEY_BYTES
 
 log = logging.getLogger("fraudstream.dead_letters")
 

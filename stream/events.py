@@ -12,9 +12,6 @@ import msgspec
 import numpy as np
 
 MAX_ID_LENGTH = 128
-# A message key longer than this (128 characters of UTF-8 at most) is not an id: it is
-# never copied into an output record.
-MAX_KEY_BYTES = 4 * MAX_ID_LENGTH
 DEFAULT_MAX_DEPTH = 32  # events are flat; ignored extra fields may nest a little
 MAX_AMOUNT = 1e9  # far above any card payment; keeps cents well inside int64
 # Epoch milliseconds between 2000-01-01 and 2100-01-01: anything else is a unit mistake.

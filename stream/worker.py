@@ -44,17 +44,15 @@ from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
 from stream.core import DecidedBatch, DecisionCore
 from stream.dead_letters import record_limit, topic_max_message_bytes
-from stream.decisions import encode_decision
+from stream.decisions import decision_key, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.drift import DriftMonitor
 from stream.events import (
-    MAX_KEY_BYTES,
     EventTimeBounds,
     Rejected,
     Transaction,
     decode_transaction,
 )
-from stream.feature_store_guard import feature_store_answered, feature_store_failed
 from stream.kafka_config import (
     admin_config,
     consumer_config,
@@ -248,22 +246,12 @@ class Worker:
         self.events += len(batch)
         # Offsets still advance when the store is down: labels refine features, and
         # waiting for Redis here would stall every decision behind them.
-        if not self.breaker.allow():
-            self.metrics.labels.labels("unavailable").inc(len(batch))
-            return
-        self._complete_update()
-        calls = self.features.calls
-        try:
-            outcomes = self.features.apply_labels(batch)
-        except Exception as exc:  # any store error is an outage, never a crash
-            self._feature_store_failed(exc, "labels not applied")
-            self.metrics.labels.labels("unavailable").inc(len(batch))
-            return
-        if self.features.calls != calls:  # only an answer from Redis closes the breaker
-            self._feature_store_answered()
-        elif self.breaker.state == "half_open":
-            self.breaker.release_probe()
+        outcomes = self.core.apply_labels(batch)
+        self._count_conflicts()
         self._count_unreadable()
+        if outcomes is None:
+            self.metrics.labels.labels("unavailable").inc(len(batch))
+            return
         for outcome, count in outcomes.items():
             self.metrics.labels.labels(outcome).inc(count)
         self.labels_applied += len(batch)
@@ -288,7 +276,7 @@ class Worker:
             latency_ms = round((clock() - started) * 1000.0, 3)
             send(topic, encode_decision(decision(i, tx_ids[i], customers[i], now_ms,
                                                  latency_ms, emit)),
-                 decision_key(message, customers[i]), pending)
+                 decision_key(message.key(), customers[i]), pending)
         produced = time.perf_counter()
         if decided.update is not None:
             try:
@@ -361,7 +349,7 @@ class Worker:
         for i, message in enumerate(accepted):
             self._produce_shadow(topic, encode_decision(shadow.decision(
                 i, tx_ids[i], customers[i], scored_at_ms, latency_ms)),
-                decision_key(message, customers[i]), on_delivery)
+                decision_key(message.key(), customers[i]), on_delivery)
         elapsed = time.perf_counter() - started
         self.shadow_budget.record_shadow(elapsed)
         m.shadow_seconds.observe(elapsed)
@@ -453,12 +441,6 @@ class Worker:
         for (topic, partition), lag in lags.items():
             gauge.labels(topic, str(partition)).set(lag)
         self._lag_reported = set(lags)
-
-    def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
-        feature_store_failed(self.breaker, self.metrics, log, exc, consequence)
-
-    def _feature_store_answered(self) -> None:
-        feature_store_answered(self.breaker, self.metrics, log)
 
     def _complete_update(self) -> None:
         try:
@@ -652,15 +634,6 @@ class Worker:
 def _force_exit() -> None:
     log.error("shutdown took too long; exiting")
     os._exit(3)
-
-
-def decision_key(message: Message, customer_id: str) -> bytes:
-    """The input's key, unless it is missing or too long to be an id: then the customer
-    id (decisions are keyed by customer, so per-customer order holds)."""
-    key = message.key()
-    if key is None or len(key) > MAX_KEY_BYTES:
-        return customer_id.encode()
-    return key
 
 
 def _describe(partitions: list[Any]) -> str:

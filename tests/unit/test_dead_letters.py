@@ -15,7 +15,7 @@ from stream.dead_letters import (
     dead_letter,
     record_limit,
 )
-from stream.events import MAX_KEY_BYTES
+from stream.decisions import MAX_KEY_BYTES
 from stream.output_errors import Failure, classify, missing_topics
 
 LIMIT = 1_000_000
