@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from threadpoolctl import threadpool_limits
@@ -19,12 +20,14 @@ from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
-from models.decisions import OUTCOMES
 from models.registry import Registry
 from models.scorer import Scorer
-from stream.decisions import Decision, encode_decision
+from stream.circuit import CircuitBreaker
+from stream.core import DecisionCore
+from stream.decisions import encode_decision
 from stream.events import Rejected, decode_transaction
 from stream.kafka_config import connection_config
+from stream.metrics import WorkerMetrics
 
 
 def main() -> None:
@@ -34,6 +37,9 @@ def main() -> None:
     features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",
                                                            auth=redis_auth(settings)),
                                   settings.redis_prefix, settings.feature_ttl_days)
+    core = DecisionCore(features, CircuitBreaker(settings.breaker_failures,
+                                                 settings.breaker_reset_s),
+                        WorkerMetrics.create(CollectorRegistry()))
     # Consumer, producer and admin all connect with this: bootstrap, SASL and TLS.
     broker = ConnectionConfig.from_librdkafka_dict(connection_config(settings))
     app = Application(broker_address=broker,
@@ -49,22 +55,20 @@ def main() -> None:
     def score(value: bytes, key: Any, timestamp: int, headers: Any) -> bytes | None:
         started = time.perf_counter()
         try:
-            event, ts = decode_transaction(value, settings.max_event_bytes)
+            event, ts = decode_transaction(value, settings.max_event_bytes,
+                                           settings.max_json_depth)
         except Rejected:
             return None
         context = message_context()
         batch = TransactionBatch([event.customer_id], [event.terminal_id],  # type: ignore[list-item]
                                  np.array([ts]), np.array([event.amount]),
                                  np.array([context.partition]), np.array([context.offset]))
-        matrix, pending = features.fetch(batch)
-        scored = scorer.score(matrix)
-        features.update(pending)
-        return encode_decision(Decision(
-            transaction_id=event.transaction_id, customer_id=event.customer_id,  # type: ignore[arg-type]
-            score=float(scored.scores[0]), decision=OUTCOMES[int(scored.codes[0])],
-            model_version=scorer.version, reasons=scored.reasons[0], degraded=[],
-            scored_at=int(time.time() * 1000),
-            latency_ms=round((time.perf_counter() - started) * 1000, 3)))
+        decided = core.decide(batch, scorer)
+        if decided.update is not None:
+            features.update(decided.update)
+        return encode_decision(decided.decision(
+            0, event.transaction_id, event.customer_id, int(time.time() * 1000),  # type: ignore[arg-type]
+            round((time.perf_counter() - started) * 1000, 3)))
 
     frame = app.dataframe(source)
     frame = frame.apply(score, metadata=True).filter(lambda value: value is not None)

@@ -12,6 +12,7 @@ fresh state is re-read and the batch re-applied, replays skipped again.
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,10 +48,12 @@ from features.store import Conflicts, StateStore
 from features.terminal_state import TerminalState, TerminalStateError
 
 # A key that keeps losing compare-and-set (a hot terminal written by every worker) is
-# retried with back-off for this long within the batch; what is still left is kept and
-# written first, before the next read, never dropped.
+# retried with back-off, at least MIN_CAS_ROUNDS times and then for as long as the budget
+# lasts; what is still left is kept and written first, before the next read, never
+# dropped.
+MIN_CAS_ROUNDS = 5
 CAS_RETRY_BUDGET_S = 0.005
-CAS_BACKOFF_S = (0.0, 0.0002, 0.0005, 0.001)
+CAS_BACKOFF_S = (0.0, 0.0, 0.0002, 0.0005, 0.001)
 UNREADABLE = (StateFormatError, TerminalStateError)
 LABEL_OUTCOMES = ("applied", "legit", "duplicate", "unknown", "too_old")
 
@@ -256,11 +259,11 @@ class OnlineFeatureStore:
         carried to the next call (written before the next read)."""
         retried = 0
         deadline = time.monotonic() + CAS_RETRY_BUDGET_S
-        for delay in (*CAS_BACKOFF_S, *(CAS_BACKOFF_S[-1:] * 1000)):
-            if not todo or time.monotonic() + delay > deadline:
+        for attempt in itertools.count():
+            if not todo or (attempt >= MIN_CAS_ROUNDS and time.monotonic() > deadline):
                 break
-            if delay:
-                time.sleep(delay)
+            if attempt:
+                time.sleep(CAS_BACKOFF_S[min(attempt, len(CAS_BACKOFF_S) - 1)])
             retried += len(todo)
             fresh = self._store.get_many([e.key for e in todo])
             for entry, raw in zip(todo, fresh, strict=True):

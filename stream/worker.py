@@ -41,11 +41,12 @@ from models.follower import ModelSet, RegistryFollower
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
 from stream.broker_watch import BrokerWatch
+from stream.checkpoint import Checkpoint
 from stream.circuit import CircuitBreaker
 from stream.core import DecidedBatch, DecisionCore
 from stream.dead_letters import record_limit, topic_max_message_bytes
 from stream.decisions import decision_key, encode_decision
-from stream.delivery import DeliveryTracker, PendingBatch
+from stream.delivery import PendingBatch
 from stream.drift import DriftMonitor
 from stream.events import (
     EventTimeBounds,
@@ -72,9 +73,6 @@ from stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
 
-PAUSE_AT_PENDING_BATCHES = 200
-RESUME_AT_PENDING_BATCHES = 20
-_NO_OFFSET = KafkaError._NO_OFFSET
 
 
 class Worker:
@@ -112,19 +110,19 @@ class Worker:
             self.producer = producer or Producer(producer_config(settings))
         self.drift: DriftMonitor | None = None
         self._lag_reported: set[tuple[str, int]] = set()
-        self.tracker = DeliveryTracker()
         self.outputs = Outputs(
             self.producer, settings.topic_dlq, settings.producer_max_message_bytes,
             self._count_dead_letter,
             doom=self.transactions.produce_failed if self.transactions else None)
+        self.checkpoint = Checkpoint(self.consumer, self.producer, self.outputs,
+                                     self.transactions, metrics,
+                                     lambda: self._write_status(force=True))
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._behind = False
-        self._paused = False
-        self._assigned: set[tuple[str, int]] = set()
         self.batches = 0
         self.events = 0
         self.labels_applied = 0
@@ -175,11 +173,11 @@ class Worker:
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
                     self._write_status(force=True)
-                self._store_released()
-                self._hold_back_while_undelivered()
+                self.checkpoint.release()
+                self.checkpoint.hold_back_while_undelivered()
                 now = time.monotonic()
                 if now >= next_commit:
-                    self._commit(asynchronous=True)
+                    self.checkpoint.commit(asynchronous=True)
                     self.labels.commit(asynchronous=True)
                     next_commit = now + commit_every
                 self._write_status()
@@ -221,11 +219,9 @@ class Worker:
             transactions.add_transaction(message, event, ts)
         if not offsets:
             return
-        if self.transactions is not None:
-            self.transactions.begin_batch(offsets)
         self.metrics.events.inc(len(transactions) + len(rejected))
-        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected),
-                                          messages)
+        pending = self.checkpoint.open_batch(offsets, len(transactions) + len(rejected),
+                                             messages)
         for message, reason in rejected:
             self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
@@ -413,7 +409,8 @@ class Worker:
                                                      self.settings.topic_dlq])
         if missing:
             self.outputs.failed_topic = missing_topic_failure(missing)
-            self._raise_if_output_failed()
+            self._write_status(force=True)  # readiness says why, then the worker ends
+            self.outputs.raise_if_topic_failed()
         topic_max = topic_max_message_bytes(admin, self.settings.topic_dlq)
         self.outputs.max_record_bytes = record_limit(
             self.settings.producer_max_message_bytes, topic_max)
@@ -478,99 +475,23 @@ class Worker:
             return
         self._status.maybe_write(WorkerStatus(
             pid=os.getpid(), written_at=time.time(),
-            assigned=sorted(f"{t}[{p}]" for t, p in self._assigned | self.labels.assigned),
+            assigned=sorted(f"{t}[{p}]" for t, p in
+                            self.checkpoint.assigned | self.labels.assigned),
             batches=self.batches,
             events=self.events, last_progress=self.last_progress, stopping=self.stopping,
             labels=self.labels_applied, lag=self.broker.lag,
             broker_silent_s=round(self.broker.silent_for(), 1),
             model_version=self.scorer.version,
             challenger_version=self.challenger.version if self.challenger else "",
-            input_partitions=len(self._assigned), group_state=self.broker.group_state,
+            input_partitions=len(self.checkpoint.assigned),
+            group_state=self.broker.group_state,
             output_error=str(self.outputs.failed_topic or ""),
         ), force)
 
-    # -- offsets -------------------------------------------------------------------
-
-    def _store_released(self) -> None:
-        """After each poll: store the offsets of delivered batches (with exactly-once:
-        commit the transaction when it is due)."""
-        if self.transactions is not None:
-            self.outputs.handle_failures(self.tracker)
-            self._raise_if_output_failed()
-            if self.transactions.ready():
-                self._end_transaction()
-            return
-        self.outputs.handle_failures(self.tracker)
-        self._raise_if_output_failed()
-        released = self.tracker.release()
-        released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
-        if released:
-            self.consumer.store_offsets(offsets=released)
-
-    def _raise_if_output_failed(self) -> None:
-        """An output topic refuses every record: readiness fails first (the status file
-        says why), then the worker ends with exit code 7."""
-        if self.outputs.failed_topic is not None:
-            self._write_status(force=True)
-            self.outputs.raise_if_topic_failed()
-
-    def _commit(self, asynchronous: bool) -> None:
-        if self.transactions is not None:  # offsets are committed in the transaction only
-            return
-        try:
-            self.consumer.commit(asynchronous=asynchronous)
-        except KafkaException as exc:
-            if exc.args[0].code() != _NO_OFFSET:
-                log.warning("offset commit failed: %s", exc.args[0].str())
-
-    def _drain(self, timeout: float) -> None:
-        """Wait for every produced output's delivery report, then store their offsets
-        (with exactly-once: commit the open transaction)."""
-        if self.transactions is not None:
-            self._end_transaction()
-            return
-        remaining = self.producer.flush(timeout)
-        if remaining:
-            log.warning("%d outputs still undelivered after %.1fs", remaining, timeout)
-        self._store_released()
-
-    def _end_transaction(self) -> None:
-        transactions = self.transactions
-        if transactions is None or not transactions.open:
-            return
-        self.producer.poll(0)  # a failed delivery says why (fenced?) before commit tries
-        self.outputs.handle_failures(self.tracker)
-        started = time.perf_counter()
-        committed = transactions.commit()
-        if committed:
-            self.metrics.transaction_seconds.observe(time.perf_counter() - started)
-        self.metrics.transactions.labels("committed" if committed else "aborted").inc()
-        self.tracker = DeliveryTracker()  # the transaction answered for every output
-
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
 
-    def _hold_back_while_undelivered(self) -> None:
-        """Pause consumption while too many batches wait for delivery reports (the
-        output topic unwritable, the producer queue full) and resume once most are in.
-        Polling goes on meanwhile: the group membership stays alive and nothing is read
-        that could not be answered."""
-        waiting = self.tracker.pending_batches
-        if not self._paused and waiting > PAUSE_AT_PENDING_BATCHES:
-            self._paused = True
-            self.consumer.pause(self.consumer.assignment())
-            self.metrics.consumption_paused.set(1)
-            log.warning("%d batches wait for delivery reports: consumption paused", waiting)
-        elif self._paused and waiting <= RESUME_AT_PENDING_BATCHES:
-            self._paused = False
-            self.consumer.resume(self.consumer.assignment())
-            self.metrics.consumption_paused.set(0)
-            log.info("deliveries caught up: consumption resumed")
-
     def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
-        if self._paused:  # newly assigned partitions start fetching otherwise
-            self.consumer.pause(partitions)
-        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
-        self.metrics.assigned_partitions.set(len(self._assigned))
+        self.checkpoint.assigned_now(partitions)
         if partitions:
             log.info("partitions assigned: %s", _describe(partitions))
         self._write_status(force=True)
@@ -578,29 +499,17 @@ class Worker:
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
         try:
             self._complete_update()
-            self._drain(self.settings.shutdown_timeout_s)
-            self._commit(asynchronous=False)
+            self.checkpoint.revoked(partitions, self.settings.shutdown_timeout_s)
         except BaseException as exc:  # surfaced by the loop, never swallowed by librdkafka
             self._callback_error = exc
-        finally:
-            self.tracker.forget(partitions)
-            self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
-            self.metrics.assigned_partitions.set(len(self._assigned))
         if partitions:
             log.info("partitions revoked: %s", _describe(partitions))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[Any]) -> None:
-        if self.transactions is not None and self.transactions.open:
-            try:  # their new owner reads them again from the last commit
-                self.transactions.abort("partitions lost", lost={
-                    (tp.topic, tp.partition) for tp in partitions})
-                self.metrics.transactions.labels("aborted").inc()
-                self.tracker = DeliveryTracker()
-            except BaseException as exc:
-                self._callback_error = exc
-        self.tracker.forget(partitions)
-        self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
-        self.metrics.assigned_partitions.set(len(self._assigned))
+        try:
+            self.checkpoint.lost(partitions)
+        except BaseException as exc:
+            self._callback_error = exc
         log.warning("partitions lost (not committed): %s", _describe(partitions))
 
     def _raise_callback_error(self) -> None:
@@ -618,9 +527,9 @@ class Worker:
         try:
             try:
                 self._complete_update()
-                self._drain(timeout)
+                self.checkpoint.drain(timeout)
             finally:
-                self._commit(asynchronous=False)
+                self.checkpoint.commit(asynchronous=False)
                 self.consumer.close()
                 self.labels.close(timeout)
                 if self.follower is not None:
