@@ -43,6 +43,7 @@ from stream.feature_store_guard import (
     feature_store_answered,
     feature_store_failed,
 )
+from stream.state_backlog import StateBacklog, Written
 
 log = logging.getLogger("fraudstream.core")
 
@@ -109,7 +110,12 @@ def decide_matrix(scorer: SupportsScore, rules: RulesScorer, matrix: np.ndarray,
 
 class DecisionCore:
     """The feature store behind its breaker, the rules fallback, and their metrics.
-    Single-threaded, as the breaker is: one per worker, agent or server loop."""
+    Single-threaded, as the breaker is: one per worker, agent or server loop.
+
+    State work the store cannot take (a batch decided on default features, labels while
+    it is down, a write whose reply never came) goes to ``backlog`` in order and is
+    applied first when the store answers again; ``on_written`` says when each batch's
+    events are in the store."""
 
     def __init__(self, features: OnlineFeatureStore, breaker: CircuitBreaker,
                  metrics: CoreMetrics, rules: RulesScorer | None = None) -> None:
@@ -117,14 +123,21 @@ class DecisionCore:
         self.breaker = breaker
         self.metrics = metrics
         self.rules = rules or RulesScorer()
+        self.backlog = StateBacklog()
+        self._in_flight: tuple[TransactionBatch, Written | None] | None = None
 
-    def decide(self, batch: TransactionBatch, scorer: SupportsScore) -> DecidedBatch:
+    def decide(self, batch: TransactionBatch, scorer: SupportsScore,
+               on_written: Written | None = None, writes: bool = True) -> DecidedBatch:
+        """``writes=False`` (the HTTP scorer): the batch is never counted into the
+        state, so a degraded one is not kept for later either."""
         began = time.perf_counter()
         matrix, update = self.fetch(batch)
         degraded: list[str] = []
         if matrix is None:
             matrix = default_matrix(batch)
             degraded.append(FEATURES_DEGRADED)
+            if writes:
+                self.backlog.add(batch, on_written)
         decided = decide_matrix(scorer, self.rules, matrix, degraded, update,
                                 time.perf_counter() - began)
         for flag in decided.degraded:
@@ -133,32 +146,81 @@ class DecisionCore:
 
     def fetch(self, batch: TransactionBatch) -> tuple[np.ndarray | None, PendingUpdate | None]:
         """The batch's features and pending write, or (None, None) when the store is down
-        (breaker open) or fails in any way."""
+        (breaker open) or fails in any way. The backlog is applied first."""
         if not self.breaker.allow():
             return None, None
         try:
+            self.backlog.flush(self.features)
             matrix, update = self.features.fetch(batch)
         except Exception as exc:  # any store error is an outage for this batch
-            feature_store_failed(self.breaker, self.metrics, log, exc,
-                                 "scoring on default features")
+            self._store_failed(exc, "scoring on default features")
             return None, None
         feature_store_answered(self.breaker, self.metrics, log)
+        self._confirm_in_flight()  # its reply came back with this read
         return matrix, update
 
-    def apply_labels(self, labels: LabelBatch) -> collections.Counter[str] | None:
+    def write(self, update: PendingUpdate, batch: TransactionBatch,
+              on_written: Written | None = None) -> None:
+        """Send the batch's state write; its reply is read with the next read (or by
+        ``complete``). A write that cannot be sent goes to the backlog."""
+        try:
+            self.features.begin_update(update)
+        except Exception as exc:
+            self._store_failed(exc, "state write kept for later")
+            self.backlog.add(batch, on_written)
+            return
+        self._in_flight = (batch, on_written)
+
+    def complete(self) -> None:
+        """Wait for the write in flight (on revoke and shutdown), and apply the backlog
+        if the store answers."""
+        if self._in_flight is None and not self.backlog:
+            return
+        try:
+            self.features.complete_update()
+            self._confirm_in_flight()
+            if self.backlog and self.breaker.allow():
+                self.backlog.flush(self.features)
+                feature_store_answered(self.breaker, self.metrics, log)
+        except Exception as exc:
+            self._store_failed(exc, "state writes kept for later")
+
+    def apply_labels(self, labels: LabelBatch, on_written: Written | None = None,
+                     ) -> collections.Counter[str] | None:
         """Count the batch's confirmed frauds into terminal state behind the breaker;
-        None when the store is down. A batch that needed no Redis call (no frauds in it)
-        proves nothing about Redis: it never closes the breaker."""
+        None when the store is down (the labels then wait in the backlog). A batch that
+        needed no Redis call (no frauds in it) proves nothing about Redis: it never
+        closes the breaker."""
         if not self.breaker.allow():
+            self.backlog.add(labels, on_written)
             return None
         calls = self.features.calls
         try:
+            self.backlog.flush(self.features)
             outcomes = self.features.apply_labels(labels)
         except Exception as exc:  # any store error is an outage, never a crash
-            feature_store_failed(self.breaker, self.metrics, log, exc, "labels not applied")
+            self._store_failed(exc, "labels kept for later")
+            self.backlog.add(labels, on_written)
             return None
         if self.features.calls != calls:
             feature_store_answered(self.breaker, self.metrics, log)
+            self._confirm_in_flight()
         else:
             self.breaker.release_probe()
+        if on_written is not None:
+            on_written()
         return outcomes
+
+    def _store_failed(self, exc: Exception, consequence: str) -> None:
+        feature_store_failed(self.breaker, self.metrics, log, exc, consequence)
+        if self._in_flight is not None:  # its write may not have landed: do it again
+            batch, on_written = self._in_flight
+            self._in_flight = None
+            self.backlog.add_first(batch, on_written)
+
+    def _confirm_in_flight(self) -> None:
+        if self._in_flight is not None:
+            _, on_written = self._in_flight
+            self._in_flight = None
+            if on_written is not None:
+                on_written()

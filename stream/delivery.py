@@ -42,6 +42,11 @@ class PendingBatch:
         else:
             self.failures.append((self, error, message))
 
+    def state_written(self) -> None:
+        """The batch's feature-state work is in the store: one fewer thing to wait for
+        (a batch that counts events into the state opens with one more output)."""
+        self.remaining -= 1
+
     @property
     def done(self) -> bool:
         return self.remaining <= 0

@@ -154,11 +154,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
                                             scored_at, latency_ms)
                 await decisions.send(key=decision_key(event.key, txs[i].customer_id),
                                      value=encode_decision(decision))
-            if decided.update is not None:
-                try:
-                    features.update(decided.update)
-                except Exception as exc:
-                    log.warning("feature state not updated for this batch: %s", exc)
+            if decided.update is not None:  # or kept in the core's backlog for later
+                core.write(decided.update, batch)
+                core.complete()
 
     @app.agent(labels)
     async def apply_labels(stream: Any) -> None:

@@ -52,6 +52,9 @@ def assess_readiness(status: WorkerStatus | None, now: float, max_age_s: float,
         return alive
     if status.output_error:
         return Verdict(False, status.output_error)
+    if status.paused:
+        return Verdict(False, f"consumption paused: deliveries or state writes behind "
+                              f"({status.state_backlog} events wait for the feature store)")
     if status.input_partitions > 0:
         return Verdict(True, f"processing {status.input_partitions} input partitions, "
                              f"{status.events} events so far")

@@ -33,7 +33,8 @@ def labels_group(settings: Settings) -> str:
 
 
 class LabelReader:
-    def __init__(self, settings: Settings, apply: Callable[[LabelBatch], None],
+    def __init__(self, settings: Settings,
+                 apply: Callable[[LabelBatch, Callable[[], None]], None],
                  on_dead_letter: Callable[[], None]) -> None:
         self.settings = settings
         self._apply = apply
@@ -100,12 +101,14 @@ class LabelReader:
             fraud.append(label.is_fraud)
         if not offsets:
             return 0
-        pending = self._tracker.open_batch(offsets, len(rejected), messages)
+        # The dead letters, and the labels' state work: offsets wait for both.
+        pending = self._tracker.open_batch(offsets, len(rejected) + (1 if ids else 0),
+                                           messages)
         for message, reason in rejected:
             self._dead_letters().dead_letter(message, reason, pending)
         if ids:
             self._apply(LabelBatch(ids, terminals, np.asarray(stamps, dtype=np.int64),
-                                   np.asarray(fraud, dtype=bool)))
+                                   np.asarray(fraud, dtype=bool)), pending.state_written)
         return len(ids)
 
     def _dead_letters(self) -> Outputs:

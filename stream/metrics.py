@@ -73,6 +73,8 @@ class WorkerMetrics:
     feature_conflicts: Counter
     feature_conflicts_unresolved: Counter
     feature_state_unreadable: Counter
+    state_backlog_events: Gauge
+    state_backlog_age: Gauge
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
@@ -129,6 +131,13 @@ class WorkerMetrics:
                 f"{prefix}_feature_state_conflicts_unresolved",
                 "Feature state writes still conflicting after the batch's retries (kept "
                 "and written with the next batch)", registry=registry),
+            state_backlog_events=Gauge(
+                f"{prefix}_state_backlog_events", "Events and labels decided but not yet "
+                "counted into the feature state (the store was down), kept in order",
+                registry=registry),
+            state_backlog_age=Gauge(
+                f"{prefix}_state_backlog_age_seconds", "Age of the oldest entry of the "
+                "state backlog (0 when empty)", registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "

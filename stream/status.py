@@ -28,6 +28,8 @@ class WorkerStatus(msgspec.Struct):
     input_partitions: int = 0  # partitions of the transactions topic held
     group_state: str = ""  # the transactions consumer's group join state
     output_error: str = ""  # an output topic refuses every record: the worker will end
+    state_backlog: int = 0  # events and labels not yet counted into the feature state
+    paused: bool = False  # consumption paused: outputs or state writes are behind
 
 
 _encode = msgspec.json.Encoder().encode

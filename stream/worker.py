@@ -123,6 +123,7 @@ class Worker:
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
         self._behind = False
+        self._backlog_shown = 0  # the state backlog's size the gauges show
         self.batches = 0
         self.events = 0
         self.labels_applied = 0
@@ -220,8 +221,10 @@ class Worker:
         if not offsets:
             return
         self.metrics.events.inc(len(transactions) + len(rejected))
-        pending = self.checkpoint.open_batch(offsets, len(transactions) + len(rejected),
-                                             messages)
+        # Outputs to deliver, and one more for the state write when events are counted:
+        # the offsets wait for both.
+        pending = self.checkpoint.open_batch(
+            offsets, len(transactions) + len(rejected) + (1 if transactions else 0), messages)
         for message, reason in rejected:
             self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
@@ -237,12 +240,12 @@ class Worker:
     def _count_dead_letter(self) -> None:
         self.metrics.dead_letters.labels(self.settings.topic_dlq).inc()
 
-    def _apply_labels(self, batch: LabelBatch) -> None:
+    def _apply_labels(self, batch: LabelBatch, on_written: Callable[[], None]) -> None:
         self.metrics.events.inc(len(batch))
         self.events += len(batch)
-        # Offsets still advance when the store is down: labels refine features, and
-        # waiting for Redis here would stall every decision behind them.
-        outcomes = self.core.apply_labels(batch)
+        # While the store is down the labels wait in the state backlog (in order with
+        # the transactions), their offsets held until they are counted.
+        outcomes = self.core.apply_labels(batch, on_written)
         self._count_conflicts()
         self._count_unreadable()
         if outcomes is None:
@@ -254,7 +257,7 @@ class Worker:
 
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
                 pending: PendingBatch, started: float, decoded: float) -> None:
-        decided = self.core.decide(batch, self.scorer)
+        decided = self.core.decide(batch, self.scorer, pending.state_written)
         self._count_unreadable()
         if not decided.degraded and self.drift is not None and self.drift.observe(
                 decided.matrix):
@@ -275,12 +278,9 @@ class Worker:
                  decision_key(message.key(), customers[i]), pending)
         produced = time.perf_counter()
         if decided.update is not None:
-            try:
-                # Redis runs the write while the next batch is polled and decoded; its
-                # reply comes back with the next batch's read (or on revoke and shutdown).
-                self.features.begin_update(decided.update)
-            except Exception as exc:
-                log.warning("feature state not updated for this batch: %s", exc)
+            # Redis runs the write while the next batch is polled and decoded; its reply
+            # comes back with the next batch's read (or on revoke and shutdown).
+            self.core.write(decided.update, batch, pending.state_written)
         updated = time.perf_counter()
         self._observe(batch, accepted, decided.codes, started, decoded, fetched, scored_at,
                       produced, updated)
@@ -440,10 +440,7 @@ class Worker:
         self._lag_reported = set(lags)
 
     def _complete_update(self) -> None:
-        try:
-            self.features.complete_update()
-        except Exception as exc:
-            log.warning("feature state not updated for the last batch: %s", exc)
+        self.core.complete()
         self._count_conflicts()
 
     def _count_unreadable(self) -> None:
@@ -471,6 +468,11 @@ class Worker:
         return lag
 
     def _write_status(self, force: bool = False) -> None:
+        backlog = self.core.backlog
+        if backlog.events or self._backlog_shown or force:
+            self.metrics.state_backlog_events.set(backlog.events)
+            self.metrics.state_backlog_age.set(backlog.age_s())
+            self._backlog_shown = backlog.events
         if self._status is None:
             return
         self._status.maybe_write(WorkerStatus(
@@ -486,6 +488,7 @@ class Worker:
             input_partitions=len(self.checkpoint.assigned),
             group_state=self.broker.group_state,
             output_error=str(self.outputs.failed_topic or ""),
+            state_backlog=self.core.backlog.events, paused=self.checkpoint.paused,
         ), force)
 
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------

@@ -73,7 +73,7 @@ class RequestScorer:
             np.asarray(timestamps_ms, dtype=np.int64),
             np.fromiter((t.amount for t in transactions), np.float64, n),
             np.full(n, HTTP_PARTITION, dtype=np.int64), np.arange(n, dtype=np.int64))
-        decided = self.core.decide(batch, self.model.current())  # its state write dropped
+        decided = self.core.decide(batch, self.model.current(), writes=False)
         now_ms = int(time.time() * 1000)
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
         decisions = decided.decisions([str(t.transaction_id) for t in transactions],

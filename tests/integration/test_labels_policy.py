@@ -62,11 +62,11 @@ def test_labels_without_frauds_never_close_an_open_breaker(settings: Settings) -
         time.sleep(0.02)  # the probe is due
         legit = LabelBatch(["a"], ["m"], np.array([int(time.time() * 1000)]),
                            np.array([False]))
-        worker._apply_labels(legit)
+        worker._apply_labels(legit, lambda: None)
         assert breaker.state == "open", "no Redis call was made: nothing proved it is up"
         fraud = LabelBatch(["b"], ["m"], np.array([int(time.time() * 1000)]),
                            np.array([True]))
-        worker._apply_labels(fraud)
+        worker._apply_labels(fraud, lambda: None)
         assert breaker.state == "closed", "a real answer from Redis closes it"
     finally:
         worker.follower.stop() if worker.follower else None
