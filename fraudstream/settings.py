@@ -100,6 +100,9 @@ class Settings:
     breaker_failures: int = setting(3, "Consecutive feature store failures that open the "
                                     "circuit breaker (Redis is then not called)")
     breaker_reset_s: float = setting(1.0, "Seconds an open breaker waits before one probe")
+    state_backlog_max_events: int = setting(100_000, "Events and labels that may wait, in "
+                                            "order, for a feature store that is down; "
+                                            "beyond, consumption pauses (nothing dropped)")
     session_timeout_ms: int = setting(10_000, "Consumer group session timeout")
     heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
     max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")
@@ -168,6 +171,7 @@ class Settings:
             (self.redis_timeout_ms >= 1, "redis_timeout_ms must be >= 1"),
             (self.breaker_failures >= 1, "breaker_failures must be >= 1"),
             (self.breaker_reset_s > 0, "breaker_reset_s must be > 0"),
+            (self.state_backlog_max_events >= 1, "state_backlog_max_events must be >= 1"),
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.min_batch >= 1, "min_batch must be >= 1"),
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),

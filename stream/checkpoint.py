@@ -52,11 +52,12 @@ class Checkpoint:
         self._on_topic_failure = on_topic_failure  # readiness says why before the end
 
     def open_batch(self, offsets: dict[Partition, int], expected: int,
-                   messages: list[Message]) -> PendingBatch:
-        """A polled batch about to produce ``expected`` outputs."""
+                   messages: list[Message], state: bool) -> PendingBatch:
+        """A polled batch about to produce ``expected`` outputs (and, ``state``, count
+        events into the feature state)."""
         if self.transactions is not None:
             self.transactions.begin_batch(offsets)
-        return self.tracker.open_batch(offsets, expected, messages)
+        return self.tracker.open_batch(offsets, expected, messages, state)
 
     def release(self) -> None:
         """After each poll (see the module's steps)."""
@@ -93,22 +94,28 @@ class Checkpoint:
             log.warning("%d outputs still undelivered after %.1fs", remaining, timeout)
         self.release()
 
-    def hold_back_while_undelivered(self) -> None:
+    def hold_back(self, state_backlog_events: int, state_backlog_max: int) -> None:
         """Pause consumption while too many batches wait for delivery reports (the
-        output topic unwritable, the producer queue full) and resume once most are in.
+        output topic unwritable, the producer queue full) or too many events wait to be
+        counted into the feature state (the store down), and resume once most are in.
         Polling goes on meanwhile: the group membership stays alive and nothing is read
         that could not be answered."""
         waiting = self.tracker.pending_batches
-        if not self.paused and waiting > PAUSE_AT_PENDING_BATCHES:
+        if waiting > PAUSE_AT_PENDING_BATCHES:  # only then is the exact count worth it
+            waiting = self.tracker.undelivered_batches()
+        if not self.paused and (waiting > PAUSE_AT_PENDING_BATCHES
+                                or state_backlog_events > state_backlog_max):
             self.paused = True
             self.consumer.pause(self.consumer.assignment())
             self.metrics.consumption_paused.set(1)
-            log.warning("%d batches wait for delivery reports: consumption paused", waiting)
-        elif self.paused and waiting <= RESUME_AT_PENDING_BATCHES:
+            log.warning("%d batches wait for delivery reports, %d events for the feature "
+                        "store: consumption paused", waiting, state_backlog_events)
+        elif self.paused and waiting <= RESUME_AT_PENDING_BATCHES \
+                and state_backlog_events <= state_backlog_max // 2:
             self.paused = False
             self.consumer.resume(self.consumer.assignment())
             self.metrics.consumption_paused.set(0)
-            log.info("deliveries caught up: consumption resumed")
+            log.info("deliveries and state writes caught up: consumption resumed")
 
     # -- rebalances ----------------------------------------------------------------------
 

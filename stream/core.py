@@ -185,6 +185,19 @@ class DecisionCore:
         except Exception as exc:
             self._store_failed(exc, "state writes kept for later")
 
+    def retry_backlog(self) -> None:
+        """Between polls: apply the backlog when the breaker lets a call through, so a
+        worker whose consumption is paused on it (no new batch to probe with) resumes."""
+        if not self.backlog or not self.breaker.allow():
+            return
+        try:
+            self.backlog.flush(self.features)
+        except Exception as exc:
+            self._store_failed(exc, "state writes kept for later")
+            return
+        feature_store_answered(self.breaker, self.metrics, log)
+        self._confirm_in_flight()
+
     def apply_labels(self, labels: LabelBatch, on_written: Written | None = None,
                      ) -> collections.Counter[str] | None:
         """Count the batch's confirmed frauds into terminal state behind the breaker;

@@ -22,13 +22,15 @@ Failed = tuple["PendingBatch", KafkaError, Message]
 
 
 class PendingBatch:
-    __slots__ = ("decided", "decided_ids", "failures", "offsets", "remaining", "sources")
+    __slots__ = ("decided", "decided_ids", "failures", "offsets", "remaining", "sources",
+                 "state_pending")
 
     def __init__(self, offsets: dict[Partition, int], expected: int,
                  failures: list[Failed] | None = None,
-                 sources: list[Message] | None = None) -> None:
+                 sources: list[Message] | None = None, state: bool = False) -> None:
         self.offsets = offsets  # highest input offset per partition in the batch
-        self.remaining = expected
+        self.remaining = expected  # outputs not yet delivered
+        self.state_pending = state  # its events not yet counted into the feature state
         self.failures: list[Failed] = failures if failures is not None else []
         # The inputs, to dead-letter one whose output can never be written: every
         # message of the batch, and the decided ones beside their transaction ids.
@@ -43,13 +45,12 @@ class PendingBatch:
             self.failures.append((self, error, message))
 
     def state_written(self) -> None:
-        """The batch's feature-state work is in the store: one fewer thing to wait for
-        (a batch that counts events into the state opens with one more output)."""
-        self.remaining -= 1
+        """The batch's feature-state work is in the store."""
+        self.state_pending = False
 
     @property
     def done(self) -> bool:
-        return self.remaining <= 0
+        return self.remaining <= 0 and not self.state_pending
 
 
 class DeliveryTracker:
@@ -58,8 +59,11 @@ class DeliveryTracker:
         self.failures: list[Failed] = []  # failed deliveries the loop has yet to handle
 
     def open_batch(self, offsets: dict[Partition, int], expected: int,
-                   sources: list[Message] | None = None) -> PendingBatch:
-        batch = PendingBatch(offsets, expected, self.failures, sources)
+                   sources: list[Message] | None = None, state: bool = False,
+                   ) -> PendingBatch:
+        """A batch with ``expected`` outputs to deliver, and (``state``) events to count
+        into the feature state: its offsets are released when both are done."""
+        batch = PendingBatch(offsets, expected, self.failures, sources, state)
         self._pending.append(batch)
         return batch
 
@@ -69,8 +73,12 @@ class DeliveryTracker:
 
     @property
     def pending_batches(self) -> int:
-        """Batches with outputs not yet all delivered (cheap: no per-output count)."""
+        """Batches not yet released (cheap: no per-output count)."""
         return len(self._pending)
+
+    def undelivered_batches(self) -> int:
+        """Batches with outputs not yet all delivered (one pass over the open batches)."""
+        return sum(1 for batch in self._pending if batch.remaining > 0)
 
     def take_failures(self) -> list[Failed]:
         failures = self.failures[:]

@@ -102,8 +102,8 @@ class LabelReader:
         if not offsets:
             return 0
         # The dead letters, and the labels' state work: offsets wait for both.
-        pending = self._tracker.open_batch(offsets, len(rejected) + (1 if ids else 0),
-                                           messages)
+        pending = self._tracker.open_batch(offsets, len(rejected), messages,
+                                           state=bool(ids))
         for message, reason in rejected:
             self._dead_letters().dead_letter(message, reason, pending)
         if ids:

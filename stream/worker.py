@@ -171,11 +171,13 @@ class Worker:
                     self._behind = self._lag_after(messages) > sizer.size
                     self._process(messages)
                 poll_producer(0)
+                self.core.retry_backlog()
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
                     self._write_status(force=True)
                 self.checkpoint.release()
-                self.checkpoint.hold_back_while_undelivered()
+                self.checkpoint.hold_back(self.core.backlog.events,
+                                          s.state_backlog_max_events)
                 now = time.monotonic()
                 if now >= next_commit:
                     self.checkpoint.commit(asynchronous=True)
@@ -221,10 +223,9 @@ class Worker:
         if not offsets:
             return
         self.metrics.events.inc(len(transactions) + len(rejected))
-        # Outputs to deliver, and one more for the state write when events are counted:
-        # the offsets wait for both.
-        pending = self.checkpoint.open_batch(
-            offsets, len(transactions) + len(rejected) + (1 if transactions else 0), messages)
+        # The offsets wait for the outputs and for the events' state write.
+        pending = self.checkpoint.open_batch(offsets, len(transactions) + len(rejected),
+                                             messages, state=bool(transactions))
         for message, reason in rejected:
             self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()

@@ -8,14 +8,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import redis
 from confluent_kafka import Producer
 
-from features import customer_state
+from features import customer_state, terminal_state
+from features.definitions import FEATURE_NAMES
+from features.offline import compute_matrix
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import transaction_messages
-from stream.decisions import decision_decoder
+from stream.decisions import Decision, decision_decoder
 from stream.kafka_config import producer_config
 from stream.produce import produce_or_wait
 from tests.kafka_helpers import Record
@@ -111,3 +114,38 @@ def double_counted_customers(settings: Settings, frame: pd.DataFrame) -> list[st
         if stored != count:
             wrong.append(f"{customer}: stored {stored}, sent {count}")
     return wrong
+
+
+def wrong_terminal_counts(settings: Settings, frame: pd.DataFrame) -> list[str]:
+    """Terminals whose stored transaction counts differ from their transactions in
+    ``frame`` (every day of the frame must still be in the terminal ring)."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        expected = frame.groupby("terminal_id").size()
+        keys = [f"{settings.redis_prefix}:t:{t}".encode() for t in expected.index]
+        raws = client.mget(keys)
+    finally:
+        client.close()
+    wrong = []
+    for (terminal, count), raw in zip(expected.items(), raws, strict=True):
+        stored = sum(terminal_state.decode(raw).counts) if raw else 0
+        if stored != count:
+            wrong.append(f"{terminal}: stored {stored}, sent {count}")
+    return wrong
+
+
+def largest_feature_difference(frame: pd.DataFrame, decisions: list[Decision]) -> float:
+    """The largest difference between a decision's features (emitted with
+    ``emit_features``) and the offline engine's for the same transaction, over every
+    decision made on real features (degraded ones used defaults by design). The frame
+    has no labels sent, so the offline engine sees none either."""
+    offline = compute_matrix(frame.drop(columns=["is_fraud"]))
+    row_of = {str(t): i for i, t in enumerate(frame["transaction_id"])}
+    worst = 0.0
+    for decision in decisions:
+        if decision.degraded or decision.features is None:
+            continue
+        online = np.array([decision.features[name] for name in FEATURE_NAMES])
+        worst = max(worst, float(np.abs(online - offline[row_of[decision.transaction_id]])
+                                 .max()))
+    return worst

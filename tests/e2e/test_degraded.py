@@ -1,4 +1,6 @@
-"""Degraded mode end to end: a worker process keeps deciding while its Redis hangs."""
+"""Degraded mode end to end: a worker process keeps deciding while its Redis hangs, and
+once Redis is back the feature state is exactly what the offline engine computes from the
+same events: the updates of the outage were kept in order and written, none dropped."""
 
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.decisions import decision_decoder
 from tests.e2e.cli import worker_process
-from tests.e2e.faults import PacedLoad, outcome
+from tests.e2e.faults import (
+    PacedLoad,
+    double_counted_customers,
+    largest_feature_difference,
+    outcome,
+    wrong_terminal_counts,
+)
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
@@ -30,11 +38,12 @@ def own_redis() -> Iterator[tuple[str, services.ManagedProcess]]:
     process.stop()
 
 
-def test_redis_frozen_for_five_seconds_degrades_then_recovers(
+def test_parity_after_redis_frozen(
         settings: Settings, tmp_path: Path,
         own_redis: tuple[str, services.ManagedProcess]) -> None:
+    """Redis frozen (SIGSTOP) for 5 s mid-stream, then resumed."""
     url, redis_server = own_redis
-    settings = settings.replace(redis_url=url)
+    settings = settings.replace(redis_url=url, emit_features=True)
     make_topics(settings, partitions=4)
     frame = simulate(recent(3))
     with worker_process(settings, tmp_path) as worker:
@@ -56,8 +65,14 @@ def test_redis_frozen_for_five_seconds_degrades_then_recovers(
                     if d.scored_at > thawed_ms and not d.degraded]
     recovery_s = (normal_again[0] - thawed_ms) / 1000 if normal_again else float("inf")
     result = outcome(frame, records)
+    worst = largest_feature_difference(frame, decisions)
     result.report("redis frozen 5 s", recovery_s=round(recovery_s, 2),
-                  decided_during_outage=len(during))
+                  decided_during_outage=len(during), replayed=0,
+                  largest_feature_difference=worst)
+    assert double_counted_customers(settings, frame) == [], \
+        "the state of the outage's events was dropped or counted twice"
+    assert wrong_terminal_counts(settings, frame) == []
+    assert worst <= 1e-9, "a decision after the outage was scored on incomplete state"
     assert result.lost == 0
     assert result.duplicates == 0
     assert during, "decisions must continue while Redis hangs"
