@@ -74,6 +74,10 @@ class Settings:
     fetch_wait_ms: int = setting(5, "Longest the broker may hold a fetch for new data "
                                  "(fetch.wait.max.ms), milliseconds")
     commit_interval_s: float = setting(1.0, "Seconds between periodic offset commits")
+    auto_offset_reset: str = setting("earliest", "Where a partition without a usable "
+                                     "committed offset starts: earliest, latest, or error "
+                                     "(stop it and say so); every reset is logged and "
+                                     "counted")
     exactly_once: bool = setting(False, "One transactional producer per worker: outputs and "
                                  "input offsets commit together (read_committed readers)")
     transaction_interval_ms: int = setting(100, "With exactly_once: longest a transaction "
@@ -177,6 +181,8 @@ class Settings:
             (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
             (self.fetch_wait_ms >= 1, "fetch_wait_ms must be >= 1"),
             (self.commit_interval_s > 0, "commit_interval_s must be > 0"),
+            (self.auto_offset_reset in ("earliest", "latest", "error"),
+             "auto_offset_reset must be earliest, latest or error"),
             (self.model_poll_s > 0, "model_poll_s must be > 0"),
             (self.shadow_max_share > 0, "shadow_max_share must be > 0"),
             (self.transaction_interval_ms >= 0, "transaction_interval_ms must be >= 0"),

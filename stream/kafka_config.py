@@ -74,7 +74,7 @@ def consumer_config(settings: Settings, group_id: str | None = None) -> dict[str
         "group.id": group_id or settings.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
+        "auto.offset.reset": settings.auto_offset_reset,
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,

@@ -74,6 +74,7 @@ class WorkerMetrics:
     feature_conflicts_unresolved: Counter
     feature_state_unreadable: Counter
     state_backlog_events: Gauge
+    offset_resets: Counter
     state_backlog_age: Gauge
     labels: Counter
     model_info: Info
@@ -131,6 +132,10 @@ class WorkerMetrics:
                 f"{prefix}_feature_state_conflicts_unresolved",
                 "Feature state writes still conflicting after the batch's retries (kept "
                 "and written with the next batch)", registry=registry),
+            offset_resets=Counter(
+                f"{prefix}_offset_resets", "Partitions that started over at "
+                "auto.offset.reset because their committed offset was gone (retention, a "
+                "recreated topic)", registry=registry),
             state_backlog_events=Gauge(
                 f"{prefix}_state_backlog_events", "Events and labels decided but not yet "
                 "counted into the feature state (the store was down), kept in order",

@@ -63,6 +63,7 @@ from stream.kafka_config import (
 from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
+from stream.offset_resets import count_offset_resets, stop_counting
 from stream.output_errors import missing_topic_failure, missing_topics
 from stream.outputs import Outputs
 from stream.poll import poll_available
@@ -131,6 +132,7 @@ class Worker:
         self.last_progress = time.time()
         self._status = StatusWriter(Path(settings.status_file)) if settings.status_file else None
         self._use_models(ModelSet(scorer, challenger))
+        self._resets = count_offset_resets(self._offset_reset)
         metrics.feature_store_up.set(1)
         for role in ("champion", "challenger"):  # series at 0, so a first failure alerts
             for outcome in ("loaded", "failed"):
@@ -201,7 +203,12 @@ class Worker:
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._AUTO_OFFSET_RESET:  # auto.offset.reset=error
+                    self._offset_reset()
+                    log.error("partition %s[%d] has no usable committed offset and "
+                              "auto.offset.reset is error: %s", message.topic(),
+                              message.partition(), error.str())
+                elif error.code() != KafkaError._PARTITION_EOF:
                     self.metrics.broker_errors.labels(error.name()).inc()
                     log.warning("consumer error: %s", error.str())
                 continue
@@ -420,6 +427,9 @@ class Worker:
                  self.outputs.max_record_bytes, self.settings.producer_max_message_bytes,
                  self.settings.topic_dlq, topic_max if topic_max is not None else "not set")
 
+    def _offset_reset(self) -> None:
+        self.metrics.offset_resets.inc()
+
     def _on_client_error(self, error: KafkaError) -> None:
         """librdkafka's global errors (transport, all brokers down): counted; the broker
         watch decides when silence has lasted too long. A refused login or TLS handshake
@@ -540,6 +550,7 @@ class Worker:
                     self.follower.stop()
         finally:
             watchdog.cancel()
+        stop_counting(self._resets)
         self._write_status(force=True)
         log.info("worker stopped", extra={"batches": self.batches})
 
