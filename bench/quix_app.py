@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
+from fraudstream import model_trust
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
@@ -29,6 +30,7 @@ from stream.kafka_config import connection_config
 
 def main() -> None:
     settings = Settings.from_env()
+    model_trust.configure(settings)
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
     features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "switch without a restart)")
     promote.add_argument("version")
     models_sub.add_parser("rollback", help="restore the champion before the current one")
+    sign = models_sub.add_parser("sign", help="sign VERSION's manifest with "
+                                              "FRAUDSTREAM_MODEL_SIGNING_KEY (or --key)")
+    sign.add_argument("version")
+    sign.add_argument("--key", type=Path, default=None, help="Ed25519 private key (PEM)")
+    keygen = models_sub.add_parser("keygen", help="make an Ed25519 signing key pair: "
+                                                  "PRIVATE (0600) and PRIVATE.pub")
+    keygen.add_argument("private", type=Path)
     shadow = models_sub.add_parser("shadow", help="score VERSION in shadow beside the "
                                                   "champion (--off: stop)")
     shadow_target = shadow.add_mutually_exclusive_group(required=True)
@@ -343,6 +350,10 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         return model_commands.promote(root, args.version)
     if command == "rollback":
         return model_commands.rollback(root)
+    if command == "sign":
+        return model_commands.sign(root, args.version, args.key)
+    if command == "keygen":
+        return model_commands.keygen(args.private)
     return model_commands.shadow(root, None if args.off else args.version)
 
 
@@ -581,7 +592,7 @@ def _print_error(exc: BaseException) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from confluent_kafka import KafkaException
 
-    from fraudstream import logs
+    from fraudstream import logs, model_trust
     from models.artifact import ArtifactError
 
     parser = build_parser()
@@ -591,6 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         for secret in settings.secrets():
             logs.register_secret(secret)
+        if args.handler is cmd_demo and not settings.model_public_keys:
+            settings = settings.replace(dev_keys=True)  # the demo is development by nature
+        model_trust.configure(settings)
         return args.handler(args, settings)
     except FraudstreamError as exc:
         _print_error(exc)

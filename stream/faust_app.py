@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream import model_trust
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
@@ -104,7 +105,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
 
 
 def main() -> None:
-    app, _ = create_app(Settings.from_env())
+    settings = Settings.from_env()
+    model_trust.configure(settings)
+    app, _ = create_app(settings)
     app.main()
 
 

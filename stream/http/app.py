@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fraudstream import logs
+from fraudstream import logs, model_trust
 from fraudstream.settings import Settings
 from stream.http import openapi
 from stream.http.auth import ApiError, Gate
@@ -274,6 +274,7 @@ def app_from_env() -> FastAPI:
     logs.configure(settings.log_level, settings.log_format)
     for secret in settings.secrets():
         logs.register_secret(secret)
+    model_trust.configure(settings)
     from stream.http.server import quiet_uvicorn_extras
 
     quiet_uvicorn_extras()
