@@ -13,7 +13,6 @@ import joblib
 import pytest
 
 from models import signing
-
 from models.artifact import (
     FORMAT,
     MANIFEST,

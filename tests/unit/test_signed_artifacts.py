@@ -14,7 +14,7 @@ import joblib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fraudstream import model_trust
+from fraudstream import model_commands, model_trust
 from fraudstream.settings import Settings
 from models import artifact as artifact_module
 from models import signing
@@ -159,7 +159,7 @@ def test_dev_keys_make_a_pair_once_and_say_so(tmp_path: Path,
 def test_a_compiled_library_not_listed_inside_the_artifact_is_refused(
         tmp_path: Path, compiled: str) -> None:
     directory = write(tmp_path / "v1", compiled=compiled)  # signed, but names a foreign file
-    with pytest.raises(ArtifactError, match="compiled library .* is not a file listed"):
+    with pytest.raises(ArtifactError, match=r"compiled library .* is not a file listed"):
         load_artifact(directory)
 
 
@@ -204,3 +204,14 @@ def test_the_compiled_library_is_loaded_from_a_private_checked_copy(tmp_path: Pa
         assert os.stat(path.parent).st_mode & 0o077 == 0  # nobody else can swap it
         assert not str(path).startswith(str(tmp_path))
     assert not path.parent.exists()
+
+
+def test_models_keygen_and_sign_sign_an_unsigned_version(tmp_path: Path) -> None:
+    private = tmp_path / "keys" / "release.pem"
+    assert model_commands.keygen(private) == 0
+    assert os.stat(private).st_mode & 0o077 == 0
+    directory = write(tmp_path / "registry" / "v1")
+    (directory / SIGNATURE_FILE).unlink()  # trained where no key was configured
+    assert model_commands.sign(tmp_path / "registry", "v1", private) == 0
+    ring = signing.load_public_keys([private.with_name("release.pem.pub")])
+    assert load_artifact(directory, ring).model == MODEL
