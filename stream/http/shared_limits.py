@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -83,7 +84,7 @@ class SharedLimits:
         self._local = RateLimiter(rate, burst, clock)
         self._local_in_flight: dict[str, int] = {}
         self._ids = itertools.count()
-        self._tag = f"{socket.gethostname()}:{os.getpid()}:"
+        self._tag = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:"
         self._clock = clock
         self._retry_s = retry_s
         self._retry_at = 0.0  # while Redis is away, it is tried again only from then
