@@ -256,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the keys file (default FRAUDSTREAM_API_KEYS_FILE)")
     key_revoke.set_defaults(handler=cmd_api_key_revoke)
 
+    compose_secrets = sub.add_parser("compose-secrets", help="make the compose stack's "
+                                     "secrets under ROOT once, printing them once")
+    compose_secrets.add_argument("root", type=Path)
+    compose_secrets.set_defaults(handler=cmd_compose_secrets)
+
     services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
     services.set_defaults(handler=cmd_services)
 
@@ -436,6 +441,12 @@ def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
     where = f"added to {args.file}" if args.file is not None else "keys file line"
     print(f"{where}: {stored.line()}")
     return 0
+
+
+def cmd_compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream import compose_secrets
+
+    return compose_secrets.run(args.root)
 
 
 def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:

@@ -241,11 +241,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win."""
+        """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win. A secret
+        may come from the file ``FRAUDSTREAM_<NAME>_FILE`` names instead (compose and
+        Kubernetes secrets), read once here."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
+            if (raw is None or raw == "") and str(f.type).startswith("Secret"):
+                raw = _read_secret_file(environ.get(PREFIX + f.name.upper() + "_FILE"))
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -288,6 +292,17 @@ class Settings:
             (PREFIX + f.name.upper(), repr(f.default), f.metadata.get("doc", ""))
             for f in dataclasses.fields(Settings)
         ]
+
+
+def _read_secret_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path) as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret file {path}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _parse(name: str, raw: str, annotation: Any) -> Any:
