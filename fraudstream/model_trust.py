@@ -30,8 +30,14 @@ NO_KEYS = ("no trusted model keys: set FRAUDSTREAM_MODEL_PUBLIC_KEYS to the publ
 
 
 def public_key_paths(settings: Settings) -> list[Path]:
-    raw = settings.model_public_keys or ""
-    return [Path(p.strip()).expanduser() for p in raw.split(",") if p.strip()]
+    """The key files named, a directory standing for every ``*.pem`` in it (a mounted
+    ConfigMap or Secret holding one key, or two during a rotation)."""
+    paths: list[Path] = []
+    for part in (settings.model_public_keys or "").split(","):
+        if part.strip():
+            path = Path(part.strip()).expanduser()
+            paths.extend(sorted(path.glob("*.pem")) if path.is_dir() else [path])
+    return paths
 
 
 def trust_from_settings(settings: Settings) -> Trust:

@@ -215,3 +215,14 @@ def test_models_keygen_and_sign_sign_an_unsigned_version(tmp_path: Path) -> None
     assert model_commands.sign(tmp_path / "registry", "v1", private) == 0
     ring = signing.load_public_keys([private.with_name("release.pem.pub")])
     assert load_artifact(directory, ring).model == MODEL
+
+
+def test_a_directory_of_public_keys_trusts_each_one(tmp_path: Path) -> None:
+    keys = tmp_path / "model-keys"
+    old = signing.generate(tmp_path / "old.pem", keys / "old.pem")
+    new = signing.generate(tmp_path / "new.pem", keys / "new.pem")
+    trust = model_trust.trust_from_settings(Settings(model_public_keys=str(keys)))
+    assert trust.ring is not None and set(trust.ring.keys) == {old.key_id, new.key_id}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert model_trust.trust_from_settings(Settings(model_public_keys=str(empty))).ring is None
