@@ -140,6 +140,7 @@ def generate(private_path: Path, public_path: Path) -> Signer:
         os.link(tmp, private_path)
     finally:
         tmp.unlink()
+    public_path.parent.mkdir(parents=True, exist_ok=True)
     public_path.write_bytes(private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return Signer(private)
