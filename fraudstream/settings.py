@@ -150,7 +150,7 @@ class Settings:
                                         "name:sha256hex[:revoked] per line (re-read when "
                                         "it changes)")
     api_rate: float = setting(1000.0, "Transactions per second one API key may score "
-                              "(token bucket, per server process)")
+                              "(token bucket in Redis, shared by every server process)")
     api_burst: int = setting(2000, "Token bucket size: transactions a key may score at "
                              "once after a quiet spell")
     api_max_body_bytes: int = setting(1_048_576, "Largest request body, bytes (413 beyond)")

@@ -297,3 +297,19 @@ def test_compose_secrets_makes_each_secret_once_and_prints_it_once(
     assert compose_secrets.run(tmp_path) == 0
     again = capsys.readouterr().out
     assert key not in again and "exist already" in again
+
+
+def test_a_secret_setting_is_read_from_the_file_its_FILE_variable_names(tmp_path: Path) -> None:
+    from fraudstream.errors import ConfigError
+    from fraudstream.settings import Settings
+
+    secret = tmp_path / "redis-password"
+    secret.write_text("from-the-file\n")
+    settings = Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD_FILE": str(secret)})
+    assert settings.redis_password is not None
+    assert settings.redis_password.reveal() == "from-the-file"
+    direct = Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD": "given",
+                                "FRAUDSTREAM_REDIS_PASSWORD_FILE": str(secret)})
+    assert direct.redis_password is not None and direct.redis_password.reveal() == "given"
+    with pytest.raises(ConfigError, match="cannot read the secret file"):
+        Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD_FILE": str(tmp_path / "none")})
