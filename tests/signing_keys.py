@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream import model_trust
-from fraudstream.settings import Settings
+from fraudstream.settings import PREFIX, Settings
 from models import signing
 
 
@@ -24,6 +24,10 @@ class TestKeys:
         """The settings that hand this pair to a process."""
         return {"model_public_keys": str(self.public), "model_signing_key": str(self.private)}
 
+    def environ(self) -> dict[str, str]:
+        """The same as environment variables, for a process started without settings."""
+        return {PREFIX + name.upper(): value for name, value in self.settings().items()}
+
 
 _keys: TestKeys | None = None
 
@@ -33,6 +37,7 @@ def install() -> TestKeys:
     global _keys
     if _keys is None:
         directory = Path(tempfile.mkdtemp(prefix="fraudstream-test-keys-"))
+        directory.chmod(0o755)  # the public key is read by container users too
         private, public = directory / "signing.pem", directory / "signing.pub.pem"
         signing.generate(private, public)
         _keys = TestKeys(directory, private, public)
