@@ -114,7 +114,7 @@ class Endpoints:
     async def score(self, request: Request) -> Response:
         """``POST /v1/score``: one transaction or ``{"transactions": [...]}``."""
         started = time.perf_counter()
-        with self.gate.admit(request.headers.get(API_KEY_HEADER)) as key:
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
             _require_json(request)
             return await self._run(request, started, key, parse_score_body,
                                    self._json_answer)
@@ -122,7 +122,7 @@ class Endpoints:
     async def invocations(self, request: Request) -> Response:
         """SageMaker: JSON or CSV in (Content-Type), JSON or CSV out (Accept)."""
         started = time.perf_counter()
-        with self.gate.admit(request.headers.get(API_KEY_HEADER)) as key:
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
             kind = media_type(request.headers.get("content-type"))
             if is_json(kind):
                 parse: Parser = parse_score_body
@@ -140,7 +140,7 @@ class Endpoints:
     async def vertex_predict(self, request: Request) -> Response:
         """Vertex AI: ``{"instances": [...]}`` in, ``{"predictions": [...]}`` out."""
         started = time.perf_counter()
-        with self.gate.admit(request.headers.get(API_KEY_HEADER)) as key:
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
             _require_json(request)
             return await self._run(request, started, key, parse_instances,
                                    self._vertex_answer)
@@ -224,6 +224,11 @@ class Endpoints:
             raise ApiError(401, "/metrics needs its bearer token", "metrics_token",
                            {"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(self.exposition), media_type=CONTENT_TYPE_LATEST)
+
+
+def client_of(request: Request) -> str:
+    """The caller's address (the proxy's, behind one), for requests without a valid key."""
+    return request.client.host if request.client else "unknown"
 
 
 def _require_json(request: Request) -> None:

@@ -30,6 +30,7 @@ from stream.http.ratelimit import retry_after_header
 from stream.http.shared_limits import TOO_MANY, SharedLimits
 
 log = logging.getLogger("fraudstream.http")
+UNAUTHENTICATED = "(no valid key)"  # the metric label of every address's bucket
 
 
 class ApiError(Exception):
@@ -70,19 +71,26 @@ class Gate:
         return self.keys is not None
 
     @contextlib.contextmanager
-    def admit(self, presented: str | None) -> Iterator[str | None]:
+    def admit(self, presented: str | None, client: str = "") -> Iterator[str | None]:
         """The key's name (None without key checking) for the request's duration, with a
-        token taken and an in-flight slot held; or raise 401 / 403 / 429."""
+        token taken and an in-flight slot held; or raise 401 / 403 / 429. A request
+        without a valid key is charged to its client address instead, a revoked key's to
+        that key: a flood of refused requests is limited too."""
         if self.keys is None:
             yield None
             return
         verdict, key = self.keys.verify(presented)
         if verdict == "unknown":
+            if self.limiter.charge(f"address:{client}", 1) > 0:
+                self.metrics.rate_limited.labels(UNAUTHENTICATED).inc()
+                raise ApiError(429, "too many requests without a valid API key from this "
+                                    "address", "rate_limited", {"Retry-After": "1"})
             reason = "no_key" if not presented else "unknown_key"
             raise ApiError(401, f"a valid API key is required in the {API_KEY_HEADER} header",
                            reason, {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'})
         assert key is not None
         if verdict == "revoked":
+            self._limit(key.name, self.limiter.charge(key.name, 1))
             log.info("request with revoked API key %s refused", key.name)
             raise ApiError(403, f"API key {key.name!r} has been revoked", "revoked_key")
         wait_s, request_id = self.limiter.admit(key.name)

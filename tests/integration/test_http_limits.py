@@ -121,3 +121,20 @@ def test_shared_limits_hold_across_instances_and_bound_requests_in_flight(
         assert a.charge("other", 3) == 0.0 and b.charge("other", 1) > 0
     finally:
         client.close()
+
+
+def test_requests_without_a_valid_key_are_charged_to_their_address(
+        settings: Settings, keys: Keys) -> None:
+    app = create_app(serving_settings(settings, keys, api_rate=0.001, api_burst=3,
+                                      api_max_batch=1))
+    with live_server(app) as url:
+        guesses = [httpx.post(f"{url}/v1/score", json=tx(str(i)),
+                              headers={"X-API-Key": f"fsk_guess{i}"}).status_code
+                   for i in range(4)]
+        assert guesses == [401, 401, 401, 429]
+        revoked = [httpx.post(f"{url}/v1/score", json=tx(str(i)),
+                              headers={"X-API-Key": keys.revoked}).status_code
+                   for i in range(4)]
+        assert revoked == [403, 403, 403, 429]
+        assert httpx.post(f"{url}/v1/score", json=tx("ok"),
+                          headers={"X-API-Key": keys.alice}).status_code == 200
