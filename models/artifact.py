@@ -130,7 +130,8 @@ def _write_manifest(directory: Path, manifest: dict[str, Any], required: bool) -
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
     active = signing.current().signer
     if active is None and required:
-        raise ArtifactError(f"model artifact {directory}: " + str(_no_signer()))
+        raise ArtifactError(f"model artifact {directory}: no model signing key is "
+                            f"configured (FRAUDSTREAM_MODEL_SIGNING_KEY)")
     tmp = directory / (MANIFEST + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, directory / MANIFEST)
@@ -140,14 +141,6 @@ def _write_manifest(directory: Path, manifest: dict[str, Any], required: bool) -
                     "with `fraudstream models sign`", directory)
         return
     _write_signature(directory, active.sign(data))
-
-
-def _no_signer() -> SigningError:
-    try:
-        signing.signer()
-    except SigningError as exc:
-        return exc
-    return SigningError("no signing key")
 
 
 def _write_signature(directory: Path, envelope: bytes) -> None:
