@@ -12,6 +12,7 @@ fresh state is re-read and the batch re-applied, replays skipped again.
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,7 @@ from functools import partial
 import numpy as np
 
 from features import customer_state, kernels, terminal_state
-from features.customer_state import NO_GAP, NO_PARTITION, CustomerState
+from features.customer_state import NO_GAP, NO_PARTITION, CustomerState, StateFormatError
 from features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
@@ -43,9 +44,14 @@ from features.definitions import (
     to_cents,
 )
 from features.store import Conflicts, StateStore
-from features.terminal_state import TerminalState
+from features.terminal_state import TerminalState, TerminalStateError
 
-MAX_CAS_ROUNDS = 5
+# A key that keeps losing compare-and-set (a hot terminal written by every worker) is
+# retried with back-off for this long within the batch; what is still left is kept and
+# written first, before the next read, never dropped.
+CAS_RETRY_BUDGET_S = 0.005
+CAS_BACKOFF_S = (0.0, 0.0002, 0.0005, 0.001)
+UNREADABLE = (StateFormatError, TerminalStateError)
 LABEL_OUTCOMES = ("applied", "legit", "duplicate", "unknown", "too_old")
 
 
@@ -116,6 +122,10 @@ class OnlineFeatureStore:
         self._ttl_ms = ttl_days * DAY_MS
         self._in_flight: tuple[PendingUpdate, list[int], Conflicts] | None = None
         self._retried = 0
+        self._carried: list[_Entry] = []  # writes still conflicting after their batch
+        self.unresolved = 0  # keys whose write was carried to the next batch, ever
+        self._unreadable: collections.Counter[str] = collections.Counter()
+        self.calls = 0  # round trips made: only an answer from Redis proves it is up
 
     def customer_key(self, customer_id: str) -> bytes:
         return customer_key(self._prefix, customer_id)
@@ -134,10 +144,12 @@ class OnlineFeatureStore:
         n_customers = len(customers)
         c_index = np.fromiter((customers[c] for c in batch.customer_ids), np.int64, len(batch))
         t_index = np.fromiter((terminals[t] for t in batch.terminal_ids), np.int64, len(batch))
-        matrix = _calendar_columns(batch)
-        counts, sums, gaps, c_values = _customer_features(batch, c_index, read[:n_customers])
-        t_counts, t_frauds, t_values = _terminal_features(batch, t_index, read[n_customers:])
-        _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
+        try:
+            matrix, c_values, t_values = _features(batch, c_index, t_index, read, n_customers)
+        except UNREADABLE:  # rare: find the values at fault, count them, read as absent
+            parsed = self._readable(keys, read, n_customers)
+            matrix, c_values, t_values = _features(batch, c_index, t_index, parsed,
+                                                   n_customers)
         def redo_for(i: int) -> Redo:
             if i < n_customers:
                 return _customer_redo(batch, c_index, i)
@@ -165,18 +177,31 @@ class OnlineFeatureStore:
         """Wait for the write in flight, if any; returns how many keys needed a retry."""
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is None:
+            if self._carried:
+                self._resolve_carried()
             return 0
         pending, changed, sent = in_flight
-        return self._retry_conflicts(pending, changed, sent())
+        retried = self._retry_conflicts(pending, changed, sent())
+        if self._carried:
+            self._resolve_carried()
+        return retried
 
     def take_conflicts(self) -> int:
         """Keys retried after a concurrent write since the last call."""
         retried, self._retried = self._retried, 0
         return retried
 
+    def take_unreadable(self) -> collections.Counter[str]:
+        """Stored values that could not be parsed since the last call, by key prefix."""
+        unreadable, self._unreadable = self._unreadable, collections.Counter()
+        return unreadable
+
     def _read(self, keys: list[bytes]) -> list[bytes | None]:
         """Read ``keys`` after the write in flight: one round trip unless it conflicted."""
+        self.calls += 1
         in_flight, self._in_flight = self._in_flight, None
+        if self._carried:  # an earlier batch's write goes first, or its events are lost
+            self._resolve_carried()
         if in_flight is None:
             return self._store.get_many(keys)
         pending, changed, sent = in_flight
@@ -186,29 +211,71 @@ class OnlineFeatureStore:
             values = self._store.get_many(keys)  # the retries may have changed them
         return values
 
+    def _readable(self, keys: list[bytes], read: list[bytes | None],
+                  n_customers: int) -> list[bytes | None]:
+        """``read`` with every value that does not parse as its kind's state replaced by
+        None (absent), each counted by its key's prefix."""
+        parsed: list[bytes | None] = []
+        for i, (key, raw) in enumerate(zip(keys, read, strict=True)):
+            try:
+                (customer_state if i < n_customers else terminal_state).decode(raw)
+            except UNREADABLE:
+                self._unreadable[key[:key.index(b":", len(self._prefix) + 1)].decode(
+                    "utf-8", "replace")] += 1
+                raw = None
+            parsed.append(raw)
+        return parsed
+
+    def _parsed(self, key: bytes, raw: bytes | None) -> bytes | None:
+        """A freshly read value for a redo: one that does not parse counts as absent
+        (the compare-and-set still expects the bytes read, so the write replaces it)."""
+        if raw is None:
+            return None
+        customer = key.startswith(self._prefix + b":c:")
+        try:
+            (customer_state if customer else terminal_state).decode(raw)
+        except UNREADABLE:
+            self._unreadable[f"{self._prefix.decode()}:{'c' if customer else 't'}"] += 1
+            return None
+        return raw
+
     def _retry_conflicts(self, pending: PendingUpdate, changed: list[int],
                          conflicts: list[int]) -> int:
         if not conflicts:
             return 0
         entries = pending.entries
-        todo = [entries[i] for i in changed]
+        return self._resolve([entries[changed[i]] for i in conflicts])
+
+    def _resolve_carried(self) -> None:
+        carried, self._carried = self._carried, []
+        self._resolve(carried, already_counted=True)
+
+    def _resolve(self, todo: list[_Entry], already_counted: bool = False) -> int:
+        """Redo each entry on the value stored now and compare-and-set it again, with
+        back-off, until all are written or the retry budget is spent; what is left is
+        carried to the next call (written before the next read)."""
         retried = 0
-        for _ in range(MAX_CAS_ROUNDS):
-            if not conflicts:
+        deadline = time.monotonic() + CAS_RETRY_BUDGET_S
+        for delay in (*CAS_BACKOFF_S, *(CAS_BACKOFF_S[-1:] * 1000)):
+            if not todo or time.monotonic() + delay > deadline:
                 break
-            todo = [todo[i] for i in conflicts]
+            if delay:
+                time.sleep(delay)
             retried += len(todo)
             fresh = self._store.get_many([e.key for e in todo])
             for entry, raw in zip(todo, fresh, strict=True):
                 entry.read = raw
-                entry.value = entry.make_redo()(raw)
+                entry.value = entry.make_redo()(self._parsed(entry.key, raw))
             conflicts = self._store.compare_and_set_many(
                 [e.key for e in todo], [e.read for e in todo], [e.value for e in todo],
                 self._ttl_ms)
+            todo = [todo[i] for i in conflicts]
         self._retried += retried
-        if not conflicts:
-            return retried
-        raise RuntimeError(f"feature state kept changing under us for {len(conflicts)} keys")
+        if todo:
+            if not already_counted:
+                self.unresolved += len(todo)
+            self._carried.extend(todo)
+        return retried
 
     # -- labels -------------------------------------------------------------------------
 
@@ -220,7 +287,7 @@ class OnlineFeatureStore:
             return collections.Counter(outcomes)
         terminals = _positions([labels.terminal_ids[i] for i in frauds])
         keys = [self.terminal_key(t) for t in terminals]
-        read = self._read(keys)
+        read = self._readable(keys, self._read(keys), 0)
         redos, values = [], []
         for k, terminal in enumerate(terminals):
             events = [int(i) for i in frauds if labels.terminal_ids[i] == terminal]
@@ -238,6 +305,17 @@ def customer_key(prefix: bytes, customer_id: str) -> bytes:
 
 def terminal_key(prefix: bytes, terminal_id: str) -> bytes:
     return prefix + b":t:" + terminal_id.encode("utf-8")
+
+
+def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
+              read: list[bytes | None], n_customers: int,
+              ) -> tuple[np.ndarray, list[bytes | None], list[bytes | None]]:
+    """The batch's feature matrix and the new values of its customers and terminals."""
+    matrix = _calendar_columns(batch)
+    counts, sums, gaps, c_values = _customer_features(batch, c_index, read[:n_customers])
+    t_counts, t_frauds, t_values = _terminal_features(batch, t_index, read[n_customers:])
+    _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
+    return matrix, c_values, t_values
 
 
 def _positions(ids: Sequence[str]) -> dict[str, int]:

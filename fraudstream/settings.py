@@ -86,6 +86,11 @@ class Settings:
                                            "transactional.id (default: group.host.pid); "
                                            "--processes adds .N per replica")
     max_event_bytes: int = setting(16_384, "Events larger than this go to the DLQ")
+    max_json_depth: int = setting(32, "Events nested deeper than this (objects and arrays, "
+                                  "ignored fields included) go to the DLQ")
+    producer_max_message_bytes: int = setting(1_000_000, "Largest record the producer "
+                                              "sends (message.max.bytes); dead letters "
+                                              "are cut to fit it and the topic's limit")
     max_event_age_days: float = setting(90.0, "Events older than this (event time) go to the DLQ")
     max_event_lead_s: float = setting(3600.0, "Events further ahead of the clock go to the DLQ")
     feature_ttl_days: int = setting(40, "TTL of feature state; longer than the longest window")
@@ -202,6 +207,9 @@ class Settings:
             (self.producer_queue_messages >= 1, "producer_queue_messages must be >= 1"),
             (self.drift_window >= 500, "drift_window must be >= 500"),
             (self.max_event_bytes >= 64, "max_event_bytes must be >= 64"),
+            (self.max_json_depth >= 1, "max_json_depth must be >= 1"),
+            (self.producer_max_message_bytes >= 16_384,
+             "producer_max_message_bytes must be >= 16384"),
             (self.feature_ttl_days > TERMINAL_RING_DAYS,
              f"feature_ttl_days must exceed the {TERMINAL_RING_DAYS}-day terminal ring"),
             (self.max_event_age_days > 0, "max_event_age_days must be > 0"),

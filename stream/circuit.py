@@ -66,6 +66,13 @@ class CircuitBreaker:
             return True
         return False
 
+    def release_probe(self) -> None:
+        """The caller was allowed through but made no call (nothing to read): the
+        outcome proves nothing, so a half-open breaker goes back to open, its timer
+        still run out, and the next ``allow()`` probes again."""
+        if self._state == HALF_OPEN:
+            self._state = OPEN
+
     def record_success(self) -> bool:
         """The call worked: close and reset the counts. Returns True when this success
         ended an outage (the breaker was open or half-open): see ``recovered_after_s``."""

@@ -3,6 +3,11 @@
 Each batch of input messages is one ``PendingBatch``: its delivery callback is shared by
 all the batch's outputs (no closure per message). Batches complete roughly in order;
 offsets are released strictly in order, so only contiguous finished work is committed.
+
+A failed delivery does not finish its output: the callback only queues it on the
+tracker's ``failures`` (librdkafka calls it inside poll and flush, where producing again
+is not safe) and the batch stays open until the loop has handled it
+(``stream.outputs.Outputs.handle_failures``: produced again, or its input dead-lettered).
 """
 
 from __future__ import annotations
@@ -13,24 +18,29 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 Partition = tuple[str, int]
-
-
-class DeliveryFailed(RuntimeError):
-    """An output could not be delivered: its batch's offsets must never be committed."""
+Failed = tuple["PendingBatch", KafkaError, Message]
 
 
 class PendingBatch:
-    __slots__ = ("error", "offsets", "remaining")
+    __slots__ = ("decided", "decided_ids", "failures", "offsets", "remaining", "sources")
 
-    def __init__(self, offsets: dict[Partition, int], expected: int) -> None:
+    def __init__(self, offsets: dict[Partition, int], expected: int,
+                 failures: list[Failed] | None = None,
+                 sources: list[Message] | None = None) -> None:
         self.offsets = offsets  # highest input offset per partition in the batch
         self.remaining = expected
-        self.error: KafkaError | None = None
+        self.failures: list[Failed] = failures if failures is not None else []
+        # The inputs, to dead-letter one whose output can never be written: every
+        # message of the batch, and the decided ones beside their transaction ids.
+        self.sources: list[Message] = sources or []
+        self.decided: list[Message] = []
+        self.decided_ids: list[str] = []
 
-    def on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None and self.error is None:
-            self.error = error
-        self.remaining -= 1
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.remaining -= 1
+        else:
+            self.failures.append((self, error, message))
 
     @property
     def done(self) -> bool:
@@ -40,9 +50,11 @@ class PendingBatch:
 class DeliveryTracker:
     def __init__(self) -> None:
         self._pending: deque[PendingBatch] = deque()
+        self.failures: list[Failed] = []  # failed deliveries the loop has yet to handle
 
-    def open_batch(self, offsets: dict[Partition, int], expected: int) -> PendingBatch:
-        batch = PendingBatch(offsets, expected)
+    def open_batch(self, offsets: dict[Partition, int], expected: int,
+                   sources: list[Message] | None = None) -> PendingBatch:
+        batch = PendingBatch(offsets, expected, self.failures, sources)
         self._pending.append(batch)
         return batch
 
@@ -55,27 +67,20 @@ class DeliveryTracker:
         """Batches with outputs not yet all delivered (cheap: no per-output count)."""
         return len(self._pending)
 
-    def release(self) -> list[TopicPartition]:
-        """Offsets (next to read) of the finished batches at the head of the queue.
+    def take_failures(self) -> list[Failed]:
+        failures = self.failures[:]
+        self.failures.clear()  # the same list object: open batches append to it
+        return failures
 
-        A batch with a failed delivery stays at the head for good: nothing behind it is
-        ever released. ``raise_if_failed`` reports it."""
+    def release(self) -> list[TopicPartition]:
+        """Offsets (next to read) of the finished batches at the head of the queue."""
         ready: dict[Partition, int] = {}
-        while self._pending and self._pending[0].done and self._pending[0].error is None:
+        while self._pending and self._pending[0].done:
             batch = self._pending.popleft()
             for partition, offset in batch.offsets.items():
                 if offset >= ready.get(partition, -1):
                     ready[partition] = offset
         return [TopicPartition(t, p, o + 1) for (t, p), o in ready.items()]
-
-    def raise_if_failed(self) -> None:
-        if self._pending and self._pending[0].done and self._pending[0].error is not None:
-            error = self._pending[0].error
-            raise DeliveryFailed(f"an output was not delivered: {error.str()}")
-
-    def first_error(self) -> KafkaError | None:
-        """The first failed delivery of any open batch (served reports only)."""
-        return next((b.error for b in self._pending if b.error is not None), None)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions lost to another consumer: never store offsets for them again."""

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 
 MAX_ID_LENGTH = 128
+DEFAULT_MAX_DEPTH = 32  # events are flat; ignored extra fields may nest a little
 MAX_AMOUNT = 1e9  # far above any card payment; keeps cents well inside int64
 # Epoch milliseconds between 2000-01-01 and 2100-01-01: anything else is a unit mistake.
 MIN_TS_MS = 946_684_800_000
@@ -42,13 +44,17 @@ class Label(msgspec.Struct, forbid_unknown_fields=False):
 
 
 class Rejected(Exception):
-    """An event that cannot be processed; ``reason`` says why, and ``field`` names the
-    field at fault when one is (None for the event as a whole)."""
+    """An event that cannot be processed; ``reason`` says why, ``field`` names the field
+    at fault when one is (None for the event as a whole), and ``kind`` is "size" or
+    "depth" for an event refused as too large or too deeply nested (an HTTP caller
+    answers those with 413 and 422)."""
 
-    def __init__(self, reason: str, field: str | None = None) -> None:
+    def __init__(self, reason: str, field: str | None = None, kind: str | None = None,
+                 ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.kind = kind
 
 
 _transaction_decoder = msgspec.json.Decoder(Transaction)
@@ -59,7 +65,37 @@ def normalise_id(value: Id, field: str) -> str:
     text = str(value) if not isinstance(value, str) else value
     if not text or len(text) > MAX_ID_LENGTH:
         raise Rejected(f"{field} must be 1..{MAX_ID_LENGTH} characters", field)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: it could not be a Redis key
+            raise Rejected(f"{field} is not valid Unicode", field) from None
     return text
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = np.zeros(256, dtype=np.int8)
+_OPENERS[[ord("{"), ord("[")]] = 1
+_OPENERS[[ord("}"), ord("]")]] = -1
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply the JSON text ``raw`` nests objects and arrays (brackets inside
+    strings do not count). Linear, and never recursive: safe on hostile input."""
+    bare = _JSON_STRING.sub(b'""', raw)
+    steps = _OPENERS[np.frombuffer(bare, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def check_depth(raw: bytes, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth``. A flat event has one bracket, so
+    the exact scan runs only when the brackets alone could exceed the limit."""
+    if raw.count(b"{") + raw.count(b"[") <= max_depth:
+        return
+    depth = nesting_depth(raw)
+    if depth > max_depth:
+        raise Rejected(f"too deeply nested: depth {depth} exceeds the limit of {max_depth}",
+                       kind="depth")
 
 
 def parse_timestamp(value: str | int, field: str = "timestamp") -> int:
@@ -114,13 +150,16 @@ def _rejection(exc: msgspec.MsgspecError) -> Rejected:
     return Rejected(f"invalid event: {exc}", (found.group(1) or found.group(2)) if found else None)
 
 
-def _decode(raw: bytes | None, max_bytes: int, decoder: msgspec.json.Decoder, what: str,
-            ) -> Any:
-    """Size check, typed decode and id normalisation shared by every event kind."""
+def _decode(raw: bytes | None, max_bytes: int, max_depth: int,
+            decoder: msgspec.json.Decoder, what: str) -> Any:
+    """Size and depth checks, typed decode and id normalisation shared by every event
+    kind."""
     if raw is None:
         raise Rejected("empty message (no value)")
     if len(raw) > max_bytes:
-        raise Rejected(f"{what} of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+        raise Rejected(f"{what} of {len(raw)} bytes exceeds the {max_bytes}-byte limit",
+                       kind="size")
+    check_depth(raw, max_depth)
     try:
         event = decoder.decode(raw)
     except msgspec.MsgspecError as exc:
@@ -130,18 +169,42 @@ def _decode(raw: bytes | None, max_bytes: int, decoder: msgspec.json.Decoder, wh
     return event
 
 
-def decode_transaction(raw: bytes | None, max_bytes: int) -> tuple[Transaction, int]:
-    """(event, timestamp in epoch ms), or raise Rejected with the reason."""
-    event: Transaction = _decode(raw, max_bytes, _transaction_decoder, "event")
-    if not math.isfinite(event.amount):
-        raise Rejected("amount is not a finite number", "amount")
-    if event.amount > MAX_AMOUNT:
-        raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}", "amount")
-    return event, parse_timestamp(event.timestamp)
+def _unexpected(exc: Exception) -> Rejected:
+    """Whatever else decoding one message raised: that message is rejected, never the
+    worker stopped (the reason names the exception, bounded in length)."""
+    detail = str(exc)
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    return Rejected(f"cannot decode: {type(exc).__name__}: {detail}")
 
 
-def decode_label(raw: bytes | None, max_bytes: int) -> tuple[Label, int, int]:
-    """(label, transaction timestamp ms, label time ms), or raise Rejected."""
-    label: Label = _decode(raw, max_bytes, _label_decoder, "label")
-    return (label, parse_timestamp(label.timestamp),
-            parse_timestamp(label.label_time, "label_time"))
+def decode_transaction(raw: bytes | None, max_bytes: int,
+                       max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Transaction, int]:
+    """(event, timestamp in epoch ms), or raise Rejected with the reason. Raises
+    nothing else, whatever the bytes."""
+    try:
+        event: Transaction = _decode(raw, max_bytes, max_depth, _transaction_decoder,
+                                     "event")
+        if not math.isfinite(event.amount):
+            raise Rejected("amount is not a finite number", "amount")
+        if event.amount > MAX_AMOUNT:
+            raise Rejected(f"amount exceeds {MAX_AMOUNT:.0e}", "amount")
+        return event, parse_timestamp(event.timestamp)
+    except Rejected:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc) from None
+
+
+def decode_label(raw: bytes | None, max_bytes: int,
+                 max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Label, int, int]:
+    """(label, transaction timestamp ms, label time ms), or raise Rejected (and nothing
+    else)."""
+    try:
+        label: Label = _decode(raw, max_bytes, max_depth, _label_decoder, "label")
+        return (label, parse_timestamp(label.timestamp),
+                parse_timestamp(label.label_time, "label_time"))
+    except Rejected:
+        raise
+    except Exception as exc:
+        raise _unexpected(exc) from None

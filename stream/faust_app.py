@@ -1,35 +1,85 @@
 """The fraudstream pipeline as a Faust agent, for teams standardised on Faust.
 
-Same decoding, feature store, scorer and decision events as ``fraudstream worker``;
-Faust owns consumption and commits. Run it with::
+The same decision core as ``fraudstream worker`` (``stream.core.DecisionCore``): the
+stream's decoder and its failure policy (any message that cannot be decided goes to the
+DLQ with its reason and source coordinates, cut to fit), one feature-store read per
+batch behind the circuit breaker with degraded mode, the rules fallback, labels applied
+by a second agent, and the same decision events. Faust owns consumption and commits.
+Run it with::
 
     python -m stream.faust_app worker -l warn
 
 Settings come from the same ``FRAUDSTREAM_*`` variables. The Redis calls are made from
-the agent's coroutine (they are short and batched); the model runs in-line.
+the agents' coroutines (they are short and batched); the model runs in-line.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
 import numpy as np
+from prometheus_client import CollectorRegistry
 from threadpoolctl import threadpool_limits
 
-from features.online import OnlineFeatureStore, TransactionBatch
+from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from fraudstream import model_trust
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
-from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import load_scorer
-from stream.decisions import Decision, encode_decision
-from stream.events import EventTimeBounds, Rejected, decode_transaction
+from stream.circuit import CircuitBreaker
+from stream.core import DecisionCore
+from stream.dead_letters import dead_letter
+from stream.decisions import decision_key, encode_decision
+from stream.events import EventTimeBounds, Rejected, decode_label, decode_transaction
 from stream.faust_security import faust_credentials
+from stream.metrics import WorkerMetrics
+
+log = logging.getLogger("fraudstream.faust")
+
+
+class _Source:
+    """A Faust event seen as the consumed message a dead letter is made from."""
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+
+    def key(self) -> bytes | None:
+        return self._event.key  # type: ignore[no-any-return]
+
+    def value(self) -> bytes | None:
+        return self._event.value  # type: ignore[no-any-return]
+
+    def topic(self) -> str:
+        return self._event.message.topic  # type: ignore[no-any-return]
+
+    def partition(self) -> int:
+        return self._event.message.partition  # type: ignore[no-any-return]
+
+    def offset(self) -> int:
+        return self._event.message.offset  # type: ignore[no-any-return]
+
+
+def _accepted(events: list[Any], decode: Callable[[bytes | None], Any],
+              ) -> tuple[list[tuple[Any, Any]], list[tuple[Any, str]]]:
+    """(event, decoded) pairs and (event, reason) rejections: whatever one message
+    raises, only that message is rejected."""
+    kept: list[tuple[Any, Any]] = []
+    rejected: list[tuple[Any, str]] = []
+    for event in events:
+        try:
+            kept.append((event, decode(event.value)))
+        except Rejected as exc:
+            rejected.append((event, exc.reason))
+        except Exception as exc:
+            rejected.append((event, f"cannot process: {type(exc).__name__}: {exc}"))
+    return kept, rejected
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Any]:
@@ -42,10 +92,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_ms / 1000.0,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000.0,
+        producer_max_request_size=settings.producer_max_message_bytes,
         topic_allow_declare=False, topic_disable_leader=True,
         broker_credentials=faust_credentials(settings),
     )
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
+    labels = app.topic(settings.topic_labels, key_type=bytes, value_type=bytes)
     decisions = app.topic(settings.topic_decisions, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
     threadpool_limits(limits=1)
@@ -54,7 +106,27 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     follower = RegistryFollower(registry, models, load_scorer, settings.model_poll_s).start()
     features = OnlineFeatureStore(feature_state_store(settings, timeout_s=0.5),
                                   settings.redis_prefix, settings.feature_ttl_days)
+    core = DecisionCore(features, CircuitBreaker(settings.breaker_failures,
+                                                 settings.breaker_reset_s),
+                        WorkerMetrics.create(CollectorRegistry()))
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
+
+    def transaction(raw: bytes | None) -> tuple[Any, int]:
+        tx, ts = decode_transaction(raw, settings.max_event_bytes, settings.max_json_depth)
+        bounds.check(ts, int(time.time() * 1000))
+        return tx, ts
+
+    def label(raw: bytes | None) -> tuple[Any, int]:
+        found, ts, _ = decode_label(raw, settings.max_event_bytes, settings.max_json_depth)
+        bounds.check(ts, int(time.time() * 1000))
+        return found, ts
+
+    async def dead_letter_all(rejected: list[tuple[Any, str]]) -> None:
+        for event, reason in rejected:
+            letter = dead_letter(_Source(event), reason,  # type: ignore[arg-type]
+                                 settings.producer_max_message_bytes)
+            await dead_letters.send(key=letter.key, value=letter.value,
+                                    headers=letter.headers)
 
     @app.agent(transactions)
     async def score(stream: Any) -> None:
@@ -64,42 +136,44 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
             if (promoted := follower.take()) is not None:  # between batches, as the worker
                 scorer = promoted.champion
             started = time.perf_counter()
-            now_ms = int(time.time() * 1000)
-            kept, ids, customers, terminals, stamps, amounts = [], [], [], [], [], []
-            for event in events:
-                try:
-                    tx, ts = decode_transaction(event.value, settings.max_event_bytes)
-                    bounds.check(ts, now_ms)
-                except Rejected as exc:
-                    await dead_letters.send(key=event.key, value=event.value,
-                                            headers={"error": exc.reason.encode()})
-                    continue
-                kept.append(event)
-                ids.append(tx.transaction_id)
-                customers.append(tx.customer_id)
-                terminals.append(tx.terminal_id)
-                stamps.append(ts)
-                amounts.append(tx.amount)
+            kept, rejected = _accepted(events, transaction)
+            await dead_letter_all(rejected)
             if not kept:
                 continue
+            txs = [tx for _, (tx, _) in kept]
             batch = TransactionBatch(
-                customers, terminals, np.asarray(stamps, dtype=np.int64),
-                np.asarray(amounts, dtype=np.float64),
-                np.array([e.message.partition for e in kept], dtype=np.int64),
-                np.array([e.message.offset for e in kept], dtype=np.int64))
-            matrix, pending = features.fetch(batch)
-            scored = scorer.score(matrix)
+                [tx.customer_id for tx in txs], [tx.terminal_id for tx in txs],
+                np.asarray([ts for _, (_, ts) in kept], dtype=np.int64),
+                np.asarray([tx.amount for tx in txs], dtype=np.float64),
+                np.array([e.message.partition for e, _ in kept], dtype=np.int64),
+                np.array([e.message.offset for e, _ in kept], dtype=np.int64))
+            decided = core.decide(batch, scorer)
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             scored_at = int(time.time() * 1000)
-            for i, event in enumerate(kept):
-                decision = Decision(
-                    transaction_id=ids[i], customer_id=customers[i],
-                    score=float(scored.scores[i]),
-                    decision=OUTCOMES[int(scored.codes[i])], model_version=scorer.version,
-                    reasons=scored.reasons[i], degraded=[], scored_at=scored_at,
-                    latency_ms=latency_ms)
-                await decisions.send(key=event.key, value=encode_decision(decision))
-            features.update(pending)
+            for i, (event, _) in enumerate(kept):
+                decision = decided.decision(i, txs[i].transaction_id, txs[i].customer_id,
+                                            scored_at, latency_ms)
+                await decisions.send(key=decision_key(event.key, txs[i].customer_id),
+                                     value=encode_decision(decision))
+            if decided.update is not None:
+                try:
+                    features.update(decided.update)
+                except Exception as exc:
+                    log.warning("feature state not updated for this batch: %s", exc)
+
+    @app.agent(labels)
+    async def apply_labels(stream: Any) -> None:
+        async for events in stream.take_events(settings.max_batch,
+                                               within=max(settings.max_wait_ms, 1) / 1000):
+            kept, rejected = _accepted(events, label)
+            await dead_letter_all(rejected)
+            if kept:
+                found = [item for _, (item, _) in kept]
+                core.apply_labels(LabelBatch(
+                    [item.transaction_id for item in found],
+                    [item.terminal_id for item in found],
+                    np.asarray([ts for _, (_, ts) in kept], dtype=np.int64),
+                    np.asarray([item.is_fraud for item in found], dtype=bool)))
 
     return app, score
 

@@ -50,6 +50,8 @@ def assess_readiness(status: WorkerStatus | None, now: float, max_age_s: float,
     alive = assess(status, now, max_age_s, max_stall_s, max_broker_silence_s)
     if not alive.healthy or status is None:
         return alive
+    if status.output_error:
+        return Verdict(False, status.output_error)
     if status.input_partitions > 0:
         return Verdict(True, f"processing {status.input_partitions} input partitions, "
                              f"{status.events} events so far")

@@ -95,6 +95,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "linger.ms": 1,
         "compression.type": "none",
         "queue.buffering.max.messages": settings.producer_queue_messages,
+        "message.max.bytes": settings.producer_max_message_bytes,
         "logger": _librdkafka_log("producer"),
     }
 

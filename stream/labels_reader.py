@@ -23,7 +23,7 @@ from fraudstream.settings import Settings
 from stream.delivery import DeliveryTracker
 from stream.events import EventTimeBounds, Rejected, decode_label
 from stream.kafka_config import consumer_config, producer_config
-from stream.produce import dead_letter_headers, produce_or_wait
+from stream.outputs import Outputs
 
 log = logging.getLogger("fraudstream.labels")
 
@@ -40,10 +40,12 @@ class LabelReader:
         self._on_dead_letter = on_dead_letter
         self.consumer = Consumer(consumer_config(settings, labels_group(settings)))
         self._producer: Producer | None = None  # only a malformed label needs one
+        self._outputs: Outputs | None = None
         self._tracker = DeliveryTracker()
         self._bounds = EventTimeBounds.of(settings.max_event_age_days,
                                           settings.max_event_lead_s)
         self.assigned: set[tuple[str, int]] = set()
+        self.max_record_bytes = settings.producer_max_message_bytes  # the worker reads it
 
     def subscribe(self) -> None:
         self.consumer.subscribe([self.settings.topic_labels], on_assign=self._on_assign,
@@ -83,10 +85,14 @@ class LabelReader:
                 continue
             offsets[(message.topic(), message.partition())] = message.offset()
             try:
-                label, ts, _ = decode_label(message.value(), self.settings.max_event_bytes)
+                label, ts, _ = decode_label(message.value(), self.settings.max_event_bytes,
+                                            self.settings.max_json_depth)
                 self._bounds.check(ts, now_ms)
             except Rejected as exc:
                 rejected.append((message, exc.reason))
+                continue
+            except Exception as exc:  # whatever one label does, it is only rejected
+                rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
                 continue
             ids.append(label.transaction_id)
             terminals.append(label.terminal_id)
@@ -94,31 +100,31 @@ class LabelReader:
             fraud.append(label.is_fraud)
         if not offsets:
             return 0
-        pending = self._tracker.open_batch(offsets, len(rejected))
+        pending = self._tracker.open_batch(offsets, len(rejected), messages)
         for message, reason in rejected:
-            produce_or_wait(self._dlq_producer(), self.settings.topic_dlq, message.value(),
-                            message.key(), pending.on_delivery,
-                            dead_letter_headers(message, reason))
-            self._on_dead_letter()
+            self._dead_letters().dead_letter(message, reason, pending)
         if ids:
             self._apply(LabelBatch(ids, terminals, np.asarray(stamps, dtype=np.int64),
                                    np.asarray(fraud, dtype=bool)))
         return len(ids)
 
-    def _dlq_producer(self) -> Producer:
-        if self._producer is None:
+    def _dead_letters(self) -> Outputs:
+        if self._outputs is None:
             self._producer = Producer({**producer_config(self.settings),
                                        "client.id": "fraudstream-labels-dlq"})
-        return self._producer
+            self._outputs = Outputs(self._producer, self.settings.topic_dlq,
+                                    self.max_record_bytes, self._on_dead_letter)
+        return self._outputs
 
     def _store_released(self) -> None:
-        if self._producer is not None:
+        if self._producer is not None and self._outputs is not None:
             self._producer.poll(0)
+            self._outputs.handle_failures(self._tracker)
+            self._outputs.raise_if_topic_failed()
         released = [tp for tp in self._tracker.release()
                     if (tp.topic, tp.partition) in self.assigned]
         if released:
             self.consumer.store_offsets(offsets=released)
-        self._tracker.raise_if_failed()
 
     def _flush(self, timeout: float) -> None:
         if self._producer is not None and self._producer.flush(timeout):

@@ -71,6 +71,8 @@ class WorkerMetrics:
     degraded: Counter
     budget_misses: Counter
     feature_conflicts: Counter
+    feature_conflicts_unresolved: Counter
+    feature_state_unreadable: Counter
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
@@ -123,6 +125,14 @@ class WorkerMetrics:
             feature_conflicts=Counter(f"{prefix}_feature_state_conflicts",
                                       "Feature state writes retried after a concurrent write",
                                       registry=registry),
+            feature_conflicts_unresolved=Counter(
+                f"{prefix}_feature_state_conflicts_unresolved",
+                "Feature state writes still conflicting after the batch's retries (kept "
+                "and written with the next batch)", registry=registry),
+            feature_state_unreadable=Counter(
+                f"{prefix}_feature_state_unreadable",
+                "Stored feature state values that could not be parsed (another format "
+                "version, foreign bytes), treated as absent", ["prefix"], registry=registry),
             labels=Counter(f"{prefix}_labels", "Confirmed labels by what became of them "
                            "(applied, legit, duplicate, unknown, too_old, unavailable)",
                            ["outcome"], registry=registry),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
 WAIT_S = 0.05
 
@@ -20,11 +20,3 @@ def produce_or_wait(producer: Producer, topic: str, value: bytes | None, key: by
             return
         except BufferError:
             producer.poll(WAIT_S)
-
-
-def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
-    """Why a message was rejected and where it came from, for the DLQ record."""
-    return [("error", reason.encode("utf-8", "replace")),
-            ("source.topic", message.topic().encode()),
-            ("source.partition", str(message.partition()).encode()),
-            ("source.offset", str(message.offset()).encode())]

@@ -27,6 +27,7 @@ class WorkerStatus(msgspec.Struct):
     challenger_version: str = ""
     input_partitions: int = 0  # partitions of the transactions topic held
     group_state: str = ""  # the transactions consumer's group join state
+    output_error: str = ""  # an output topic refuses every record: the worker will end
 
 
 _encode = msgspec.json.Encoder().encode

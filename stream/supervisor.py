@@ -26,10 +26,20 @@ log = logging.getLogger("fraudstream.supervisor")
 
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5  # within the window: a replica that keeps dying is a fault, not bad luck
+# Exits that the same settings would repeat: restarting would only loop.
+PERMANENT_EXITS = {
+    2: "invalid configuration",
+    6: "credentials or certificate refused",
+    7: "an output topic refuses every record",
+}
 
 
 class SupervisorError(RuntimeError):
     """Replicas keep failing: restarting them again would only hide it."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -87,6 +97,11 @@ class WorkerPool:
             if code is None:
                 continue
             exits.append((replica, code))
+            if code in PERMANENT_EXITS:
+                raise SupervisorError(
+                    f"worker replica {replica.slot} exited with {code} "
+                    f"({PERMANENT_EXITS[code]}): not restarting it, the same settings "
+                    f"would fail again", exit_code=code)
             self._count_restart(replica, code)
             log.warning("worker replica %d (pid %d) exited with %d; restarting",
                         replica.slot, replica.pid, code)
@@ -179,7 +194,7 @@ def run_pool(settings: Settings, processes: int, status_dir: Path | None = None)
             time.sleep(0.2)
     except SupervisorError as exc:
         log.error("%s", exc)
-        code = 1
+        code = exc.exit_code
     finally:
         worst = pool.stop(settings.shutdown_timeout_s + 10.0)
         code = code or worst

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 from confluent_kafka import (
     Consumer,
     KafkaError,
@@ -26,26 +25,26 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from features.definitions import FEATURE_NAMES
 from features.online import (
-    FEATURES_DEGRADED,
     LabelBatch,
     OnlineFeatureStore,
     TransactionBatch,
-    default_matrix,
 )
 from fraudstream import logs
 from fraudstream.errors import CredentialsError
 from fraudstream.settings import Settings
 from models.decisions import OUTCOMES
 from models.follower import ModelSet, RegistryFollower
-from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import Scorer
 from stream.batch_size import BatchSizer
 from stream.broker_watch import BrokerWatch
 from stream.circuit import CircuitBreaker
-from stream.decisions import Decision, encode_decision
+from stream.core import DecidedBatch, DecisionCore
+from stream.dead_letters import record_limit, topic_max_message_bytes
+from stream.decisions import decision_key, encode_decision
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.drift import DriftMonitor
 from stream.events import (
@@ -54,13 +53,19 @@ from stream.events import (
     Transaction,
     decode_transaction,
 )
-from stream.feature_store_guard import feature_store_answered, feature_store_failed
-from stream.kafka_config import consumer_config, producer_config, transactional_producer_config
+from stream.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    transactional_producer_config,
+)
 from stream.kafka_errors import is_refusal, refusal_message
 from stream.labels_reader import LabelReader
 from stream.metrics import WorkerMetrics
+from stream.output_errors import missing_topic_failure, missing_topics
+from stream.outputs import Outputs
 from stream.poll import poll_available
-from stream.produce import dead_letter_headers, produce_or_wait
+from stream.produce import produce_or_wait
 from stream.shadow import ShadowBudget
 from stream.status import StatusWriter, WorkerStatus
 from stream.transactions import Transactions, transactional_id
@@ -84,11 +89,11 @@ class Worker:
         self.challenger: Scorer | None = None
         self.follower = follower
         self.shadow_budget = ShadowBudget(settings.shadow_max_share)
-        self.rules = RulesScorer()
         self.breaker = breaker or CircuitBreaker(settings.breaker_failures,
                                                  settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
+        self.core = DecisionCore(features, self.breaker, metrics)
         self.broker = BrokerWatch(settings.broker_timeout_s)
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
@@ -108,6 +113,10 @@ class Worker:
         self.drift: DriftMonitor | None = None
         self._lag_reported: set[tuple[str, int]] = set()
         self.tracker = DeliveryTracker()
+        self.outputs = Outputs(
+            self.producer, settings.topic_dlq, settings.producer_max_message_bytes,
+            self._count_dead_letter,
+            doom=self.transactions.produce_failed if self.transactions else None)
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
@@ -145,13 +154,14 @@ class Worker:
         poll_producer = self.producer.poll
         sizer, timeout = self.sizer, s.max_wait_ms / 1000.0
         commit_every = s.commit_interval_s
-        self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)
-        self.labels.subscribe()
-        log.info("worker started", extra={"topic": s.topic_transactions,
-                                           "model_version": self.scorer.version})
-        next_commit = time.monotonic() + commit_every
         try:
+            self._check_outputs()
+            self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self.labels.subscribe()
+            log.info("worker started", extra={"topic": s.topic_transactions,
+                                               "model_version": self.scorer.version})
+            next_commit = time.monotonic() + commit_every
             while not self._stop.is_set():
                 # Labels first: one already in hand is known to every later decision.
                 if self.labels.poll():
@@ -184,8 +194,9 @@ class Worker:
         offsets: dict[tuple[str, int], int] = {}
         rejected: list[tuple[Message, str]] = []
         transactions = _Columns()
-        max_bytes = self.settings.max_event_bytes
+        max_bytes, max_depth = self.settings.max_event_bytes, self.settings.max_json_depth
         bounds, now_ms = self._bounds, int(time.time() * 1000)
+        poison = self.outputs.poison
         for message in messages:
             error = message.error()
             if error is not None:
@@ -194,25 +205,35 @@ class Worker:
                     log.warning("consumer error: %s", error.str())
                 continue
             offsets[(message.topic(), message.partition())] = message.offset()
+            if poison and (reason := poison.get(
+                    (message.topic(), message.partition(), message.offset()))):
+                rejected.append((message, reason))
+                continue
             try:
-                event, ts = decode_transaction(message.value(), max_bytes)
+                event, ts = decode_transaction(message.value(), max_bytes, max_depth)
                 bounds.check(ts, now_ms)
-                transactions.add_transaction(message, event, ts)
             except Rejected as exc:
                 rejected.append((message, exc.reason))
+                continue
+            except Exception as exc:  # whatever one message does, it is only rejected
+                rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
+                continue
+            transactions.add_transaction(message, event, ts)
         if not offsets:
             return
         if self.transactions is not None:
             self.transactions.begin_batch(offsets)
         self.metrics.events.inc(len(transactions) + len(rejected))
-        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected))
+        pending = self.tracker.open_batch(offsets, len(transactions) + len(rejected),
+                                          messages)
         for message, reason in rejected:
-            self._dead_letter(message, reason, pending)
+            self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
         self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
         if transactions:
+            pending.decided, pending.decided_ids = transactions.messages, transactions.ids
             self._decide(transactions.transaction_batch(), transactions.ids,
-                         transactions.messages, pending, started, decoded, self._produce)
+                         transactions.messages, pending, started, decoded)
         self.batches += 1
         self.events += len(transactions) + len(rejected)
         self.last_progress = time.time()
@@ -225,80 +246,51 @@ class Worker:
         self.events += len(batch)
         # Offsets still advance when the store is down: labels refine features, and
         # waiting for Redis here would stall every decision behind them.
-        if not self.breaker.allow():
+        outcomes = self.core.apply_labels(batch)
+        self._count_conflicts()
+        self._count_unreadable()
+        if outcomes is None:
             self.metrics.labels.labels("unavailable").inc(len(batch))
             return
-        self._complete_update()
-        try:
-            outcomes = self.features.apply_labels(batch)
-        except redis.RedisError as exc:
-            self._feature_store_failed(exc, "labels not applied")
-            self.metrics.labels.labels("unavailable").inc(len(batch))
-            return
-        self._feature_store_answered()
         for outcome, count in outcomes.items():
             self.metrics.labels.labels(outcome).inc(count)
         self.labels_applied += len(batch)
 
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
-                pending: PendingBatch, started: float, decoded: float,
-                produce: Callable[..., None]) -> None:
-        metrics = self.metrics
-        degraded: list[str] = []
-        matrix, update = None, None
-        if self.breaker.allow():
-            try:
-                matrix, update = self.features.fetch(batch)
-            except redis.RedisError as exc:
-                self._feature_store_failed(exc, "scoring on default features")
-            else:
-                self._feature_store_answered()
-        if matrix is None:
-            matrix = default_matrix(batch)
-            degraded.append(FEATURES_DEGRADED)
-            metrics.degraded.labels(FEATURES_DEGRADED).inc(len(batch))
-        if not degraded and self.drift is not None and self.drift.observe(matrix):
+                pending: PendingBatch, started: float, decoded: float) -> None:
+        decided = self.core.decide(batch, self.scorer)
+        self._count_unreadable()
+        if not decided.degraded and self.drift is not None and self.drift.observe(
+                decided.matrix):
             for name, value in self.drift.psi().items():
-                metrics.feature_psi.labels(name).set(value)
-        fetched = time.perf_counter()
-        scored, fell_back = score_with_fallback(self.scorer, self.rules, matrix)
+                self.metrics.feature_psi.labels(name).set(value)
         scored_at = time.perf_counter()
-        version = self.scorer.version
-        if fell_back:
-            version = RULES_VERSION
-            degraded.append(MODEL_DEGRADED)
-            metrics.degraded.labels(MODEL_DEGRADED).inc(len(batch))
+        fetched = decoded + decided.features_s
         topic = self.settings.topic_decisions
         now_ms = int(time.time() * 1000)
-        latency_ms = round((scored_at - started) * 1000.0, 3)
-        outcome_codes = scored.codes.tolist()
-        scores = scored.scores.tolist()
         emit = self.settings.emit_features
-        callback = pending.on_delivery
+        send, decision, clock = self.outputs.send, decided.decision, time.perf_counter
+        customers = batch.customer_ids
         for i, message in enumerate(accepted):
-            decision = Decision(
-                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
-                score=scores[i], decision=OUTCOMES[outcome_codes[i]],
-                model_version=version, reasons=scored.reasons[i], degraded=degraded,
-                scored_at=now_ms, latency_ms=latency_ms,
-                features=dict(zip(FEATURE_NAMES, matrix[i].tolist(), strict=True))
-                if emit else None,
-            )
-            produce(topic, encode_decision(decision), message.key(), callback)
+            # latency_ms: decode to the moment the producer takes this decision.
+            latency_ms = round((clock() - started) * 1000.0, 3)
+            send(topic, encode_decision(decision(i, tx_ids[i], customers[i], now_ms,
+                                                 latency_ms, emit)),
+                 decision_key(message.key(), customers[i]), pending)
         produced = time.perf_counter()
-        if update is not None:
+        if decided.update is not None:
             try:
                 # Redis runs the write while the next batch is polled and decoded; its
                 # reply comes back with the next batch's read (or on revoke and shutdown).
-                self.features.begin_update(update)
-            except redis.RedisError as exc:
+                self.features.begin_update(decided.update)
+            except Exception as exc:
                 log.warning("feature state not updated for this batch: %s", exc)
         updated = time.perf_counter()
-        self._observe(batch, accepted, outcome_codes, started, decoded, fetched, scored_at,
+        self._observe(batch, accepted, decided.codes, started, decoded, fetched, scored_at,
                       produced, updated)
         if self.challenger is not None:
-            self._shadow(self.challenger, batch, matrix, tx_ids, accepted, outcome_codes,
-                         degraded, now_ms)
+            self._shadow(self.challenger, batch, decided.matrix, tx_ids, accepted,
+                         decided.codes, decided.degraded, now_ms)
 
     def _observe(self, batch: TransactionBatch, accepted: list[Message],
                  outcome_codes: list[int], started: float, decoded: float, fetched: float,
@@ -349,16 +341,15 @@ class Worker:
             log.warning("challenger %s failed to score: %s", challenger.version, exc)
             return
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        topic, version = self.settings.topic_shadow, challenger.version
-        codes, scores = scored.codes.tolist(), scored.scores.tolist()
-        on_delivery = self._shadow_delivered
+        shadow = DecidedBatch(scored.scores.tolist(), scored.codes.tolist(), scored.reasons,
+                              matrix, None, degraded, challenger.version, 0.0, 0.0)
+        codes, topic, on_delivery = shadow.codes, self.settings.topic_shadow, \
+            self._shadow_delivered
+        customers = batch.customer_ids
         for i, message in enumerate(accepted):
-            shadow = Decision(
-                transaction_id=tx_ids[i], customer_id=batch.customer_ids[i],
-                score=scores[i], decision=OUTCOMES[codes[i]], model_version=version,
-                reasons=scored.reasons[i], degraded=degraded, scored_at=scored_at_ms,
-                latency_ms=latency_ms)
-            self._produce(topic, encode_decision(shadow), message.key(), on_delivery)
+            self._produce_shadow(topic, encode_decision(shadow.decision(
+                i, tx_ids[i], customers[i], scored_at_ms, latency_ms)),
+                decision_key(message.key(), customers[i]), on_delivery)
         elapsed = time.perf_counter() - started
         self.shadow_budget.record_shadow(elapsed)
         m.shadow_seconds.observe(elapsed)
@@ -405,23 +396,31 @@ class Worker:
             return False
         return meta is not None and meta.error is None
 
-    def _dead_letter(self, message: Message, reason: str, pending: PendingBatch) -> None:
-        self._produce(self.settings.topic_dlq, message.value(), message.key(),
-                      pending.on_delivery, dead_letter_headers(message, reason))
-        self._count_dead_letter()
-        log.info("dead-lettered message", extra={
-            "partition": message.partition(), "offset": message.offset(), "reason": reason})
-
-    def _produce(self, topic: str, value: bytes | None, key: bytes | None,
-                 callback: Callable[[Any, Any], None],
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Produce, waiting for queue space on BufferError: never drop, never crash."""
+    def _produce_shadow(self, topic: str, value: bytes, key: bytes,
+                        callback: Callable[[Any, Any], None]) -> None:
+        """A shadow decision: its failure is counted and changes nothing else."""
         try:
-            produce_or_wait(self.producer, topic, value, key, callback, headers)
-        except KafkaException as exc:
-            if self.transactions is None:
-                raise
-            self.transactions.produce_failed(exc.args[0])  # aborted after this batch
+            produce_or_wait(self.producer, topic, value, key, callback)
+        except KafkaException:
+            self.metrics.shadow_events.labels("undelivered").inc()
+
+    def _check_outputs(self) -> None:
+        """Before joining the group: the output topics exist (a worker that could only
+        fail every record ends at once, exit 7), and dead letters are cut to fit the
+        smaller of the producer's and the DLQ topic's record limits."""
+        admin = AdminClient(admin_config(self.settings))
+        missing = missing_topics(admin.list_topics, [self.settings.topic_decisions,
+                                                     self.settings.topic_dlq])
+        if missing:
+            self.outputs.failed_topic = missing_topic_failure(missing)
+            self._raise_if_output_failed()
+        topic_max = topic_max_message_bytes(admin, self.settings.topic_dlq)
+        self.outputs.max_record_bytes = record_limit(
+            self.settings.producer_max_message_bytes, topic_max)
+        self.labels.max_record_bytes = self.outputs.max_record_bytes
+        log.info("records up to %d bytes (producer %d, topic %s: %s)",
+                 self.outputs.max_record_bytes, self.settings.producer_max_message_bytes,
+                 self.settings.topic_dlq, topic_max if topic_max is not None else "not set")
 
     def _on_client_error(self, error: KafkaError) -> None:
         """librdkafka's global errors (transport, all brokers down): counted; the broker
@@ -443,18 +442,16 @@ class Worker:
             gauge.labels(topic, str(partition)).set(lag)
         self._lag_reported = set(lags)
 
-    def _feature_store_failed(self, exc: Exception, consequence: str) -> None:
-        feature_store_failed(self.breaker, self.metrics, log, exc, consequence)
-
-    def _feature_store_answered(self) -> None:
-        feature_store_answered(self.breaker, self.metrics, log)
-
     def _complete_update(self) -> None:
         try:
             self.features.complete_update()
-        except redis.RedisError as exc:
+        except Exception as exc:
             log.warning("feature state not updated for the last batch: %s", exc)
         self._count_conflicts()
+
+    def _count_unreadable(self) -> None:
+        for prefix, count in self.features.take_unreadable().items():
+            self.metrics.feature_state_unreadable.labels(prefix).inc(count)
 
     def _count_conflicts(self) -> None:
         conflicts = self.features.take_conflicts()
@@ -489,6 +486,7 @@ class Worker:
             model_version=self.scorer.version,
             challenger_version=self.challenger.version if self.challenger else "",
             input_partitions=len(self._assigned), group_state=self.broker.group_state,
+            output_error=str(self.outputs.failed_topic or ""),
         ), force)
 
     # -- offsets -------------------------------------------------------------------
@@ -497,14 +495,24 @@ class Worker:
         """After each poll: store the offsets of delivered batches (with exactly-once:
         commit the transaction when it is due)."""
         if self.transactions is not None:
+            self.outputs.handle_failures(self.tracker)
+            self._raise_if_output_failed()
             if self.transactions.ready():
                 self._end_transaction()
             return
+        self.outputs.handle_failures(self.tracker)
+        self._raise_if_output_failed()
         released = self.tracker.release()
         released = [tp for tp in released if (tp.topic, tp.partition) in self._assigned]
         if released:
             self.consumer.store_offsets(offsets=released)
-        self.tracker.raise_if_failed()
+
+    def _raise_if_output_failed(self) -> None:
+        """An output topic refuses every record: readiness fails first (the status file
+        says why), then the worker ends with exit code 7."""
+        if self.outputs.failed_topic is not None:
+            self._write_status(force=True)
+            self.outputs.raise_if_topic_failed()
 
     def _commit(self, asynchronous: bool) -> None:
         if self.transactions is not None:  # offsets are committed in the transaction only
@@ -531,9 +539,7 @@ class Worker:
         if transactions is None or not transactions.open:
             return
         self.producer.poll(0)  # a failed delivery says why (fenced?) before commit tries
-        failed = self.tracker.first_error()
-        if failed is not None:
-            transactions.produce_failed(failed)
+        self.outputs.handle_failures(self.tracker)
         started = time.perf_counter()
         committed = transactions.commit()
         if committed:

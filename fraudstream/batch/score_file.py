@@ -32,8 +32,9 @@ from fraudstream.batch.rows import Rows, accepted_part
 from fraudstream.batch.validate import check_chunk
 from models.artifact import Artifact
 from models.decisions import OUTCOMES
-from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
+from models.rules import MODEL_DEGRADED, RulesScorer
 from models.scorer import Scorer
+from stream.core import decide_matrix
 
 SCORE_ROWS = 65_536
 DECISION_SCHEMA = pa.schema([
@@ -95,22 +96,20 @@ def _features(rows: Rows, sort_by_time: bool) -> tuple[np.ndarray, np.ndarray | 
 
 def _decisions(scorer: Scorer, rules: RulesScorer, matrix: np.ndarray, rows: Rows,
                start: int, stop: int, summary: Summary) -> pa.Table:
-    scored, fell_back = score_with_fallback(scorer, rules, matrix)
-    version, degraded = scorer.version, []
-    if fell_back:
-        version, degraded = RULES_VERSION, [MODEL_DEGRADED]
+    decided = decide_matrix(scorer, rules, matrix)
+    if MODEL_DEGRADED in decided.degraded:
         summary.rules_rows += stop - start
-    decisions = np.asarray(OUTCOMES, dtype=object)[scored.codes]
+    decisions = np.asarray(OUTCOMES, dtype=object)[np.asarray(decided.codes, dtype=np.int64)]
     summary.outcomes.update(Counter(decisions.tolist()))
     n = stop - start
     return pa.table({
         "transaction_id": rows.ids["transaction_id"][start:stop],
         "customer_id": rows.ids["customer_id"][start:stop],
-        "score": pa.array(np.asarray(scored.scores, dtype=np.float64)),
+        "score": pa.array(np.asarray(decided.scores, dtype=np.float64)),
         "decision": pa.array(decisions, pa.string()),
-        "model_version": pa.array([version] * n, pa.string()),
-        "reasons": pa.array(scored.reasons, pa.list_(pa.string())),
-        "degraded": pa.array([degraded] * n, pa.list_(pa.string())),
+        "model_version": pa.array([decided.model_version] * n, pa.string()),
+        "reasons": pa.array(decided.reasons, pa.list_(pa.string())),
+        "degraded": pa.array([decided.degraded] * n, pa.list_(pa.string())),
     }, schema=DECISION_SCHEMA)
 
 

@@ -367,9 +367,10 @@ def _add_error_handlers(app: FastAPI, metrics: HttpMetrics) -> None:
 
     async def invalid(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidRequest)
-        metrics.rejected.labels("invalid").inc()
-        return Response(encode(validation_failed(exc.problems)), status_code=422,
-                        media_type=JSON)
+        too_large = any(p.type == "too_large" for p in exc.problems)
+        metrics.rejected.labels("too_large" if too_large else "invalid").inc()
+        return Response(encode(validation_failed(exc.problems)),
+                        status_code=413 if too_large else 422, media_type=JSON)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(InvalidRequest, invalid)

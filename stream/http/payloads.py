@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from stream.events import EventTimeBounds, Rejected, Transaction, decode_transaction
+from stream.events import (
+    DEFAULT_MAX_DEPTH,
+    EventTimeBounds,
+    Rejected,
+    Transaction,
+    check_depth,
+    decode_transaction,
+)
 
 Loc = tuple[str | int, ...]
 BATCH_FIELD = "transactions"
@@ -51,6 +58,12 @@ class Limits:
     max_batch: int
     max_event_bytes: int
     bounds: EventTimeBounds
+    max_depth: int = DEFAULT_MAX_DEPTH  # of one transaction; a batch body nests 2 more
+
+
+# A problem's ``type`` for an event refused for its size or its depth: the answer is then
+# 413 (size) or 422, as for the body itself.
+PROBLEM_TYPES = {"size": "too_large", "depth": "too_deep"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class ParsedTransactions:
 def parse_score_body(body: bytes, limits: Limits, now_ms: int) -> ParsedTransactions:
     """``POST /v1/score`` and JSON ``/invocations``: one transaction object, or
     ``{"transactions": [...]}``."""
-    fields = _top_level(body)
+    fields = _top_level(body, limits)
     if BATCH_FIELD in fields:
         items = _items(fields[BATCH_FIELD], ("body", BATCH_FIELD), limits.max_batch)
         return _decode_all(items, ("body", BATCH_FIELD), limits, now_ms, is_batch=True)
@@ -79,7 +92,7 @@ def parse_score_body(body: bytes, limits: Limits, now_ms: int) -> ParsedTransact
 def parse_instances(body: bytes, limits: Limits, now_ms: int) -> ParsedTransactions:
     """Vertex AI: ``{"instances": [transaction, ...], "parameters": {...}}``;
     parameters are ignored."""
-    fields = _top_level(body)
+    fields = _top_level(body, limits)
     if VERTEX_FIELD not in fields:
         raise InvalidRequest([Problem(("body", VERTEX_FIELD), "field required", "missing")])
     items = _items(fields[VERTEX_FIELD], ("body", VERTEX_FIELD), limits.max_batch)
@@ -158,13 +171,21 @@ def _number_or_text(value: str) -> float | str:
     return number if math.isfinite(number) else value
 
 
-def _top_level(body: bytes) -> dict[str, msgspec.Raw]:
+def _top_level(body: bytes, limits: Limits) -> dict[str, msgspec.Raw]:
+    """The body's fields, after a depth check of the whole body (the decoder must never
+    meet nesting it would recurse into)."""
     try:
+        check_depth(body, limits.max_depth + 2)
         return _object_decoder.decode(body)
+    except Rejected as exc:
+        raise InvalidRequest([Problem(("body",), exc.reason, "too_deep")]) from None
     except msgspec.ValidationError:
         raise InvalidRequest([Problem(("body",), "expected a JSON object")]) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest([Problem(("body",), f"not valid JSON: {exc}",
+                                      "json_invalid")]) from None
+    except Exception as exc:  # whatever the bytes do, the answer is a 4xx
+        raise InvalidRequest([Problem(("body",), f"cannot decode: {type(exc).__name__}",
                                       "json_invalid")]) from None
 
 
@@ -191,11 +212,12 @@ def _decode_all(items: Sequence[bytes | None], loc: Loc, limits: Limits, now_ms:
         if raw is None:
             continue
         try:
-            event, ts = decode_transaction(raw, limits.max_event_bytes)
+            event, ts = decode_transaction(raw, limits.max_event_bytes, limits.max_depth)
             limits.bounds.check(ts, now_ms)
         except Rejected as exc:
             where = (*loc, index) if indexed else loc
-            problems.append(Problem((*where, exc.field) if exc.field else where, exc.reason))
+            problems.append(Problem((*where, exc.field) if exc.field else where, exc.reason,
+                                    PROBLEM_TYPES.get(exc.kind or "", "value_error")))
             continue
         transactions.append(event)
         timestamps.append(ts)

@@ -67,7 +67,8 @@ def build_service(settings: Settings, metrics: HttpMetrics,
     gc.collect()
     gc.freeze()  # the model and libraries live as long as the process
     limits = Limits(settings.api_max_batch, settings.max_event_bytes,
-                    EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s))
+                    EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s),
+                    settings.max_json_depth)
     return ScoringService(settings, model, request_scorer, limits, metrics)
 
 

@@ -205,3 +205,23 @@ def test_uses_the_monotonic_clock_by_default() -> None:
 def test_rejects_bad_parameters(threshold: int, reset: float) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(threshold, reset)
+
+
+def test_a_probe_that_made_no_call_leaves_it_open_and_probes_again() -> None:
+    """Labels without frauds need no Redis call: that says nothing about Redis."""
+    cb, clock = open_breaker()
+    clock.advance(5.0)
+    assert cb.allow()
+    assert cb.state == "half_open"
+    cb.release_probe()
+    assert cb.state == "open"
+    assert cb.allow(), "the next caller probes at once: the timer had run out"
+    cb.record_failure()
+    assert cb.state == "open"
+    assert not cb.allow()
+
+
+def test_release_probe_changes_nothing_when_closed() -> None:
+    cb, _ = breaker()
+    cb.release_probe()
+    assert cb.state == "closed"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from confluent_kafka import TopicPartition
 
-from stream.delivery import DeliveryFailed, DeliveryTracker, PendingBatch
+from stream.delivery import DeliveryTracker, PendingBatch
 
 
 class FakeKafkaError:
@@ -99,53 +98,40 @@ def test_batch_without_outputs_is_done_at_once() -> None:
     assert as_dict(tracker.release()) == {("tx", 0): 6}
 
 
-def test_delivery_error_fails_the_batch() -> None:
-    tracker = DeliveryTracker()
-    batch = tracker.open_batch({("tx", 0): 10}, expected=3)
-    deliver(batch)
-    deliver(batch, error=FakeKafkaError("Broker: Message size too large"))
-    deliver(batch, error=FakeKafkaError("second error"))
-    assert batch.done
-    assert tracker.release() == []
-    with pytest.raises(DeliveryFailed, match="Message size too large"):
-        tracker.raise_if_failed()
-
-
-def test_error_is_reported_only_when_the_batch_is_finished() -> None:
+def test_a_failed_delivery_keeps_its_batch_open_and_is_queued() -> None:
     tracker = DeliveryTracker()
     batch = tracker.open_batch({("tx", 0): 10}, expected=2)
-    deliver(batch, error=FakeKafkaError("timed out"))
-    assert tracker.release() == []  # not done yet: nothing to decide
-    tracker.raise_if_failed()
     deliver(batch)
+    error = FakeKafkaError("Broker: Message size too large")
+    deliver(batch, error=error)
+    assert not batch.done  # the failed output is not finished: the loop handles it
     assert tracker.release() == []
-    with pytest.raises(DeliveryFailed, match="timed out"):
-        tracker.raise_if_failed()
+    failures = tracker.take_failures()
+    assert [(f[0], f[1]) for f in failures] == [(batch, error)]
+    assert tracker.take_failures() == []
+    deliver(batch)  # its replacement (produced again, or a dead letter) is delivered
+    assert as_dict(tracker.release()) == {("tx", 0): 11}
 
 
-def test_failed_batch_offsets_are_never_released() -> None:
+def test_failures_of_later_batches_reach_the_same_queue() -> None:
     tracker = DeliveryTracker()
-    good = tracker.open_batch({("tx", 0): 1}, expected=1)
-    bad = tracker.open_batch({("tx", 0): 2}, expected=1)
-    deliver(good)
-    deliver(bad, error=FakeKafkaError("boom"))
-    assert as_dict(tracker.release()) == {("tx", 0): 2}  # the good batch in front
-    with pytest.raises(DeliveryFailed, match="boom"):
-        tracker.raise_if_failed()
-    # Offset 2 (next 3) must never be committed, however often we ask.
-    for _ in range(3):
+    tracker.take_failures()
+    first = tracker.open_batch({("tx", 0): 1}, expected=1)
+    second = tracker.open_batch({("tx", 0): 2}, expected=1)
+    deliver(first, error=FakeKafkaError("a"))
+    deliver(second, error=FakeKafkaError("b"))
+    assert [f[0] for f in tracker.take_failures()] == [first, second]
+
+
+def test_offsets_behind_an_unhandled_failure_are_never_released() -> None:
+    tracker = DeliveryTracker()
+    bad = tracker.open_batch({("tx", 0): 10}, expected=1)
+    later = tracker.open_batch({("tx", 0): 20}, expected=1)
+    deliver(bad, error=FakeKafkaError("Broker: Message size too large"))
+    deliver(later)
+    # Committing 21 on tx[0] would also commit offsets 0..10 of the failed batch.
+    for _ in range(2):
         assert tracker.release() == []
-        with pytest.raises(DeliveryFailed):
-            tracker.raise_if_failed()
-
-
-def test_first_error_is_kept() -> None:
-    batch = PendingBatch({("tx", 0): 1}, expected=2)
-    first, second = FakeKafkaError("first"), FakeKafkaError("second")
-    batch.on_delivery(first, None)  # type: ignore[arg-type]
-    batch.on_delivery(second, None)  # type: ignore[arg-type]
-    assert batch.error is first
-    assert batch.done
 
 
 def test_forget_removes_lost_partitions_from_pending_batches() -> None:
@@ -173,16 +159,3 @@ def test_forget_of_nothing_changes_nothing() -> None:
     tracker.open_batch({("tx", 0): 1}, expected=0)
     tracker.forget([])
     assert as_dict(tracker.release()) == {("tx", 0): 2}
-
-
-def test_offsets_after_a_failed_batch_are_never_released() -> None:
-    tracker = DeliveryTracker()
-    bad = tracker.open_batch({("tx", 0): 10}, expected=1)
-    later = tracker.open_batch({("tx", 0): 20}, expected=1)
-    deliver(bad, error=FakeKafkaError("Broker: Message size too large"))
-    deliver(later)
-    # Committing 21 on tx[0] would also commit offsets 0..10 of the failed batch.
-    for _ in range(2):
-        assert tracker.release() == []
-        with pytest.raises(DeliveryFailed, match="Message size too large"):
-            tracker.raise_if_failed()

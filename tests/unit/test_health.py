@@ -97,3 +97,10 @@ def test_an_unhealthy_worker_is_never_ready(changes: dict[str, object], words: s
 
 def test_no_status_file_is_not_ready() -> None:
     assert not ready(None).healthy
+
+
+def test_a_worker_whose_output_topic_refuses_records_is_not_ready() -> None:
+    verdict = ready(status(input_partitions=2,
+                           output_error="output topic decisions does not exist"))
+    assert not verdict.healthy
+    assert "does not exist" in verdict.reason
