@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("version")
     sign.add_argument("--key", type=Path, default=None, help="Ed25519 private key (PEM)")
     keygen = models_sub.add_parser("keygen", help="make an Ed25519 signing key pair: "
-                                                  "PRIVATE (0600) and PRIVATE.pub")
+                                                  "NAME.pem (0600) and NAME.pub.pem")
     keygen.add_argument("private", type=Path)
     shadow = models_sub.add_parser("shadow", help="score VERSION in shadow beside the "
                                                   "champion (--off: stop)")

@@ -74,8 +74,13 @@ def sign(root: Path, version: str, key: Path | None) -> int:
 
 
 def keygen(private: Path) -> int:
-    public = private.with_name(private.name + ".pub")
+    public = public_key_path(private)
     made = signing.generate(private, public)
     print(f"signing key {made.key_id}: private {private} (0600, keep it off the registry "
           f"and the workers), public {public} (FRAUDSTREAM_MODEL_PUBLIC_KEYS)")
     return 0
+
+
+def public_key_path(private: Path) -> Path:
+    """``release.pem`` -> ``release.pub.pem``: still a ``*.pem`` for a key directory."""
+    return private.with_name(private.stem + ".pub.pem")

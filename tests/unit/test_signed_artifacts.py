@@ -213,7 +213,7 @@ def test_models_keygen_and_sign_sign_an_unsigned_version(tmp_path: Path) -> None
     directory = write(tmp_path / "registry" / "v1")
     (directory / SIGNATURE_FILE).unlink()  # trained where no key was configured
     assert model_commands.sign(tmp_path / "registry", "v1", private) == 0
-    ring = signing.load_public_keys([private.with_name("release.pem.pub")])
+    ring = signing.load_public_keys([tmp_path / "keys" / "release.pub.pem"])
     assert load_artifact(directory, ring).model == MODEL
 
 
