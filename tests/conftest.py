@@ -91,7 +91,7 @@ def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Sett
         group_id=f"workers-{unique}", model_dir=str(model_registry),
         redis_prefix=f"test-{unique}", session_timeout_ms=6000, heartbeat_interval_ms=500,
         max_poll_interval_ms=20000, commit_interval_s=0.5, shutdown_timeout_s=10.0,
-        **signing_keys.test_keys().settings(),
+        **signing_keys.pair().settings(),
     )
 
 

@@ -50,5 +50,5 @@ def remove() -> None:
         shutil.rmtree(_keys.directory, ignore_errors=True)
 
 
-def test_keys() -> TestKeys:
+def pair() -> TestKeys:
     return install() if _keys is None else _keys

@@ -26,7 +26,7 @@ def fraudstream_argv(*args: str) -> list[str]:
 def run_cli(settings: Settings | None, *args: str, timeout: float = 120,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = (settings_env(settings) if settings is not None
-                   else {**signing_keys.test_keys().environ(), **(env or {})})
+                   else {**signing_keys.pair().environ(), **(env or {})})
     if env:
         environment.update(env)
     return subprocess.run(fraudstream_argv(*args), env=environment, cwd=ROOT,

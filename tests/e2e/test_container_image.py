@@ -79,7 +79,7 @@ def _container_env(settings: Settings, **extra: str) -> list[str]:
 
 
 def _keys_mount() -> list[str]:
-    directory = signing_keys.test_keys().directory
+    directory = signing_keys.pair().directory
     return ["-v", f"{directory}:{directory}:ro"]
 
 
