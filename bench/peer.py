@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer
 
+from fraudstream import model_trust
 from fraudstream.settings import Settings
 from stream.kafka_config import consumer_config, producer_config
 
@@ -22,6 +23,7 @@ class Peer:
     @classmethod
     def start(cls) -> Peer:
         settings = Settings.from_env()
+        model_trust.configure(settings)
         # Peers commit the simple way: automatically, as the code a team starts from does.
         consumer = Consumer({**consumer_config(settings), "enable.auto.commit": True,
                              "enable.auto.offset.store": True})

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from features.definitions import FEATURE_NAMES
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import RedisStateStore
+from fraudstream import model_trust
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from models.registry import Registry
@@ -32,6 +33,7 @@ from stream.metrics import WorkerMetrics
 
 def main() -> None:
     settings = Settings.from_env()
+    model_trust.configure(settings)
     threadpool_limits(limits=1)
     scorer = Scorer(Registry(settings.model_dir).load_champion(), FEATURE_NAMES)
     features = OnlineFeatureStore(RedisStateStore.from_url(settings.redis_url or "",

@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "switch without a restart)")
     promote.add_argument("version")
     models_sub.add_parser("rollback", help="restore the champion before the current one")
+    sign = models_sub.add_parser("sign", help="sign VERSION's manifest with "
+                                              "FRAUDSTREAM_MODEL_SIGNING_KEY (or --key)")
+    sign.add_argument("version")
+    sign.add_argument("--key", type=Path, default=None, help="Ed25519 private key (PEM)")
+    keygen = models_sub.add_parser("keygen", help="make an Ed25519 signing key pair: "
+                                                  "NAME.pem (0600) and NAME.pub.pem")
+    keygen.add_argument("private", type=Path)
     shadow = models_sub.add_parser("shadow", help="score VERSION in shadow beside the "
                                                   "champion (--off: stop)")
     shadow_target = shadow.add_mutually_exclusive_group(required=True)
@@ -249,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the keys file (default FRAUDSTREAM_API_KEYS_FILE)")
     key_revoke.set_defaults(handler=cmd_api_key_revoke)
 
+    compose_secrets = sub.add_parser("compose-secrets", help="make the compose stack's "
+                                     "secrets under ROOT once, printing them once")
+    compose_secrets.add_argument("root", type=Path)
+    compose_secrets.set_defaults(handler=cmd_compose_secrets)
+
     services = sub.add_parser("services", help="run embedded Kafka and Redis until Ctrl-C")
     services.set_defaults(handler=cmd_services)
 
@@ -343,6 +355,10 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         return model_commands.promote(root, args.version)
     if command == "rollback":
         return model_commands.rollback(root)
+    if command == "sign":
+        return model_commands.sign(root, args.version, args.key)
+    if command == "keygen":
+        return model_commands.keygen(args.private)
     return model_commands.shadow(root, None if args.off else args.version)
 
 
@@ -425,6 +441,12 @@ def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
     where = f"added to {args.file}" if args.file is not None else "keys file line"
     print(f"{where}: {stored.line()}")
     return 0
+
+
+def cmd_compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream import compose_secrets
+
+    return compose_secrets.run(args.root)
 
 
 def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -581,7 +603,7 @@ def _print_error(exc: BaseException) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from confluent_kafka import KafkaException
 
-    from fraudstream import logs
+    from fraudstream import logs, model_trust
     from models.artifact import ArtifactError
 
     parser = build_parser()
@@ -591,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         for secret in settings.secrets():
             logs.register_secret(secret)
+        if args.handler is cmd_demo and not settings.model_public_keys:
+            settings = settings.replace(dev_keys=True)  # the demo is development by nature
+        model_trust.configure(settings)
         return args.handler(args, settings)
     except FraudstreamError as exc:
         _print_error(exc)

@@ -1,4 +1,4 @@
-"""`fraudstream models ...`: list, promote, roll back and shadow registry versions."""
+"""`fraudstream models ...`: list, promote, roll back, shadow and sign registry versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from features.definitions import FEATURE_NAMES, feature_schema_digest
-from models.artifact import ArtifactError
+from models import signing
+from models.artifact import ArtifactError, sign_artifact
 from models.registry import Registry
 
 
@@ -36,7 +37,8 @@ def show_history(root: Path) -> int:
     for e in entries:
         print(f"{e.get('at', '?')}  {e.get('action', '?'):<18} {e.get('version') or '-':<28} "
               f"(was {e.get('previous') or '-'}) by {e.get('by', '?')} "
-              f"{e.get('user', '?')}@{e.get('host', '?')}")
+              f"{e.get('user', '?')}@{e.get('host', '?')}"
+              + (f" signed by key {e['signed_by']}" if e.get("signed_by") else ""))
     return 0
 
 
@@ -60,3 +62,25 @@ def shadow(root: Path, version: str | None) -> int:
     else:
         print(f"challenger: {version} (was {previous or 'none'}), scored in shadow")
     return 0
+
+
+def sign(root: Path, version: str, key: Path | None) -> int:
+    """Sign a version with ``key`` (default: the configured signing key). A version that is
+    already signed must verify with a trusted key first (a key rotation re-signs)."""
+    signer = signing.load_signer(key) if key is not None else signing.signer()
+    key_id = sign_artifact(Registry(root).version_dir(version), signer)
+    print(f"{version}: manifest signed with key {key_id}")
+    return 0
+
+
+def keygen(private: Path) -> int:
+    public = public_key_path(private)
+    made = signing.generate(private, public)
+    print(f"signing key {made.key_id}: private {private} (0600, keep it off the registry "
+          f"and the workers), public {public} (FRAUDSTREAM_MODEL_PUBLIC_KEYS)")
+    return 0
+
+
+def public_key_path(private: Path) -> Path:
+    """``release.pem`` -> ``release.pub.pem``: still a ``*.pem`` for a key directory."""
+    return private.with_name(private.stem + ".pub.pem")

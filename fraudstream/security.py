@@ -85,9 +85,12 @@ def _kafka_problem(s: Settings) -> str | None:
         if missing:
             return f"{_var('kafka_sasl_mechanism')}=OAUTHBEARER needs {_var(missing[0])}"
         endpoint = urlsplit(s.kafka_oauth_token_endpoint or "")
-        if endpoint.scheme not in ("https", "http") or not endpoint.netloc:
+        schemes = ("https", "http") if s.oidc_allow_http else ("https",)
+        if endpoint.scheme not in schemes or not endpoint.netloc:
+            # The client secret travels in the request: never in clear text.
             return (f"{_var('kafka_oauth_token_endpoint')} must be an https:// URL, "
-                    f"not {s.kafka_oauth_token_endpoint!r}")
+                    f"not {s.kafka_oauth_token_endpoint!r} (http:// only with "
+                    f"{_var('oidc_allow_http')}=1, for local tests)")
         stray = _set(s, "kafka_sasl_username", "kafka_sasl_password")
         if stray:
             return f"{_var(stray[0])} is not used with OAUTHBEARER (the OIDC client is)"

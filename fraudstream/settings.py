@@ -162,11 +162,36 @@ class Settings:
                                         "name:sha256hex[:revoked] per line (re-read when "
                                         "it changes)")
     api_rate: float = setting(1000.0, "Transactions per second one API key may score "
-                              "(token bucket, per server process)")
+                              "(token bucket in Redis, shared by every server process)")
     api_burst: int = setting(2000, "Token bucket size: transactions a key may score at "
                              "once after a quiet spell")
     api_max_body_bytes: int = setting(1_048_576, "Largest request body, bytes (413 beyond)")
     api_max_batch: int = setting(500, "Most transactions in one scoring request (422 beyond)")
+
+    # -- trust: signed models (models/signing.py, fraudstream/model_trust.py) and the HTTP
+    # scorer's exposure (stream/http) -------------------------------------------------
+    model_public_keys: str | None = setting(None, "Trusted Ed25519 public keys, PEM files, "
+                                            "comma-separated (several during a rotation): "
+                                            "only models whose signed manifest verifies load")
+    model_signing_key: str | None = setting(None, "Ed25519 private key (PEM) that train and "
+                                            "`models sign` sign with; keep it off the registry")
+    dev_keys: bool = setting(False, "Development only (demo, tests): without public keys, "
+                             "sign and verify with a key pair generated in dev_keys_dir")
+    dev_keys_dir: str = setting("~/.local/state/fraudstream/dev-keys", "Where dev_keys keeps "
+                                "its generated key pair")
+    api_max_connections_per_key: int = setting(64, "Most requests one API key may have in "
+                                               "flight at once, across every process (429)")
+    api_body_timeout_s: float = setting(10.0, "Longest a client may take to send a request "
+                                        "body, seconds (408 beyond, connection closed)")
+    api_metrics_token: Secret | None = setting(None, "Bearer token /metrics asks for on the "
+                                               "API port (unset: /metrics only on "
+                                               "api_metrics_port)")
+    api_metrics_port: int = setting(0, "Port of a separate /metrics listener of `serve` "
+                                    "(loopback by default); 0: none")
+    api_metrics_host: str = setting("127.0.0.1", "Address the /metrics listener binds")
+    api_docs: bool = setting(False, "Serve /docs and /openapi.json (off in production)")
+    oidc_allow_http: bool = setting(False, "Accept an http:// OIDC token endpoint (local "
+                                    "tests only; https otherwise)")
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -210,6 +235,9 @@ class Settings:
             (self.api_burst >= self.api_max_batch,
              "api_burst must be >= api_max_batch (a full batch could never pass)"),
             (self.api_max_body_bytes >= 1024, "api_max_body_bytes must be >= 1024"),
+            (self.api_max_connections_per_key >= 1, "api_max_connections_per_key must be >= 1"),
+            (self.api_body_timeout_s > 0, "api_body_timeout_s must be > 0"),
+            (0 <= self.api_metrics_port <= 65535, "api_metrics_port must be in 0..65535"),
         ]
         for ok, message in checks:
             if not ok:
@@ -231,11 +259,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win."""
+        """Read every setting from ``FRAUDSTREAM_<NAME>``; explicit overrides win. A secret
+        may come from the file ``FRAUDSTREAM_<NAME>_FILE`` names instead (compose and
+        Kubernetes secrets), read once here."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(PREFIX + f.name.upper())
+            if (raw is None or raw == "") and str(f.type).startswith("Secret"):
+                raw = _read_secret_file(environ.get(PREFIX + f.name.upper() + "_FILE"))
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -278,6 +310,17 @@ class Settings:
             (PREFIX + f.name.upper(), repr(f.default), f.metadata.get("doc", ""))
             for f in dataclasses.fields(Settings)
         ]
+
+
+def _read_secret_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path) as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret file {path}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def _parse(name: str, raw: str, annotation: Any) -> Any:

@@ -1,14 +1,21 @@
 """Compiled tree ensembles: the model as a TL2cgen shared library, 30x faster per batch.
 
-The library is part of the artifact and hashed in its manifest like every other file.
-Loading it runs native code, so it is loaded only after the manifest checks pass, and
-it is used only if it reproduces scikit-learn's probabilities on a probe matrix.
+The library is part of the artifact and hashed in its signed manifest like every other
+file. Loading it runs native code, so it is loaded only from the bytes the artifact
+check verified, through a private copy this process writes into a directory only it can
+reach and hashes again before loading it; and it is used only if it reproduces
+scikit-learn's probabilities on a probe matrix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +59,24 @@ def compile_model(model: Any, directory: Path) -> str | None:
 _LOW_WORD = np.uint64(0xFFFFFFFF)
 
 
+@contextlib.contextmanager
+def private_copy(library: bytes) -> Iterator[Path]:
+    """``library`` written to a fresh 0700 directory of this process, read back and
+    hashed against the verified bytes, removed once loaded (the loader has mapped it)."""
+    directory = tempfile.mkdtemp(prefix="fraudstream-scorer-")  # mode 0700
+    try:
+        path = Path(directory) / LIBRARY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o500)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(library)
+        if hashlib.sha256(path.read_bytes()).digest() != hashlib.sha256(library).digest():
+            raise CompiledScorerError("the private copy of the compiled library changed "
+                                      "before it was loaded")
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def split_thresholds(model: Any, n_features: int) -> list[np.ndarray]:
     """Every numerical split threshold of a HistGradientBoosting model, per feature."""
     found: list[list[float]] = [[] for _ in range(n_features)]
@@ -73,14 +98,17 @@ class CompiledScorer:
     first, upwards unless that would cross a split threshold of their feature, in which
     case downwards: every split then sends the row where scikit-learn does."""
 
-    def __init__(self, path: Path, thresholds: list[np.ndarray] | None = None) -> None:
+    def __init__(self, library: bytes, thresholds: list[np.ndarray] | None = None) -> None:
         try:
             import tl2cgen
 
             self._dmatrix = tl2cgen.DMatrix
-            self._predictor = tl2cgen.Predictor(str(path), nthread=1, verbose=False)
+            with private_copy(library) as path:
+                self._predictor = tl2cgen.Predictor(str(path), nthread=1, verbose=False)
+        except CompiledScorerError:
+            raise
         except Exception as exc:
-            raise CompiledScorerError(f"cannot load {path}: {exc}") from None
+            raise CompiledScorerError(f"cannot load the compiled library: {exc}") from None
         self._thresholds = thresholds or []
 
     def _unalias_missing(self, matrix: np.ndarray) -> np.ndarray:

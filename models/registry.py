@@ -4,7 +4,9 @@ pointer, and the history of every change.
 The directory is the shared storage every worker reads (a volume, an NFS or object-store
 mount): a version is a write-once artifact directory, and the pointers are small files
 replaced atomically, so a reader sees the old pointer or the new one, never half of one.
-Changes take a lock on the directory and append a line to ``history.jsonl``.
+Changes take a lock on the directory and append a line to ``history.jsonl`` (who, from
+which host, and which key signed the version). Only a version whose signature verifies
+with a trusted key can be promoted, shadowed or loaded.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from models.artifact import (
     check_feature_contract,
     load_artifact,
     read_manifest,
-    verify,
+    verify_artifact,
 )
+from models.signing import KeyRing
 
 CHAMPION_FILE = "CHAMPION"
 CHALLENGER_FILE = "CHALLENGER"
@@ -46,8 +49,11 @@ class VersionSummary:
 
 
 class Registry:
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, ring: KeyRing | None = None) -> None:
+        """``ring``: the public keys signatures must verify with (default: the keys this
+        process trusts, ``models.signing.configure``)."""
         self.root = Path(root)
+        self._ring = ring
 
     def version_dir(self, version: str) -> Path:
         if not version or "/" in version or version.startswith("."):
@@ -104,25 +110,30 @@ class Registry:
 
     def check_promotable(self, version: str, feature_names: Sequence[str],
                          schema_digest: str | None) -> dict[str, Any]:
-        """The version's manifest if it can serve the running feature set: every file
-        matches its hash and the feature order and schema are the running ones."""
+        """The version's manifest if it can serve the running feature set: its signature
+        verifies with a trusted key, every file matches its hash, and the feature order
+        and schema are the running ones."""
+        return self._promotable(version, feature_names, schema_digest)[0]
+
+    def _promotable(self, version: str, feature_names: Sequence[str],
+                    schema_digest: str | None) -> tuple[dict[str, Any], str]:
         directory = self._require(version)
-        manifest = read_manifest(directory)
-        verify(directory, manifest)
-        check_feature_contract(manifest, feature_names, schema_digest)
-        return manifest
+        verified = verify_artifact(directory, self._ring)
+        _check_version(directory, verified.manifest, version)
+        check_feature_contract(verified.manifest, feature_names, schema_digest)
+        return verified.manifest, verified.signed_by
 
     def promote(self, version: str, feature_names: Sequence[str],
                 schema_digest: str | None, by: str = "cli") -> str | None:
         """Make ``version`` the champion; returns the previous champion. A challenger
         promoted to champion stops being the challenger."""
-        self.check_promotable(version, feature_names, schema_digest)
+        _, signed_by = self._promotable(version, feature_names, schema_digest)
         with self._locked():
             previous = self.champion_version()
             self._write_pointer(CHAMPION_FILE, version)
             if self.challenger_version() == version:
                 self._write_pointer(CHALLENGER_FILE, None)
-            self._record("promote", version, previous, by)
+            self._record("promote", version, previous, by, signed_by)
         return previous
 
     def rollback(self, feature_names: Sequence[str], schema_digest: str | None,
@@ -133,17 +144,18 @@ class Registry:
             if len(stack) < 2:
                 raise ArtifactError(f"no earlier champion to roll back to in {self.root}")
             current, target = stack[-1], stack[-2]
-            self.check_promotable(target, feature_names, schema_digest)
+            _, signed_by = self._promotable(target, feature_names, schema_digest)
             self._write_pointer(CHAMPION_FILE, target)
-            self._record("rollback", target, current, by)
+            self._record("rollback", target, current, by, signed_by)
         return current, target
 
     def set_challenger(self, version: str | None, feature_names: Sequence[str],
                        schema_digest: str | None, by: str = "cli") -> str | None:
         """Score ``version`` in shadow beside the champion (None: stop); returns the
         previous challenger."""
+        signed_by = ""
         if version is not None:
-            self.check_promotable(version, feature_names, schema_digest)
+            _, signed_by = self._promotable(version, feature_names, schema_digest)
             if version == self.champion_version():
                 raise ArtifactError(f"{version} is the champion; a challenger must be "
                                     f"another version")
@@ -151,15 +163,17 @@ class Registry:
             previous = self.challenger_version()
             self._write_pointer(CHALLENGER_FILE, version)
             self._record("challenger" if version else "challenger-cleared",
-                         version, previous, by)
+                         version, previous, by, signed_by)
         return previous
 
     # -- loading -------------------------------------------------------------------
 
     def load(self, version: str) -> Artifact:
         """The version's verified artifact (unknown versions are named in the error)."""
-        self._require(version)
-        return load_artifact(self.version_dir(version))
+        directory = self._require(version)
+        artifact = load_artifact(directory, self._ring)
+        _check_version(directory, artifact.manifest, version)
+        return artifact
 
     def load_version(self, version: str | None = None) -> Artifact:
         """The given version's verified artifact, or the champion's when None."""
@@ -215,10 +229,10 @@ class Registry:
         os.replace(tmp, path)
 
     def _record(self, action: str, version: str | None, previous: str | None,
-                by: str) -> None:
+                by: str, signed_by: str = "") -> None:
         entry = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                  "action": action, "version": version, "previous": previous, "by": by,
-                 "user": _user(), "host": socket.gethostname()}
+                 "user": _user(), "host": socket.gethostname(), "signed_by": signed_by}
         with open(self.root / HISTORY_FILE, "a") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
@@ -231,6 +245,14 @@ class Registry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_version(directory: Path, manifest: dict[str, Any], version: str) -> None:
+    """A signed artifact copied under another version's name is refused: the pointer
+    names what gets scored."""
+    if manifest["version"] != version:
+        raise ArtifactError(f"model artifact {directory} holds version "
+                            f"{manifest['version']!r}, not {version!r}; refusing it")
 
 
 def _user() -> str:

@@ -72,7 +72,7 @@ def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],
         return "sklearn", "", sklearn
     try:
         thresholds = split_thresholds(model, len(artifact.feature_names))
-        compiled = CompiledScorer(artifact.path / library, thresholds)
+        compiled = CompiledScorer(artifact.blob(library), thresholds)
         compiled.verify(model, probe_matrix(explain["means"], explain["stds"]))
     except CompiledScorerError as exc:
         log.warning("compiled scorer unusable, scoring with scikit-learn: %s", exc,

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from threadpoolctl import threadpool_limits
 
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream import model_trust
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from models.follower import ModelSet, RegistryFollower
@@ -176,7 +177,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
 
 
 def main() -> None:
-    app, _ = create_app(Settings.from_env())
+    settings = Settings.from_env()
+    model_trust.configure(settings)
+    app, _ = create_app(settings)
     app.main()
 
 

@@ -60,7 +60,8 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
             token_endpoint=settings.kafka_oauth_token_endpoint or "",
             client_id=settings.kafka_oauth_client_id or "",
             client_secret=secret.reveal() if secret is not None else "",
-            scope=settings.kafka_oauth_scope)), ssl_context=context)
+            scope=settings.kafka_oauth_scope, allow_http=settings.oidc_allow_http)),
+            ssl_context=context)
     password = settings.kafka_sasl_password
     return SASLCredentials(username=settings.kafka_sasl_username,
                            password=password.reveal() if password is not None else None,

@@ -4,7 +4,9 @@ librdkafka fetches and refreshes OAUTHBEARER tokens itself (``sasl.oauthbearer.m
 oidc``). aiokafka, under Faust, needs a token provider: this one asks the token endpoint
 the way librdkafka does (HTTP Basic client authentication, ``grant_type=
 client_credentials``, the scope if any) and keeps the token until shortly before it
-expires. Errors name the endpoint and the HTTP status, never the secret.
+expires. Errors name the endpoint and the HTTP status, never the secret. The secret is
+only ever sent over https (http only when explicitly allowed, for local tests), and a
+redirect to a plain-http URL is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ClientCredentials:
     client_id: str
     client_secret: str
     scope: str | None = None
+    allow_http: bool = False
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self.token_endpoint!r}, client_id={self.client_id!r})"
@@ -43,6 +46,7 @@ class ClientCredentials:
 def request_token(credentials: ClientCredentials, timeout_s: float = 10.0,
                   ) -> tuple[str, float]:
     """(access token, seconds it is valid) from one client-credentials grant."""
+    _require_https(credentials.token_endpoint, credentials.allow_http)
     form = {"grant_type": "client_credentials"}
     if credentials.scope:
         form["scope"] = credentials.scope
@@ -55,7 +59,8 @@ def request_token(credentials: ClientCredentials, timeout_s: float = 10.0,
                  "Content-Type": "application/x-www-form-urlencoded"}, method="POST")
     where = credentials.token_endpoint
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        opener = urllib.request.build_opener(_HttpsOnlyRedirects(credentials.allow_http))
+        with opener.open(request, timeout=timeout_s) as response:
             body = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise TokenError(f"the token endpoint {where} refused client "
@@ -68,6 +73,22 @@ def request_token(credentials: ClientCredentials, timeout_s: float = 10.0,
         raise TokenError(f"the token endpoint {where} answered without an access_token")
     lifetime = body.get("expires_in", DEFAULT_LIFETIME_S)
     return token, float(lifetime) if isinstance(lifetime, int | float) else DEFAULT_LIFETIME_S
+
+
+def _require_https(url: str, allow_http: bool) -> None:
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme != "https" and not (allow_http and scheme == "http"):
+        raise TokenError(f"the token endpoint {url} is not https: refusing to send the "
+                         f"client secret to it")
+
+
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, allow_http: bool) -> None:
+        self._allow_http = allow_http
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        _require_https(newurl, self._allow_http)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class CachedToken:

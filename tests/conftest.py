@@ -16,8 +16,17 @@ from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
 from models.registry import Registry
 from models.train import train
+from tests import signing_keys
 from tests.population import TEST_POPULATION
 from tests.processes import child_pids
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signing_keys.install()  # before any test writes or loads a model
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signing_keys.remove()
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +91,7 @@ def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Sett
         group_id=f"workers-{unique}", model_dir=str(model_registry),
         redis_prefix=f"test-{unique}", session_timeout_ms=6000, heartbeat_interval_ms=500,
         max_poll_interval_ms=20000, commit_interval_s=0.5, shutdown_timeout_s=10.0,
+        **signing_keys.pair().settings(),
     )
 
 

@@ -37,8 +37,16 @@ def make_keys(directory: Path) -> Keys:
     return Keys(path, alice, bob, mallory)
 
 
+METRICS_TOKEN = "test-metrics-token"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def serving_settings(settings: Settings, keys: Keys, **changes: Any) -> Settings:
-    return settings.replace(api_keys_file=str(keys.path), **changes)
+    """Serving settings with the keys file, /metrics behind ``METRICS_TOKEN`` and the
+    schema served (production leaves both off); ``changes`` win."""
+    return settings.replace(**{"api_keys_file": str(keys.path),
+                               "api_metrics_token": METRICS_TOKEN, "api_docs": True,
+                               **changes})
 
 
 @contextlib.contextmanager

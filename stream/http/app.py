@@ -1,7 +1,8 @@
 """The FastAPI app behind ``fraudstream serve``.
 
 Routes: ``POST /v1/score`` (one transaction or a batch), ``GET /healthz`` (alive),
-``GET /readyz`` (broker, Redis, model), ``GET /metrics``, ``GET /openapi.json``; for
+``GET /readyz`` (broker, Redis, model), ``GET /metrics`` (with its own bearer token, or
+on its own port), ``GET /openapi.json`` and ``/docs`` (when enabled); for
 SageMaker ``GET /ping`` and ``POST /invocations``; for Vertex AI the routes it names in
 ``AIP_HEALTH_ROUTE`` and ``AIP_PREDICT_ROUTE``.
 
@@ -13,6 +14,8 @@ than handing it to a thread would. Scale with ``--workers``.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import os
 import time
@@ -26,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fraudstream import logs
+from fraudstream import logs, model_trust
 from fraudstream.settings import Settings
 from stream.http import openapi
 from stream.http.auth import ApiError, Gate
@@ -102,47 +105,58 @@ class Endpoints:
         self.exposition = exposition
         self.metrics: HttpMetrics = service.metrics
         self.body_limit = service.settings.api_max_body_bytes
+        self.body_timeout_s = service.settings.api_body_timeout_s
+        token = service.settings.api_metrics_token
+        self.metrics_token = token.reveal() if token is not None else None
 
     # -- scoring ---------------------------------------------------------------------
 
     async def score(self, request: Request) -> Response:
         """``POST /v1/score``: one transaction or ``{"transactions": [...]}``."""
         started = time.perf_counter()
-        key = self.gate.admit(request.headers.get(API_KEY_HEADER))
-        _require_json(request)
-        return await self._run(request, started, key, parse_score_body, self._json_answer)
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
+            _require_json(request)
+            return await self._run(request, started, key, parse_score_body,
+                                   self._json_answer)
 
     async def invocations(self, request: Request) -> Response:
         """SageMaker: JSON or CSV in (Content-Type), JSON or CSV out (Accept)."""
         started = time.perf_counter()
-        key = self.gate.admit(request.headers.get(API_KEY_HEADER))
-        kind = media_type(request.headers.get("content-type"))
-        if is_json(kind):
-            parse: Parser = parse_score_body
-        elif kind == CSV:
-            parse = parse_csv
-        else:
-            raise ApiError(415, f"Content-Type {kind} is not {JSON} or {CSV}",
-                           "unsupported_media_type")
-        answer = answer_type(request.headers.get("accept"))
-        if answer is None:
-            raise ApiError(406, f"Accept must allow {JSON} or {CSV}", "not_acceptable")
-        render = self._json_answer if answer == JSON else self._csv_answer
-        return await self._run(request, started, key, parse, render)
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
+            kind = media_type(request.headers.get("content-type"))
+            if is_json(kind):
+                parse: Parser = parse_score_body
+            elif kind == CSV:
+                parse = parse_csv
+            else:
+                raise ApiError(415, f"Content-Type {kind} is not {JSON} or {CSV}",
+                               "unsupported_media_type")
+            answer = answer_type(request.headers.get("accept"))
+            if answer is None:
+                raise ApiError(406, f"Accept must allow {JSON} or {CSV}", "not_acceptable")
+            render = self._json_answer if answer == JSON else self._csv_answer
+            return await self._run(request, started, key, parse, render)
 
     async def vertex_predict(self, request: Request) -> Response:
         """Vertex AI: ``{"instances": [...]}`` in, ``{"predictions": [...]}`` out."""
         started = time.perf_counter()
-        key = self.gate.admit(request.headers.get(API_KEY_HEADER))
-        _require_json(request)
-        return await self._run(request, started, key, parse_instances, self._vertex_answer)
+        with self.gate.admit(request.headers.get(API_KEY_HEADER), client_of(request)) as key:
+            _require_json(request)
+            return await self._run(request, started, key, parse_instances,
+                                   self._vertex_answer)
 
     async def _run(self, request: Request, started: float, key: str | None,
                    parse: Parser, render: Renderer) -> Response:
         try:
-            body = await read_body(request, self.body_limit)
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await read_body(request, self.body_limit)
         except ClientDisconnect:
             return Response(status_code=400)
+        except TimeoutError:
+            # A client trickling its body holds a connection and an in-flight slot: cut
+            # it off (the connection closes with the answer).
+            raise ApiError(408, f"the body took longer than {self.body_timeout_s:g} s to "
+                                f"arrive", "body_timeout", {"Connection": "close"}) from None
         read = time.perf_counter()
         parsed = parse(body, self.service.limits, int(time.time() * 1000))
         self.gate.charge(key, len(parsed))
@@ -201,9 +215,20 @@ class Endpoints:
         return Response(encode(Liveness("ready")), media_type=JSON,
                         headers={MODEL_HEADER: self.service.model.current().version})
 
-    async def metrics_text(self) -> Response:
-        """Prometheus text format, every process's values with ``--workers N``."""
+    async def metrics_text(self, request: Request) -> Response:
+        """Prometheus text format, every process's values with ``--workers N``; only
+        with ``Authorization: Bearer <FRAUDSTREAM_API_METRICS_TOKEN>``."""
+        presented = request.headers.get("authorization", "")
+        expected = f"Bearer {self.metrics_token}".encode()
+        if not hmac.compare_digest(presented.encode(), expected):
+            raise ApiError(401, "/metrics needs its bearer token", "metrics_token",
+                           {"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(self.exposition), media_type=CONTENT_TYPE_LATEST)
+
+
+def client_of(request: Request) -> str:
+    """The caller's address (the proxy's, behind one), for requests without a valid key."""
+    return request.client.host if request.client else "unknown"
 
 
 def _require_json(request: Request) -> None:
@@ -251,11 +276,15 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     vertex = VertexRoutes.from_env(environ)
     service = build_service(settings, metrics)
     endpoints = Endpoints(service, gate, Readiness(settings, service.model), exposition)
+    docs = settings.api_docs  # the schema maps the attack surface: off unless asked for
     app = FastAPI(title="fraudstream", version=metadata.version("fraudstream"),
                   description="Real-time fraud scoring: the stream's features and model "
-                              "over HTTP", redoc_url=None)
+                              "over HTTP", redoc_url=None,
+                  docs_url="/docs" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     app.state.model = service.model
     app.state.service = service
+    app.state.exposition = exposition
     _add_routes(app, endpoints, gate.requires_keys, vertex)
     _add_error_handlers(app, metrics)
     app.add_middleware(RequestTimer, metrics=metrics)
@@ -274,6 +303,7 @@ def app_from_env() -> FastAPI:
     logs.configure(settings.log_level, settings.log_format)
     for secret in settings.secrets():
         logs.register_secret(secret)
+    model_trust.configure(settings)
     from stream.http.server import quiet_uvicorn_extras
 
     quiet_uvicorn_extras()
@@ -303,10 +333,12 @@ def _add_routes(app: FastAPI, e: Endpoints, keys: bool, vertex: VertexRoutes | N
     route("/ping", e.ping, "GET", {"summary": "SageMaker health check",
                                    "responses": {"200": {"description": "Ready to score "
                                                                         "(empty body)"}}})
-    route("/metrics", e.metrics_text, "GET", {
-        "summary": "Prometheus metrics",
-        "responses": {"200": {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+    if e.metrics_token is not None:  # otherwise only on FRAUDSTREAM_API_METRICS_PORT
+        route("/metrics", e.metrics_text, "GET", {
+            "summary": "Prometheus metrics (bearer token)",
+            "responses": {"200": {"description": "Prometheus text format",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "401": openapi.error("No or wrong bearer token")}})
     if vertex is not None:
         if vertex.health is not None:
             route(vertex.health, e.vertex_health, "GET",

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from fraudstream import model_trust
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
 from models.registry import CHAMPION_FILE
@@ -54,6 +55,7 @@ def init() -> None:
     not set) and connect to Redis."""
     global _service
     settings = Settings.from_env()
+    model_trust.configure(settings)
     model_dir = os.environ.get(MODEL_DIR_ENV)
     registry = find_registry(Path(model_dir)) if model_dir else Path(settings.model_dir)
     with _lock:

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
 
 from fraudstream.settings import Settings
 from models.registry import Registry
 from stream.http.app import create_app
 from stream.http.auth import Gate
-from stream.http.metrics import MULTIPROCESS_ENV, HttpMetrics
+from stream.http.metrics import MULTIPROCESS_ENV, HttpMetrics, exposition_registry
 from stream.http.platforms import VertexRoutes
 from stream.http.service import require_redis
 
@@ -69,6 +70,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     quiet_uvicorn_extras()
     if workers == 1:
         app = create_app(settings)  # a bad setting or model ends here, in one line
+        _metrics_listener(settings, app.state.exposition)
         log.info("serving on %s:%d", host, port)
         _Server(uvicorn.Config(app, **options)).run()
         return 0
@@ -78,10 +80,20 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     os.environ.update(settings.child_environ())
     with tempfile.TemporaryDirectory(prefix="fraudstream-http-metrics-") as directory:
         os.environ[MULTIPROCESS_ENV] = directory
+        _metrics_listener(settings, exposition_registry()[0])
         log.info("serving on %s:%d with %d processes", host, port, workers)
         uvicorn.run("stream.http.app:app_from_env", factory=True, workers=workers,
                     **options)
     return 0
+
+
+def _metrics_listener(settings: Settings, exposition: CollectorRegistry) -> None:
+    """/metrics on its own port (FRAUDSTREAM_API_METRICS_PORT, loopback by default), so
+    the API port never shows it to callers; with ``--workers N`` every process's values."""
+    if settings.api_metrics_port:
+        start_http_server(settings.api_metrics_port, settings.api_metrics_host,
+                          registry=exposition)
+        log.info("metrics on %s:%d", settings.api_metrics_host, settings.api_metrics_port)
 
 
 def _check(settings: Settings) -> None:

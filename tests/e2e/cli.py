@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fraudstream.settings import Settings
 from stream.status import read_status
+from tests import signing_keys
 from tests.conftest import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,8 @@ def fraudstream_argv(*args: str) -> list[str]:
 
 def run_cli(settings: Settings | None, *args: str, timeout: float = 120,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = settings_env(settings) if settings is not None else dict(env or {})
+    environment = (settings_env(settings) if settings is not None
+                   else {**signing_keys.pair().environ(), **(env or {})})
     if env:
         environment.update(env)
     return subprocess.run(fraudstream_argv(*args), env=environment, cwd=ROOT,

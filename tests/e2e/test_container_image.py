@@ -24,9 +24,11 @@ from fraudstream import services
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
+from models import signing
 from models.registry import Registry
 from stream.decisions import decision_decoder
 from tests import podman as pm
+from tests import signing_keys
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 from tests.tools import tool_missing
@@ -66,12 +68,19 @@ def images(model_registry: Path, tmp_path_factory: pytest.TempPathFactory,
 
 def _container_env(settings: Settings, **extra: str) -> list[str]:
     """``--env`` options handing the test's settings to the container; the model and the
-    status file stay the image's own."""
+    status file stay the image's own, and the signing key stays out (a worker only
+    verifies: ``_keys_mount`` gives it the public key at the same path)."""
     env = {k: v for k, v in settings.child_environ({}).items()
-           if k not in (PREFIX + "MODEL_DIR", PREFIX + "STATUS_FILE")}
+           if k not in (PREFIX + "MODEL_DIR", PREFIX + "STATUS_FILE",
+                        PREFIX + "MODEL_SIGNING_KEY")}
     env.update(extra)
     return [option for name, value in sorted(env.items())
             for option in ("--env", f"{name}={value}")]
+
+
+def _keys_mount() -> list[str]:
+    directory = signing_keys.pair().directory
+    return ["-v", f"{directory}:{directory}:ro"]
 
 
 def _wait_healthy(name: str, timeout: float = 90) -> str:
@@ -132,7 +141,7 @@ def test_the_image_runs_a_worker_that_decides_with_the_baked_model(
     pm.podman("run", "--detach", "--name", name, "--network", "host",
               "--health-interval", "disable",  # no systemd timers here: run it by hand
               *_container_env(settings, FRAUDSTREAM_METRICS_PORT=str(metrics_port)),
-              images["runtime"], "worker")
+              *_keys_mount(), images["runtime"], "worker")
     try:
         health = _wait_healthy(name)
         assert health.startswith("healthy:"), health
@@ -171,8 +180,15 @@ def test_the_trainer_target_trains_a_model_the_runtime_image_loads(
     registry = tmp_path / "registry"
     registry.mkdir()
     registry.chmod(0o777)  # written by the image's user
+    keys = tmp_path / "keys"  # a pair of this test's, readable by the image's user
+    signing.generate(keys / "signing.pem", keys / "signing.pub.pem")
+    keys.chmod(0o755)
+    (keys / "signing.pem").chmod(0o644)
+    trust = ["-v", f"{keys}:/keys:ro", "--env",
+             "FRAUDSTREAM_MODEL_PUBLIC_KEYS=/keys/signing.pub.pem"]
     # One OpenMP thread: threads spinning on a busy 2-core machine made training 5x slower.
-    pm.podman("run", "--rm", "--network", "none", "-v", f"{registry}:/models",
+    pm.podman("run", "--rm", "--network", "none", "-v", f"{registry}:/models", *trust,
+              "--env", "FRAUDSTREAM_MODEL_SIGNING_KEY=/keys/signing.pem",
               "--env", "OMP_NUM_THREADS=1", images["trainer"], "train", "--customers", "300",
               "--terminals", "600", "--days", "40", "--seed", "3", timeout=300)
     version = Registry(registry).champion_version()
@@ -180,10 +196,12 @@ def test_the_trainer_target_trains_a_model_the_runtime_image_loads(
     manifest = json.loads((registry / version / "manifest.json").read_text())
     assert manifest["compiled"] == "scorer.so", "the trainer compiles the scorer"
 
-    load = ("from features.definitions import FEATURE_NAMES; "
+    load = ("from fraudstream import model_trust; from fraudstream.settings import Settings; "
+            "model_trust.configure(Settings.from_env()); "
+            "from features.definitions import FEATURE_NAMES; "
             "from models.registry import Registry; from models.scorer import Scorer; "
             "s = Scorer(Registry('/models').load_champion(), FEATURE_NAMES); "
             "print(s.version, s.backend)")
     loaded = pm.podman("run", "--rm", "--network", "none", "-v", f"{registry}:/models:ro",
-                       "--entrypoint", "python", images["runtime"], "-c", load)
+                       *trust, "--entrypoint", "python", images["runtime"], "-c", load)
     assert loaded.stdout.split() == [version, "compiled"], loaded.stdout + loaded.stderr

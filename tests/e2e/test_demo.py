@@ -19,6 +19,8 @@ EXPECTED_CHILDREN = 4
 
 def _start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    # The demo signs and verifies with a development key pair: made here, not in $HOME.
+    env[PREFIX + "DEV_KEYS_DIR"] = str(tmp_path / "dev-keys")
     log = tmp_path / "demo.log"
     with open(log, "wb") as handle:
         demo = subprocess.Popen([sys.executable, "-m", "fraudstream", "demo", *args],
@@ -74,3 +76,16 @@ def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
     assert code in (0, 130), log.read_text()
     assert stop_seconds < 30, f"Ctrl-C took {stop_seconds:.1f}s"
     assert still_alive(seen) == set(), "Ctrl-C left processes behind"
+
+
+def test_the_demo_says_it_uses_development_keys(tmp_path: Path) -> None:
+    demo, log = _start_demo(tmp_path, "--duration", "2", "--rate", "200", "--customers", "300")
+    try:
+        code = demo.wait(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert code == 0, log.read_text()
+    assert "development keys" in log.read_text()
+    assert (tmp_path / "dev-keys" / "model-signing.pem").stat().st_mode & 0o077 == 0

@@ -184,7 +184,7 @@ def test_topics_create_with_a_refused_oidc_client_says_so_in_one_line(
                          kafka_oauth_token_endpoint="http://127.0.0.1:9/oauth2/token",
                          kafka_oauth_client_id="fraudstream",
                          kafka_oauth_client_secret=CLIENT_SECRET,
-                         kafka_ssl_ca_location=str(ca.cert))
+                         kafka_ssl_ca_location=str(ca.cert), oidc_allow_http=True)
     result = run_cli(s, "--log-level", "debug", "topics", "create", "--partitions", "1",
                      timeout=60)
     assert result.returncode != 0

@@ -77,8 +77,10 @@ def test_serve_listens_where_vertex_says_and_adds_up_its_workers_metrics(
     port = free_port()
     log = tmp_path / "serve.log"
     route = "/v1/endpoints/3/deployedModels/4"
+    metrics_port = free_port()
     env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": route,
-           "AIP_PREDICT_ROUTE": f"{route}:predict", "FRAUDSTREAM_API_AUTH": "platform"}
+           "AIP_PREDICT_ROUTE": f"{route}:predict", "FRAUDSTREAM_API_AUTH": "platform",
+           "FRAUDSTREAM_API_METRICS_PORT": str(metrics_port)}
     with serving(settings, log, port, "--workers", "2", env=env) as process:
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(url + route).status_code == 200
@@ -86,7 +88,8 @@ def test_serve_listens_where_vertex_says_and_adds_up_its_workers_metrics(
         for _ in range(20):  # fresh connections: both processes take some
             answer = httpx.post(f"{url}{route}:predict", json={"instances": [one]})
             assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
-        metrics = httpx.get(f"{url}/metrics").text
+        assert httpx.get(f"{url}/metrics").status_code == 404, "not on the API port"
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         stop(process, log)
     total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                 if line.startswith("fraudstream_http_decisions_total{"))
@@ -114,3 +117,23 @@ def test_api_key_commands_make_and_revoke_keys(tmp_path: Path) -> None:
     assert revoked.returncode == 0 and path.read_text().strip().endswith(":revoked")
     bad = run_cli(None, "api-key", "create", "no spaces")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_two_serve_processes_share_one_rate_limit(settings: Settings, tmp_path: Path) -> None:
+    """Two replicas of `fraudstream serve` on one Redis accept, together, no more than the
+    burst: the rate is so low that nothing refills while the test runs."""
+    keys = make_keys(tmp_path)
+    env = {"FRAUDSTREAM_API_KEYS_FILE": str(keys.path), "FRAUDSTREAM_API_RATE": "0.001",
+           "FRAUDSTREAM_API_BURST": "6", "FRAUDSTREAM_API_MAX_BATCH": "1"}
+    ports = [free_port(), free_port()]
+    with contextlib.ExitStack() as stack:
+        for n, port in enumerate(ports):
+            stack.enter_context(serving(settings, tmp_path / f"serve-{n}.log", port,
+                                        "--port", str(port), "--host", "127.0.0.1",
+                                        env=env))
+        one = transaction("s1", "c1", "t1", 30.0, NOW_MS - 60_000)
+        answers = [httpx.post(f"http://127.0.0.1:{port}/v1/score", json=one,
+                              headers={"X-API-Key": keys.alice}).status_code
+                   for port in ports * 8]
+    assert 6 <= answers.count(200) <= 6 + 1, answers  # per process it would be 12
+    assert set(answers) == {200, 429}, answers

@@ -1,6 +1,7 @@
 """docker-compose.yml: valid against the Compose specification (offline, check-jsonschema's
 bundled schema), every fraudstream service runs a real `fraudstream` command, every file
-it references exists, and `depends_on` brings the stack up in order.
+it references exists, `depends_on` brings the stack up in order, no secret value is in
+the repository and nothing is published beyond loopback by default.
 
 check-jsonschema lives in ``.venv-tools`` (``scripts/setup.sh``: it needs a newer click
 than faust allows). Without it the schema test skips, except under CI, where it fails.
@@ -14,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from stream.http.keys import find_key, parse_keys
@@ -68,7 +70,7 @@ def test_the_file_follows_the_compose_specification() -> None:
 def test_the_schema_check_catches_a_wrong_condition(tmp_path: Path) -> None:
     wrong = tmp_path / "docker-compose.yml"
     wrong.write_text(COMPOSE.read_text().replace("service_completed_successfully",
-                                                 "service_finished", 1))
+                                                 "service_finished"))
     result = _validate(wrong)
     assert result.returncode != 0, "a depends_on condition compose does not know must fail"
 
@@ -185,13 +187,129 @@ def test_the_security_settings_are_passed_through() -> None:
             assert environment.get(variable) == f"${{{variable}:-}}", f"{name}: {variable}"
 
 
-def test_the_scorer_takes_the_documented_local_key_and_follows_the_registry() -> None:
+def test_the_scorer_reads_generated_keys_and_follows_the_registry() -> None:
     services = _compose()["services"]
     scorer = services["scorer"]
     keys_file = scorer["environment"]["FRAUDSTREAM_API_KEYS_FILE"]
-    host_file = next(v.split(":")[0] for v in scorer["volumes"] if f":{keys_file}" in v)
-    keys = parse_keys((ROOT / host_file).read_text())
-    found = find_key(keys, "fsk_compose-local-development-only")
-    assert found is not None and found.name == "compose-dev" and not found.revoked
+    mount = next(str(v) for v in scorer["volumes"]
+                 if keys_file.startswith(str(v).split(":")[1] + "/"))
+    assert mount.split(":")[0] == "fraudstream-secrets", "keys come from the secrets volume"
     assert "models:/models:ro" in scorer["volumes"]
     assert "models:/models" in services["trainer"]["volumes"]
+
+
+SECRET_NAMES = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE|REQUIREPASS)$")
+
+
+def _environment_items() -> list[tuple[str, str, str]]:
+    return [(name, str(k), str(v)) for name, service in _services().items()
+            for k, v in (service.get("environment") or {}).items()]
+
+
+def test_no_secret_value_is_in_the_repository() -> None:
+    """Every secret-looking variable is empty unless the shell sets it, or names a file
+    in a volume the `secrets` service fills at the first start."""
+    for name, key, value in _environment_items():
+        if SECRET_NAMES.search(key):
+            assert _default(value) == "", f"{name}: {key} has a value in the repository"
+    text = COMPOSE.read_text()
+    assert not re.search(r"fsk_[A-Za-z0-9_-]{8}", text), "an API key"
+    assert not re.search(r"requirepass [A-Za-z0-9_-]{8}", text), "a Redis password"
+    assert not (ROOT / "deploy" / "compose" / "api-keys").exists()
+    mounted = {str(m).split(":", 1)[0] for service in _services().values()
+               for m in service.get("volumes") or []}
+    for source in sorted(s for s in mounted if s.startswith(".")):
+        root = ROOT / source
+        for path in root.rglob("*") if root.is_dir() else [root]:
+            if path.is_file():
+                content = path.read_text(errors="replace")
+                assert not re.search(r"fsk_[A-Za-z0-9_-]{8}", content), path
+                assert "PRIVATE KEY" not in content, path
+
+
+def test_secrets_are_made_first_and_each_volume_reaches_only_its_reader() -> None:
+    services = _services()
+    secrets = services["secrets"]
+    assert secrets["command"][0] == "compose-secrets" and secrets["restart"] == "no"
+    for name, service in services.items():
+        mounts = [str(m).split(":")[0] for m in service.get("volumes") or []]
+        if "signing-key" in mounts:
+            assert name in ("secrets", "trainer"), f"{name} can read the signing key"
+        if "grafana-secrets" in mounts:
+            assert name in ("secrets", "grafana"), name
+        if "redis-secrets" in mounts:
+            assert name in ("secrets", "redis"), name
+    trainer = services["trainer"]["environment"]
+    assert trainer["FRAUDSTREAM_MODEL_SIGNING_KEY"].startswith("/run/fraudstream-signing/")
+    for name, service in services.items():
+        if _is_fraudstream(service) and name != "secrets":
+            environment = service["environment"]
+            assert environment["FRAUDSTREAM_MODEL_PUBLIC_KEYS"], name
+            assert environment["FRAUDSTREAM_REDIS_PASSWORD_FILE"], name
+            assert "FRAUDSTREAM_DEV_KEYS" not in environment, name
+
+
+def test_nothing_is_published_on_all_interfaces_by_default() -> None:
+    published = {}
+    for name, service in _services().items():
+        for port in service.get("ports") or []:
+            spec = _default(str(port))
+            parts = spec.split(":")
+            assert len(parts) == 3 and parts[0] == "127.0.0.1", f"{name}: {port}"
+            published[name] = parts[1]
+    assert published == {"scorer": "8080", "grafana": "3000"}, "only what a user needs"
+
+
+def test_grafana_has_a_generated_password_and_no_anonymous_access() -> None:
+    grafana = _services()["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/grafana/")
+
+
+def test_redis_has_a_password_persistence_and_never_evicts_feature_keys() -> None:
+    redis_service = _services()["redis"]
+    command = [str(c) for c in redis_service["command"]]
+    assert command[1].endswith("redis.conf"), "the generated config with requirepass"
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--save" not in command or command[command.index("--save") + 1] != ""
+    assert any(str(m).startswith("redis-data:/data") for m in redis_service["volumes"])
+    assert "ports" not in redis_service
+    assert "-a" in str(redis_service["healthcheck"]["test"]), "the health check logs in"
+
+
+def test_compose_secrets_makes_each_secret_once_and_prints_it_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudstream import compose_secrets
+
+    assert compose_secrets.run(tmp_path) == 0
+    first = capsys.readouterr().out
+    key = first.split("shown once: ")[1].split()[0]
+    assert key.startswith("fsk_") and "grafana user admin" in first
+    keys = parse_keys((tmp_path / "fraudstream" / "api-keys").read_text())
+    assert find_key(keys, key) is not None
+    conf = (tmp_path / "redis" / "redis.conf").read_text()
+    assert conf == f"requirepass {(tmp_path / 'fraudstream' / 'redis-password').read_text()}\n"
+    assert (tmp_path / "signing" / "model-signing.pem").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "fraudstream" / "model-signing.pub.pem").is_file()
+    assert not (tmp_path / "fraudstream" / "model-signing.pem").exists(), "trainer only"
+    assert compose_secrets.run(tmp_path) == 0
+    again = capsys.readouterr().out
+    assert key not in again and "exist already" in again
+
+
+def test_a_secret_setting_is_read_from_the_file_its_FILE_variable_names(tmp_path: Path) -> None:
+    from fraudstream.errors import ConfigError
+    from fraudstream.settings import Settings
+
+    secret = tmp_path / "redis-password"
+    secret.write_text("from-the-file\n")
+    settings = Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD_FILE": str(secret)})
+    assert settings.redis_password is not None
+    assert settings.redis_password.reveal() == "from-the-file"
+    direct = Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD": "given",
+                                "FRAUDSTREAM_REDIS_PASSWORD_FILE": str(secret)})
+    assert direct.redis_password is not None and direct.redis_password.reveal() == "given"
+    with pytest.raises(ConfigError, match="cannot read the secret file"):
+        Settings.from_env({"FRAUDSTREAM_REDIS_PASSWORD_FILE": str(tmp_path / "none")})

@@ -22,7 +22,14 @@ from models.registry import Registry
 from models.rules import RULES_VERSION
 from stream.http.app import create_app, model_holder
 from stream.metrics import LATENCY_BUCKETS
-from tests.http_helpers import Keys, live_server, make_keys, serving_settings, transaction
+from tests.http_helpers import (
+    METRICS_AUTH,
+    Keys,
+    live_server,
+    make_keys,
+    serving_settings,
+    transaction,
+)
 from tests.model_factory import write_model
 
 NOW_MS = int(time.time() * 1000)
@@ -75,7 +82,9 @@ def test_scoring_reads_the_feature_state_and_never_writes_it(
     assert scores[0] != scores[1], "the second counts the first of its own request"
     r = redis.Redis.from_url(settings.redis_url)
     try:
-        assert list(r.scan_iter(match=f"{settings.redis_prefix}:*")) == []
+        written = [k for k in r.scan_iter(match=f"{settings.redis_prefix}:*")
+                   if b":ratelimit:" not in k]  # the shared rate limits live there too
+        assert written == []
     finally:
         r.close()
 
@@ -109,8 +118,10 @@ def test_keys_401_without_or_unknown_403_revoked(client: httpx.Client, keys: Key
     assert revoked.json() == {"detail": "API key 'mallory' has been revoked"}
     assert client.post("/invocations", json=tx("k"),
                        headers={"X-API-Key": "nope"}).status_code == 401
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/ping"):
+    for path in ("/healthz", "/readyz", "/openapi.json", "/ping"):
         assert httpx.get(f"{client.base_url}{path}").status_code == 200, path
+    assert httpx.get(f"{client.base_url}/metrics").status_code == 401, "its own token"
+    assert httpx.get(f"{client.base_url}/metrics", headers=METRICS_AUTH).status_code == 200
 
 
 def test_a_key_revoked_in_the_file_is_refused_within_a_second(client: httpx.Client,
@@ -139,7 +150,7 @@ def test_each_key_is_limited_per_transaction_with_retry_after(
         assert "0.5 transactions/s" in limited.json()["detail"]
         bob = httpx.post(f"{url}/v1/score", json=batch, headers={"X-API-Key": keys.bob})
         assert bob.status_code == 200, "one key's use leaves the others' buckets alone"
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics", headers=METRICS_AUTH).text
     assert 'fraudstream_http_rate_limited_requests_total{key="alice"} 1.0' in metrics
 
 
@@ -193,7 +204,7 @@ def test_redis_down_scores_on_default_features_and_readyz_says_so(
                                                headers={"X-API-Key": keys.alice}) as c:
         answers = [c.post("/v1/score", json=tx(str(i), amount=300.0)) for i in range(4)]
         ready = c.get("/readyz")
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers=METRICS_AUTH).text
     assert all(a.status_code == 200 for a in answers)
     assert all(a.json()["degraded"] == ["features"] for a in answers)
     assert ready.status_code == 503
@@ -233,7 +244,7 @@ def test_metrics_have_latency_per_route_and_status_and_no_secret(
         c.post("/v1/score", json=tx("a"), headers={"X-API-Key": keys.revoked})
         c.post("/v1/score", json=tx("a"), headers={"X-API-Key": "fsk_guess"})
         c.get("/no/such/path")
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers=METRICS_AUTH).text
         readiness = c.get("/readyz").text
     assert 'route="/v1/score",status="200"' in metrics
     assert 'route="/v1/score",status="403"' in metrics
@@ -289,7 +300,7 @@ def test_a_promotion_is_followed_without_a_restart(settings: Settings, keys: Key
             if versions[-1] == "newcomer":
                 break
             time.sleep(0.02)
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers=METRICS_AUTH).text
     assert versions[-1] == "newcomer", "the promotion was not followed"
     assert set(versions) <= {champion, "newcomer"}
     assert versions == sorted(versions, key=lambda v: v == "newcomer"), "never back"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.errors import CredentialsError
+from fraudstream.errors import ConfigError, CredentialsError
 from fraudstream.settings import Settings
 from fraudstream.topics import create_topics
 from stream.app import build_worker
@@ -188,7 +188,8 @@ def test_oauthbearer_fetches_a_token_with_the_client_credentials(
                          kafka_oauth_client_id="fraudstream-worker",
                          kafka_oauth_client_secret=CLIENT_SECRET,
                          kafka_oauth_scope="kafka.produce kafka.consume",
-                         kafka_ssl_ca_location=str(ca.cert))
+                         kafka_ssl_ca_location=str(ca.cert),
+                         oidc_allow_http=True)  # the test's endpoint is plain http
     with pytest.raises(CredentialsError) as caught:  # Tansu refuses every OAUTHBEARER token
         create_topics(s, 1, timeout=5)
     assert "SASL Authentication failed" in str(caught.value)
@@ -204,7 +205,7 @@ def test_oauthbearer_fetches_a_token_with_the_client_credentials(
 
 def test_the_faust_token_provider_asks_the_same_way(token_endpoint: TokenEndpoint) -> None:
     credentials = ClientCredentials(token_endpoint.url, "fraudstream-faust", CLIENT_SECRET,
-                                    "kafka")
+                                    "kafka", allow_http=True)
     token, lifetime = request_token(credentials)
     assert token.count(".") == 2 and lifetime == 3600
     basic = base64.b64encode(f"fraudstream-faust:{CLIENT_SECRET}".encode()).decode()
@@ -214,7 +215,19 @@ def test_the_faust_token_provider_asks_the_same_way(token_endpoint: TokenEndpoin
 
 def test_a_token_endpoint_that_is_not_there_is_one_line_without_the_secret() -> None:
     credentials = ClientCredentials("http://127.0.0.1:9/oauth2/token", "fraudstream",
-                                    CLIENT_SECRET)
+                                    CLIENT_SECRET, allow_http=True)
     with pytest.raises(TokenError) as caught:
         request_token(credentials, timeout_s=2)
     assert "127.0.0.1:9" in str(caught.value) and CLIENT_SECRET not in str(caught.value)
+
+
+def test_a_plain_http_token_endpoint_is_refused_unless_allowed(
+        token_endpoint: TokenEndpoint) -> None:
+    with pytest.raises(ConfigError, match="must be an https:// URL"):
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="OAUTHBEARER",
+                 kafka_oauth_token_endpoint=token_endpoint.url, kafka_oauth_client_id="c",
+                 kafka_oauth_client_secret=CLIENT_SECRET)
+    credentials = ClientCredentials(token_endpoint.url, "fraudstream", CLIENT_SECRET)
+    with pytest.raises(TokenError, match="not https"):
+        request_token(credentials, timeout_s=2)
+    assert token_endpoint.requests == [], "the secret was never sent"

@@ -314,3 +314,42 @@ def test_the_registry_jobs_run_real_commands_on_the_shared_volume(job: str) -> N
     assert volume["persistentVolumeClaim"]["claimName"] == "fraudstream-models"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_serving_pods_trust_the_model_keys_and_never_hold_the_signing_key(
+        overlay: str) -> None:
+    objects = _rendered(overlay)
+    keys_dir = _config(objects)["FRAUDSTREAM_MODEL_PUBLIC_KEYS"]
+    for name in ("fraudstream-worker", "fraudstream-scorer"):
+        deployment = _one(objects, "Deployment", name)
+        container = _container(deployment)
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == keys_dir)
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                      if v["name"] == mount["name"])
+        assert volume["configMap"]["name"] == "fraudstream-model-keys", name
+        assert "FRAUDSTREAM_MODEL_SIGNING_KEY" not in _env(container), name
+        assert "FRAUDSTREAM_DEV_KEYS" not in _env(container), name
+    assert "signing" not in _rendered_text(overlay).replace("model-signing.pub", "")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_scorer_metrics_are_on_their_own_port(overlay: str) -> None:
+    objects = _rendered(overlay)
+    container = _container(_one(objects, "Deployment", "fraudstream-scorer"))
+    assert _env(container)["FRAUDSTREAM_API_METRICS_PORT"] == "9110"
+    assert {"name": "metrics", "containerPort": 9110} in container["ports"]
+    monitor = _one(objects, "ServiceMonitor", "fraudstream-scorer")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_the_train_job_signs_with_a_key_from_its_own_secret() -> None:
+    pod = yaml.safe_load((K8S / "jobs" / "train-job.yaml").read_text())["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    key = next(e["value"] for e in container["env"]
+               if e["name"] == "FRAUDSTREAM_MODEL_SIGNING_KEY")
+    mount = next(m for m in container["volumeMounts"]
+                 if key.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "fraudstream-model-signing-key"
+    assert mount["readOnly"] is True

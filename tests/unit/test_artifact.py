@@ -1,4 +1,4 @@
-"""models.artifact: sha256 manifest, and nothing unpickled before it is verified."""
+"""models.artifact: a signed sha256 manifest, and nothing unpickled before it is verified."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import joblib
 import pytest
 
+from models import signing
 from models.artifact import (
     FORMAT,
     MANIFEST,
@@ -22,6 +23,7 @@ from models.artifact import (
     sha256_of,
     write_artifact,
 )
+from models.signing import SIGNATURE_FILE
 
 MODEL = {"kind": "test-model", "weights": [0.25, -1.5, 3.0]}
 MANIFEST_IN = {
@@ -39,8 +41,13 @@ def read_manifest_json(directory: Path) -> dict[str, Any]:
     return json.loads((directory / MANIFEST).read_text())
 
 
-def rewrite_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    (directory / MANIFEST).write_text(json.dumps(manifest))
+def rewrite_manifest(directory: Path, manifest: dict[str, Any], sign: bool = True) -> None:
+    """Replace the manifest; signed with the test key unless ``sign`` is False (what
+    someone who can write the registry but has no key can do)."""
+    data = json.dumps(manifest).encode()
+    (directory / MANIFEST).write_bytes(data)
+    if sign:
+        (directory / SIGNATURE_FILE).write_bytes(signing.signer().sign(data))
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -59,7 +66,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_manifest_lists_every_file_with_its_sha256(tmp_path: Path) -> None:
     directory = write(tmp_path / "v1", extra={"explain.json": "{}", "notes.txt": "hello"})
     files = read_manifest_json(directory)["files"]
-    assert sorted(files) == ["explain.json", MODEL_FILE, "notes.txt"]
+    assert sorted(files) == ["explain.json", MODEL_FILE, "notes.txt"]  # never the signature
     for name, digest in files.items():
         assert digest == hashlib.sha256((directory / name).read_bytes()).hexdigest()
     assert files["notes.txt"] == hashlib.sha256(b"hello").hexdigest()
@@ -141,6 +148,7 @@ def test_unreadable_or_foreign_manifest_is_refused(tmp_path: Path, text: str,
                                                    fragment: str) -> None:
     directory = write(tmp_path / "v1")
     (directory / MANIFEST).write_text(text)
+    (directory / SIGNATURE_FILE).write_bytes(signing.signer().sign(text.encode()))
     with pytest.raises(ArtifactError, match=fragment):
         load_artifact(directory)
 

@@ -58,8 +58,8 @@ def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) 
     artifact = Registry(root).load_champion()
     matrix = np.ascontiguousarray(compute_matrix(frame)[:4000])
     matrix.view(np.uint64)[:, :] |= np.uint64(0xFFFFFFFF)  # every value aliased
-    plain = CompiledScorer(artifact.path / "scorer.so")
-    guarded = CompiledScorer(artifact.path / "scorer.so",
+    plain = CompiledScorer(artifact.blob("scorer.so"))
+    guarded = CompiledScorer(artifact.blob("scorer.so"),
                              split_thresholds(artifact.model, len(FEATURE_NAMES)))
     expected = artifact.model.predict_proba(matrix)[:, 1]
     assert np.max(np.abs(guarded.predict(matrix) - expected)) <= 1e-6

@@ -114,3 +114,26 @@ def test_the_thread_picks_up_a_promotion_by_itself(registry: Registry) -> None:
     finally:
         follower.stop()
     assert taken is not None and taken.versions == ("v3", None)
+
+
+def test_a_pointer_to_a_version_signed_by_no_trusted_key_is_refused(
+        registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever can write the registry can move the pointer and rewrite a manifest with
+    matching hashes, but cannot sign it: the follower keeps the champion it has."""
+    import hashlib
+    import json
+
+    events: list[tuple[str, str, str]] = []
+    follower = follower_of(registry, events)
+    manifest_path = tmp_path / "v2" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    with open(tmp_path / "v2" / MODEL_FILE, "ab") as handle:
+        handle.write(b"\x00")
+    manifest["files"][MODEL_FILE] = hashlib.sha256(
+        (tmp_path / "v2" / MODEL_FILE).read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / CHAMPION_FILE).write_text("v2\n")
+    with caplog.at_level("ERROR", logger="fraudstream.models"):
+        assert follower.poll_once() is None
+    assert events == [("champion", "v2", "failed")]
+    assert any("signature that does not verify" in r.getMessage() for r in caplog.records)

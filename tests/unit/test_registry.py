@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
 from features.definitions import FEATURE_NAMES, feature_schema_digest
+from models import signing
 from models.artifact import MODEL_FILE, ArtifactError
 from models.registry import CHAMPION_FILE, HISTORY_FILE, Registry
+from models.signing import SIGNATURE_FILE
 from tests.model_factory import write_model
 
 SCHEMA = feature_schema_digest()
@@ -152,3 +155,36 @@ def test_concurrent_changes_keep_every_history_line(tmp_path: Path) -> None:
     assert len(lines) == 40
     assert all(json.loads(line)["action"] == "promote" for line in lines)
     assert registry.champion_version() in ("v1", "v2")
+
+
+def test_promotion_refuses_a_version_whose_signature_does_not_verify(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, "v1", "v2")
+    promote(registry, "v1")
+    manifest_path = tmp_path / "v2" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["thresholds"] = {"review": 0.99, "decline": 1.0}  # hashes untouched
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="signature that does not verify"):
+        promote(registry, "v2")
+    (tmp_path / "v2" / SIGNATURE_FILE).unlink()
+    with pytest.raises(ArtifactError, match="is not signed"):
+        registry.set_challenger("v2", FEATURE_NAMES, SCHEMA)
+    assert registry.pointers() == ("v1", None)
+
+
+def test_history_names_who_promoted_and_the_key_that_signed(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, "v1")
+    registry.promote("v1", FEATURE_NAMES, SCHEMA, by="release-pipeline")
+    (entry,) = registry.history()
+    assert entry["by"] == "release-pipeline" and entry["user"] and entry["host"]
+    assert entry["signed_by"] == signing.signer().key_id
+
+
+def test_a_signed_artifact_copied_under_another_version_name_is_refused(
+        tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, "v1")
+    shutil.copytree(tmp_path / "v1", tmp_path / "v9")
+    with pytest.raises(ArtifactError, match="holds version 'v1', not 'v9'"):
+        promote(registry, "v9")
+    with pytest.raises(ArtifactError, match="holds version 'v1', not 'v9'"):
+        registry.load("v9")
