@@ -43,8 +43,17 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def trusted_test_keys() -> None:
+    """Every test starts trusting (and signing with) the suite's key pair: a test that
+    runs a command in this process (``cli.main``) sets the process's trust from its own
+    settings, and the next test must not inherit that."""
+    signing_keys.install()
+
+
 @pytest.fixture(scope="session")
 def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    signing_keys.install()
     root = tmp_path_factory.mktemp("registry")
     train(simulate(TEST_POPULATION), root)
     return root
@@ -55,6 +64,7 @@ def two_models(tmp_path_factory: pytest.TempPathFactory, model_registry: Path) -
     """The session's champion (gradient-boosted trees) and a logistic regression trained
     on the same data beside it, not promoted. Tests change pointers in a copy of it
     (``model_pair``), never here."""
+    signing_keys.install()
     root = tmp_path_factory.mktemp("two-models") / "registry"
     shutil.copytree(model_registry, root)
     train(simulate(TEST_POPULATION), root, kind="logreg", promote=False)
