@@ -59,17 +59,26 @@ def time_split(frame: pd.DataFrame, plan: SplitPlan) -> tuple[np.ndarray, np.nda
 
 
 def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100) -> float:
-    """Mean over days of the share of truly compromised cards among the k riskiest."""
-    daily = pd.DataFrame({
+    """The handbook's card precision@k (``card_precision_top_k``): each day, rank the cards
+    by their highest score of the day and count the compromised ones among the top ``k``,
+    divided by ``k``; a card found compromised in an earlier day's top ``k`` has been
+    blocked, so it is left out of every later day's ranking. The mean over the days."""
+    cards = pd.DataFrame({
         "day": frame["timestamp"].to_numpy() // DAY_MS,
         "customer": frame["customer_id"].to_numpy(),
-        "score": scores,
+        "score": np.asarray(scores, dtype=np.float64),
         "fraud": frame["is_fraud"].to_numpy(),
-    }).groupby(["day", "customer"], sort=False).max()
+    }).groupby(["day", "customer"], sort=True).max()
+    detected: set[object] = set()
     precisions = []
-    for _, per_day in daily.groupby(level="day"):
-        top = per_day.nlargest(k, "score")
-        precisions.append(float(top["fraud"].sum()) / k)
+    for _, per_day in cards.groupby(level="day", sort=True):
+        per_day = per_day.droplevel("day")
+        per_day = per_day[~per_day.index.isin(list(detected))]
+        # Stable, so tied scores rank in card order: the result never depends on row order.
+        top = per_day.sort_values("score", ascending=False, kind="stable").head(k)
+        found = top.index[top["fraud"].to_numpy() == 1]
+        detected.update(found.tolist())
+        precisions.append(len(found) / k)
     return float(np.mean(precisions)) if precisions else 0.0
 
 
