@@ -39,6 +39,22 @@ def default_plan(total_days: int, train_days: int = 7, delay_days: int = 7,
     return SplitPlan(start, train_days, delay_days, test_days)
 
 
+def validation_plan(plan: SplitPlan) -> SplitPlan:
+    """The same protocol moved back so that its test window, the validation window, ends
+    where ``plan``'s training ends: every validation label is known when the final model is
+    trained, and nothing in it comes from the delay or the test window. As long as the data
+    allow, that is the handbook's shift by delay plus test days (train days 101-107,
+    validate 115-121 for the reference protocol); shorter data get a shorter training span.
+    """
+    window_start = plan.start_day + plan.train_days - plan.test_days
+    train_end = window_start - plan.delay_days
+    start = max(0, train_end - plan.train_days)
+    if window_start < 0 or train_end - start < 1:
+        raise ValueError(f"no room for a validation window before training day "
+                         f"{plan.start_day}: simulate more days")
+    return SplitPlan(start, train_end - start, plan.delay_days, plan.test_days)
+
+
 def time_split(frame: pd.DataFrame, plan: SplitPlan) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, test). Customers known to be compromised before each test day
     (frauds in the training period, or seen by the end of the delay before that day) are

@@ -13,6 +13,7 @@ from models.evaluation import (
     default_plan,
     evaluate,
     time_split,
+    validation_plan,
 )
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z
@@ -179,3 +180,24 @@ def test_evaluate_perfect_ranking() -> None:
     assert metrics["roc_auc"] == 1.0
     assert metrics["average_precision"] == 1.0
     assert metrics["card_precision_at_100"] == 0.01
+
+
+def test_validation_plan_is_the_handbook_shift_on_the_reference_protocol() -> None:
+    # Train 101-107, delay 108-114, validate 115-121: the final training week, whose labels
+    # are known when the final model is fitted.
+    assert validation_plan(SplitPlan(115, 7, 7, 7)) == SplitPlan(101, 7, 7, 7)
+
+
+def test_validation_window_never_reaches_the_delay_or_the_test_window() -> None:
+    for start in range(8, 130):
+        plan = SplitPlan(start, 7, 7, 7)
+        checking = validation_plan(plan)
+        assert checking.start_day >= 0
+        assert checking.end_day <= plan.start_day + plan.train_days
+        assert checking.test_start >= checking.start_day + checking.train_days
+
+
+def test_validation_plan_shortens_training_on_short_data() -> None:
+    assert validation_plan(SplitPlan(9, 7, 7, 7)) == SplitPlan(0, 2, 7, 7)
+    with pytest.raises(ValueError, match="validation window"):
+        validation_plan(SplitPlan(1, 7, 7, 7))
