@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
     bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     bench.add_argument("--only", action="append",
-                       choices=["pipeline", "stages", "memory", "http"],
+                       choices=["pipeline", "stages", "memory", "http", "model"],
                        help="run only this section (repeatable)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
