@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--window", type=positive_int, default=5000,
                          help="labelled decisions the measures are computed over")
     monitor.add_argument("--max-decisions", type=positive_int, default=200_000,
-                         help="decisions kept while their labels are awaited")
+                         help="without Redis: decisions kept in memory while their labels "
+                              "are awaited")
+    monitor.add_argument("--label-horizon-days", type=positive_float, default=30.0,
+                         help="with Redis: how long a decision waits for its label (and a "
+                              "label for its decision) before it expires")
     monitor.set_defaults(handler=cmd_monitor)
 
     top = sub.add_parser("top", help="live terminal view of the workers' metrics")
@@ -488,7 +492,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     _require_broker(settings)
     if args.metrics_port is not None:
         settings = settings.replace(metrics_port=args.metrics_port)
-    return run_monitor(settings, args.window, args.max_decisions)
+    return run_monitor(settings, args.window, args.max_decisions, args.label_horizon_days)
 
 
 def cmd_top(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,12 +18,12 @@ from fraudstream.simulator.generator import COLUMNS
 from fraudstream.simulator.handbook import (
     HandbookRun,
     customer_transactions,
-    introsort_argsort,
     profiles,
     simulate_handbook,
     terminals_within,
     time_order,
 )
+from models.introsort import introsort_argsort
 
 START_S = 1_522_540_800  # 2018-04-01T00:00:00Z
 
