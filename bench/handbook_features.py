@@ -46,7 +46,7 @@ def handbook_features(frame: pd.DataFrame) -> pd.DataFrame:
     fraud = frame["is_fraud"].to_numpy(dtype=np.float64)
     when = pd.to_datetime(seconds, unit="s")
     out = {"TX_AMOUNT": amount,
-           "TX_DURING_WEEKEND": (when.weekday >= 5).astype(np.int64),
+           "TX_DURING_WEEKEND": (when.day_of_week >= 5).astype(np.int64),
            "TX_DURING_NIGHT": (when.hour <= 6).astype(np.int64)}
 
     order, keys = _by_entity(frame["customer_id"].to_numpy(), seconds)

@@ -84,9 +84,10 @@ def _counts(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, int]:
 
 
 def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
+            plan: SplitPlan = PROTOCOL, models: list[Candidate] | None = None,
             ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Fit every candidate on the protocol's training week and score its test week once."""
-    train, test = time_split(frame, PROTOCOL)
+    train, test = time_split(frame, plan)
     labels = frame["is_fraud"].to_numpy()
     progress("computing the handbook's features")
     matrices = {"handbook": handbook_features(frame).to_numpy(dtype=np.float64)}
@@ -95,7 +96,7 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
     test_frame = frame[test]
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for candidate in candidates():
+    for candidate in models or candidates():
         progress(f"fitting {candidate.name}")
         started = time.perf_counter()
         matrix = matrices[candidate.features]
@@ -110,9 +111,9 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
         "dataset": {"name": "fraud-detection handbook reference run (simulate --handbook)",
                     **_counts(frame, np.ones(len(frame), dtype=bool)),
                     "train": _counts(frame, train), "test": _counts(frame, test)},
-        "protocol": {"train_days": [PROTOCOL.start_day, PROTOCOL.start_day + 6],
-                     "delay_days": PROTOCOL.delay_days,
-                     "test_days": [PROTOCOL.test_start, PROTOCOL.end_day - 1],
+        "protocol": {"train_days": [plan.start_day, plan.start_day + plan.train_days - 1],
+                     "delay_days": plan.delay_days,
+                     "test_days": [plan.test_start, plan.end_day - 1],
                      "known_compromised_cards_removed": True},
         "handbook_features": list(HANDBOOK_FEATURES),
         "models": rows,
@@ -140,7 +141,8 @@ def markdown(data: dict[str, Any]) -> str:
     head = (f"Handbook reference dataset: {d['transactions']:,} transactions, "
             f"{d['frauds']:,} frauds. Train week days {data['protocol']['train_days']}: "
             f"{d['train']['transactions']:,} transactions ({d['train']['frauds']} frauds); "
-            f"test week days {data['protocol']['test_days']} after a 7-day delay, known "
+            f"test week days {data['protocol']['test_days']} after a "
+            f"{data['protocol']['delay_days']}-day delay, known "
             f"compromised cards removed: {d['test']['transactions']:,} "
             f"({d['test']['frauds']} frauds).\n\n")
     return head + markdown_table(*table(data))

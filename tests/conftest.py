@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fraudstream import services
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
+from fraudstream.simulator.handbook import FraudCounts, simulate_handbook
 from models.registry import Registry
 from models.train import train
 from tests.population import TEST_POPULATION
@@ -32,6 +34,12 @@ def redis_url() -> Iterator[str]:
     with services.redis_url(os.environ.get(PREFIX + "REDIS_URL"),
                             use_containers=True) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def handbook_reference() -> tuple[pd.DataFrame, FraudCounts]:
+    """The handbook's reference run (about 30 s), generated once for the slow tests."""
+    return simulate_handbook()
 
 
 @pytest.fixture(scope="session")

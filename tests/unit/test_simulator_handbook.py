@@ -16,10 +16,10 @@ import pytest
 
 from fraudstream.simulator.generator import COLUMNS
 from fraudstream.simulator.handbook import (
+    FraudCounts,
     HandbookRun,
     customer_transactions,
     profiles,
-    simulate_handbook,
     terminals_within,
     time_order,
 )
@@ -66,9 +66,10 @@ def test_the_time_sort_is_numpys_classic_introsort(size: int) -> None:
     assert introsort_argsort(keys).tolist() == time_order(keys).tolist()
 
 
-@pytest.fixture(scope="module")
-def reference() -> tuple[pd.DataFrame, object]:
-    return simulate_handbook()
+@pytest.fixture
+def reference(handbook_reference: tuple[pd.DataFrame, FraudCounts],
+              ) -> tuple[pd.DataFrame, FraudCounts]:
+    return handbook_reference
 
 
 # (TRANSACTION_ID, seconds since the start, customer, terminal, amount, fraud, scenario)
@@ -105,7 +106,7 @@ PRINTED_ROWS = [
 
 
 @pytest.mark.slow
-def test_the_reference_run_counts(reference: tuple[pd.DataFrame, object]) -> None:
+def test_the_reference_run_counts(reference: tuple[pd.DataFrame, FraudCounts]) -> None:
     frame, counts = reference
     assert list(frame.columns) == COLUMNS
     assert frame.shape == (1_754_155, 7)
@@ -117,7 +118,7 @@ def test_the_reference_run_counts(reference: tuple[pd.DataFrame, object]) -> Non
 
 
 @pytest.mark.slow
-def test_the_reference_run_rows(reference: tuple[pd.DataFrame, object]) -> None:
+def test_the_reference_run_rows(reference: tuple[pd.DataFrame, FraudCounts]) -> None:
     frame = reference[0].set_index("transaction_id")
     for tx, seconds, customer, terminal, amount, fraud, scenario in PRINTED_ROWS:
         row = frame.loc[tx]
@@ -128,7 +129,7 @@ def test_the_reference_run_rows(reference: tuple[pd.DataFrame, object]) -> None:
 
 
 @pytest.mark.slow
-def test_the_first_and_last_days_digest(reference: tuple[pd.DataFrame, object]) -> None:
+def test_the_first_and_last_days_digest(reference: tuple[pd.DataFrame, FraudCounts]) -> None:
     """Whole first and last days, pinned once they matched every printed figure above."""
     frame = reference[0]
     day = (frame["timestamp"] // 1000 - START_S) // 86_400
