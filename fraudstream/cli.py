@@ -8,10 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fraudstream.errors import ConfigError, FraudstreamError, ServiceError
 from fraudstream.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -284,11 +287,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is not None:
         config = _population(args, args.start)
         frame = simulate(config)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.suffix.lower() == ".csv":
-            frame.to_csv(args.out, index=False)
-        else:
-            frame.to_parquet(args.out, index=False)
+        _write_frame(frame, args.out)
         print(f"wrote {len(frame)} transactions ({int(frame['is_fraud'].sum())} frauds) "
               f"over {config.days} days to {args.out}")
         return 0
@@ -311,17 +310,22 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet, or CSV when the name ends in .csv."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
 def _simulate_handbook(args: argparse.Namespace) -> int:
     from fraudstream.simulator.handbook import simulate_handbook
 
     if args.out is None:
         raise ConfigError("--handbook writes a file: give --out")
     frame, counts = simulate_handbook()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".csv":
-        frame.to_csv(args.out, index=False)
-    else:
-        frame.to_parquet(args.out, index=False)
+    _write_frame(frame, args.out)
     print(f"wrote the handbook's reference dataset: {len(frame)} transactions "
           f"({int(frame['is_fraud'].sum())} frauds; scenarios 1/2/3: "
           f"{'/'.join(map(str, counts.labelled))}) to {args.out}")
