@@ -27,14 +27,16 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from bench.handbook_features import HANDBOOK_FEATURES, handbook_features
+from bench.model_tuning import tune
 from bench.report import markdown_table, print_table, write_results
 from features.offline import compute_matrix
 from fraudstream.simulator.handbook import simulate_handbook
-from models.evaluation import SplitPlan, evaluate, time_split
+from models.evaluation import SplitPlan, evaluate, time_split, validation_plan
 from models.train import make_model
 
 PROTOCOL = SplitPlan(start_day=115, train_days=7, delay_days=7, test_days=7)
 OURS = "fraudstream default"
+TUNED = "fraudstream tuned on validation"
 # The handbook's published test-week table (BaselineModeling.ipynb), for the report.
 HANDBOOK_PUBLISHED = {
     "Logistic regression": (0.871, 0.606, 0.291),
@@ -85,6 +87,7 @@ def _counts(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, int]:
 
 def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
             plan: SplitPlan = PROTOCOL, models: list[Candidate] | None = None,
+            tuning: bool = False,
             ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Fit every candidate on the protocol's training week and score its test week once."""
     train, test = time_split(frame, plan)
@@ -96,7 +99,16 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
     test_frame = frame[test]
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for candidate in models or candidates():
+    extra: list[Candidate] = []
+    tuned: dict[str, Any] | None = None
+    if tuning:
+        chosen, baseline, steps = tune(frame, matrices["fraudstream"], plan, progress)
+        extra.append(Candidate(TUNED, "fraudstream",
+                               lambda: make_model("hgb", 0).set_params(**chosen)))
+        tuned = {"chosen_on_days": _validation_days(plan), "settings": chosen,
+                 "default_validation_average_precision": baseline,
+                 "steps": [step.as_dict() for step in steps]}
+    for candidate in (models or candidates()) + extra:
         progress(f"fitting {candidate.name}")
         started = time.perf_counter()
         matrix = matrices[candidate.features]
@@ -117,11 +129,18 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
                      "known_compromised_cards_removed": True},
         "handbook_features": list(HANDBOOK_FEATURES),
         "models": rows,
+        "tuning": tuned,
         "handbook_published": {name: dict(zip(("roc_auc", "average_precision",
                                                "card_precision_at_100"), values, strict=True))
                                for name, values in HANDBOOK_PUBLISHED.items()},
     }
     return data, curves
+
+
+def _validation_days(plan: SplitPlan) -> dict[str, list[int]]:
+    checking = validation_plan(plan)
+    return {"train": [checking.start_day, checking.start_day + checking.train_days - 1],
+            "validate": [checking.test_start, checking.end_day - 1]}
 
 
 def table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -145,7 +164,18 @@ def markdown(data: dict[str, Any]) -> str:
             f"{data['protocol']['delay_days']}-day delay, known "
             f"compromised cards removed: {d['test']['transactions']:,} "
             f"({d['test']['frauds']} frauds).\n\n")
-    return head + markdown_table(*table(data))
+    text = head + markdown_table(*table(data))
+    tuning = data.get("tuning")
+    if tuning:
+        days = tuning["chosen_on_days"]
+        text += (f"\nSettings of `{TUNED}` chosen on validation days {days['validate']} "
+                 f"(fitted on days {days['train']}); the default's validation AP is "
+                 f"{tuning['default_validation_average_precision']:.4f}.\n\n")
+        text += markdown_table(
+            ["change (one at a time, kept if it helps)", "validation AP", "gain", "kept"],
+            [[s["change"], f"{s['validation_average_precision']:.4f}", f"{s['gain']:+.4f}",
+              "yes" if s["kept"] else "no"] for s in tuning["steps"]])
+    return text
 
 
 def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
@@ -168,10 +198,10 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) ->
     plt.close(fig)
 
 
-def run_model(out: Path) -> dict[str, Any]:
+def run_model(out: Path, tune: bool = False) -> dict[str, Any]:
     print("generating the handbook's reference dataset")
     frame, _ = simulate_handbook()
-    data, curves = measure(frame)
+    data, curves = measure(frame, tuning=tune)
     print_table("model quality: handbook protocol, test week", *table(data))
     write_results(out, "model", data, markdown(data))
     plot_curves(curves, out / "model-pr.png")

@@ -44,7 +44,8 @@ def run_memory(out: Path, quick: bool) -> dict[str, object]:
     return data
 
 
-def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> int:
+def run(out: Path, quick: bool, only: list[str] | None, settings: Settings,
+        tune_model: bool = False) -> int:
     for section in only or list(SECTIONS):
         if section == "memory":
             run_memory(out, quick)
@@ -55,6 +56,6 @@ def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> i
         elif section == "http":
             run_http(out, quick, settings)
         elif section == "model":
-            run_model(out)
+            run_model(out, tune=tune_model)
     print(f"results in {out}/")
     return 0

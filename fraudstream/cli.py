@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", action="append",
                        choices=["pipeline", "stages", "memory", "http", "model"],
                        help="run only this section (repeatable)")
+    bench.add_argument("--tune-model", action="store_true",
+                       help="with the model section: also choose our model's settings on "
+                            "the validation window and add the tuned row (minutes more)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
 
@@ -417,7 +420,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bench.runner import run
 
-    return run(args.out, args.quick, args.only, settings)
+    return run(args.out, args.quick, args.only, settings, tune_model=args.tune_model)
 
 
 def cmd_score_file(args: argparse.Namespace, settings: Settings) -> int:

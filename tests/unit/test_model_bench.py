@@ -103,3 +103,24 @@ def test_the_report_has_counts_and_one_row_per_model(tmp_path: Path) -> None:
             assert 0.0 <= row[metric] <= 1.0
     assert "| fraudstream default | fraudstream |" in (tmp_path / "model.md").read_text()
     assert (tmp_path / "model-pr.png").stat().st_size > 1000
+
+
+def test_tuning_keeps_only_the_steps_that_help_on_validation() -> None:
+    from bench.model_tuning import tune
+    from features.offline import compute_matrix
+
+    frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
+    trials = (("fewer iterations", {"max_iter": 20}), ("small trees", {"max_leaf_nodes": 4}),
+              ("more iterations", {"max_iter": 150}))
+    chosen, baseline, steps = tune(frame, compute_matrix(frame), SplitPlan(19, 7, 7, 7),
+                                   progress=lambda _: None, steps=trials)
+    assert [s.change for s in steps] == [name for name, _ in trials]
+    expected: dict[str, object] = {}
+    best = baseline
+    for step, (_, settings) in zip(steps, trials, strict=True):
+        assert step.gain == pytest.approx(step.validation_ap - best)
+        assert step.kept == (step.gain > 0)
+        if step.kept:
+            expected.update(settings)
+            best = step.validation_ap
+    assert chosen == expected
