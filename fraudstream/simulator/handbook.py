@@ -178,8 +178,8 @@ def add_frauds(run: HandbookRun, frame: pd.DataFrame) -> tuple[pd.DataFrame, Fra
         amount[picked] = amount[picked] * 5
         fraud[picked], scenario[picked] = 1, 3
     after_3 = int(fraud.sum())
-    counts = FraudCounts((after_1, after_2 - after_1, after_3 - after_2),
-                         tuple(int((scenario == s).sum()) for s in (1, 2, 3)))  # type: ignore[arg-type]
+    one, two, three = (int((scenario == s).sum()) for s in (1, 2, 3))
+    counts = FraudCounts((after_1, after_2 - after_1, after_3 - after_2), (one, two, three))
     return frame.assign(amount=amount, is_fraud=fraud, fraud_scenario=scenario), counts
 
 
