@@ -59,6 +59,11 @@ for i = 4, #ARGV, 3 do
     end
   end
 end
+-- Every key expires (the rule for all our Redis state): the bookkeeping keys, kept alive
+-- by every batch, outlast the longest wait of a decision.
+for _, key in ipairs({'versions', 'version-seq', 'waiting'}) do
+  redis.call('EXPIRE', prefix .. key, 2 * ttl)
+end
 return joined
 """
 

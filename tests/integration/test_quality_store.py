@@ -50,6 +50,8 @@ def test_waiting_state_is_compact_and_expires_after_the_horizon(client: redis.Re
     live.add([("tx-3", 0.1, False, "v1")], [("tx-1", True)])
     assert client.ttl(prefix + "j:1") > 0
     assert client.strlen(prefix + "d:tx-3") == 7
+    keys = client.keys(prefix + "*")
+    assert len(keys) >= 6 and all(client.ttl(key) > 0 for key in keys)  # nothing stays
 
 
 def test_a_new_object_joins_what_an_old_one_stored(client: redis.Redis, prefix: str) -> None:
