@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.progress import BarColumn, Progress, TextColumn
 
 from bench.http_serving import run_http
+from bench.model_quality import run_model
 from bench.pipeline_run import bench_population, run_pipeline
 from bench.report import markdown_table, print_table, write_results
 from bench.stages import run_stages
@@ -14,7 +15,7 @@ from bench.state_memory import measure
 from fraudstream import services
 from fraudstream.settings import Settings
 
-SECTIONS = ("pipeline", "stages", "memory", "http")
+SECTIONS = ("pipeline", "stages", "memory", "http", "model")
 TARGET_BYTES_PER_CUSTOMER = 300
 
 
@@ -43,7 +44,8 @@ def run_memory(out: Path, quick: bool) -> dict[str, object]:
     return data
 
 
-def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> int:
+def run(out: Path, quick: bool, only: list[str] | None, settings: Settings,
+        tune_model: bool = False) -> int:
     for section in only or list(SECTIONS):
         if section == "memory":
             run_memory(out, quick)
@@ -53,5 +55,7 @@ def run(out: Path, quick: bool, only: list[str] | None, settings: Settings) -> i
             run_stages(out, quick, settings, bench_population(40 if quick else 45))
         elif section == "http":
             run_http(out, quick, settings)
+        elif section == "model":
+            run_model(out, tune=tune_model)
     print(f"results in {out}/")
     return 0

@@ -8,10 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fraudstream.errors import ConfigError, FraudstreamError, ServiceError
 from fraudstream.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -89,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--label-delay", type=float, default=5.0,
                           help="seconds before a transaction's label is sent")
     simulate.add_argument("--labels", choices=["all", "fraud", "none"], default="all")
+    simulate.add_argument("--handbook", action="store_true",
+                          help="with --out: the fraud-detection handbook's reference dataset, "
+                               "transaction for transaction (5,000 customers, 10,000 "
+                               "terminals, 183 days from 2018-04-01; the population options "
+                               "are ignored)")
     simulate.add_argument("--profile", choices=["flat", "daily"], default="flat",
                           help="with --rate: a steady rate, or a day compressed into "
                                "--duration (quiet night, ramp, a peak at 4x the rate)")
@@ -149,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--window", type=positive_int, default=5000,
                          help="labelled decisions the measures are computed over")
     monitor.add_argument("--max-decisions", type=positive_int, default=200_000,
-                         help="decisions kept while their labels are awaited")
+                         help="without Redis: decisions kept in memory while their labels "
+                              "are awaited")
+    monitor.add_argument("--label-horizon-days", type=positive_float, default=30.0,
+                         help="with Redis: how long a decision waits for its label (and a "
+                              "label for its decision) before it expires")
     monitor.set_defaults(handler=cmd_monitor)
 
     top = sub.add_parser("top", help="live terminal view of the workers' metrics")
@@ -196,8 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
     bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     bench.add_argument("--only", action="append",
-                       choices=["pipeline", "stages", "memory", "http"],
+                       choices=["pipeline", "stages", "memory", "http", "model"],
                        help="run only this section (repeatable)")
+    bench.add_argument("--tune-model", action="store_true",
+                       help="with the model section: also choose our model's settings on "
+                            "the validation window and add the tuned row (minutes more)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
 
@@ -282,14 +297,12 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from fraudstream.simulator.generator import SimulationConfig, simulate
 
+    if args.handbook:
+        return _simulate_handbook(args)
     if args.out is not None:
         config = _population(args, args.start)
         frame = simulate(config)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.suffix.lower() == ".csv":
-            frame.to_csv(args.out, index=False)
-        else:
-            frame.to_parquet(args.out, index=False)
+        _write_frame(frame, args.out)
         print(f"wrote {len(frame)} transactions ({int(frame['is_fraud'].sum())} frauds) "
               f"over {config.days} days to {args.out}")
         return 0
@@ -309,6 +322,28 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         total=events)
     print(f"sent {stats.transactions} transactions ({stats.frauds} frauds) and "
           f"{stats.labels} labels in {stats.elapsed_s:.1f}s ({stats.rate:.0f}/s)")
+    return 0
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet, or CSV when the name ends in .csv."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def _simulate_handbook(args: argparse.Namespace) -> int:
+    from fraudstream.simulator.handbook import simulate_handbook
+
+    if args.out is None:
+        raise ConfigError("--handbook writes a file: give --out")
+    frame, counts = simulate_handbook()
+    _write_frame(frame, args.out)
+    print(f"wrote the handbook's reference dataset: {len(frame)} transactions "
+          f"({int(frame['is_fraud'].sum())} frauds; scenarios 1/2/3: "
+          f"{'/'.join(map(str, counts.labelled))}) to {args.out}")
     return 0
 
 
@@ -401,7 +436,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bench.runner import run
 
-    return run(args.out, args.quick, args.only, settings)
+    return run(args.out, args.quick, args.only, settings, tune_model=args.tune_model)
 
 
 def cmd_score_file(args: argparse.Namespace, settings: Settings) -> int:
@@ -486,7 +521,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     _require_broker(settings)
     if args.metrics_port is not None:
         settings = settings.replace(metrics_port=args.metrics_port)
-    return run_monitor(settings, args.window, args.max_decisions)
+    return run_monitor(settings, args.window, args.max_decisions, args.label_horizon_days)
 
 
 def cmd_top(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,10 +25,19 @@ from features.offline import compute_matrix
 from models.artifact import sha256_of, write_artifact
 from models.compiled import compile_model
 from models.decisions import choose_thresholds
-from models.evaluation import SplitPlan, default_plan, evaluate, time_split
+from models.evaluation import (
+    SplitPlan,
+    default_plan,
+    evaluate,
+    time_split,
+    validation_plan,
+)
 from models.registry import Registry
 
 MODEL_KINDS = ("hgb", "logreg")
+# make_model's settings are fixed; they were chosen on a validation window that ends before
+# the reference protocol's training starts (day 115), never on a test window.
+HYPER_PARAMETERS_CHOSEN_ON = "validation: train days 94-100, validate days 108-114"
 DRIFT_BINS = 10
 Progress = Callable[[str], None]
 
@@ -71,11 +80,14 @@ def drift_baseline(matrix: np.ndarray) -> dict[str, dict[str, list[float]]]:
 
 
 def _report(version: str, metrics: dict[str, dict[str, float]], plan: SplitPlan,
-            train_rows: int, test_rows: int) -> str:
+            train_rows: int, test_rows: int, checking: SplitPlan) -> str:
     lines = [f"# Model {version}", "",
              f"Train days {plan.start_day}..{plan.start_day + plan.train_days - 1}, "
              f"delay {plan.delay_days} days, test days {plan.test_start}..{plan.end_day - 1}; "
-             f"{train_rows} training and {test_rows} test transactions.", "",
+             f"{train_rows} training and {test_rows} test transactions. Thresholds and "
+             f"importances were chosen on validation days {checking.test_start}.."
+             f"{checking.end_day - 1} (a model fitted on days {checking.start_day}.."
+             f"{checking.start_day + checking.train_days - 1}).", "",
              "| model | ROC AUC | average precision | card precision@100 |",
              "| --- | --- | --- | --- |"]
     for name, m in metrics.items():
@@ -84,39 +96,62 @@ def _report(version: str, metrics: dict[str, dict[str, float]], plan: SplitPlan,
     return "\n".join(lines) + "\n"
 
 
+def _days(plan: SplitPlan) -> dict[str, list[int]]:
+    """First and last day of each window of ``plan``, for the manifest."""
+    return {"train": [plan.start_day, plan.start_day + plan.train_days - 1],
+            "test": [plan.test_start, plan.end_day - 1]}
+
+
+def _fit(kind: str, seed: int, matrix: np.ndarray, labels: np.ndarray,
+         mask: np.ndarray, what: str) -> Any:
+    if len(np.unique(labels[mask])) < 2:
+        raise ValueError(f"the {what} period has only one class: simulate more data")
+    return make_model(kind, seed).fit(matrix[mask], labels[mask])
+
+
 def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int = 0,
           plan: SplitPlan | None = None, promote: bool = True,
           progress: Progress = lambda _: None) -> TrainResult:
-    """Fit ``kind`` and the logistic baseline on the time split; write and register it."""
+    """Fit ``kind`` and the logistic baseline on the time split; write and register it.
+
+    Thresholds and the importances behind reasons are chosen on the validation window
+    (``validation_plan``), with a model of the same kind fitted on the days before it; the
+    test window is scored once, for the reported metrics."""
     make_model(kind)  # validate the kind before any heavy work
     total_days = int((frame["timestamp"].max() - frame["timestamp"].min()) // 86_400_000) + 1
     plan = plan or default_plan(total_days)
+    checking = validation_plan(plan)
     progress("computing features (offline engine)")
     matrix = compute_matrix(frame)
     labels = frame["is_fraud"].to_numpy().astype(np.int8)
     train_mask, test_mask = time_split(frame, plan)
-    x_train, y_train = matrix[train_mask], labels[train_mask]
-    x_test, y_test = matrix[test_mask], labels[test_mask]
-    if len(np.unique(y_train)) < 2:
-        raise ValueError("the training period has only one class: simulate more data")
+    fit_mask, check_mask = time_split(frame, checking)
+
+    progress(f"choosing thresholds and importances on days {checking.test_start}.."
+             f"{checking.end_day - 1}")
+    checker = _fit(kind, seed, matrix, labels, fit_mask, "validation training")
+    x_check, y_check = matrix[check_mask], labels[check_mask]
+    if len(np.unique(y_check)) < 2:
+        raise ValueError("the validation window has only one class: simulate more data")
+    check_scores = checker.predict_proba(x_check)[:, 1]
+    thresholds = choose_thresholds(y_check, check_scores)
+    validation = evaluate(frame[check_mask], y_check, check_scores)
+    sample = min(len(y_check), 5000)
+    importance = permutation_importance(checker, x_check[:sample], y_check[:sample],
+                                        scoring="average_precision", n_repeats=3,
+                                        random_state=seed)
 
     metrics: dict[str, dict[str, float]] = {}
     fitted: dict[str, Any] = {}
     test_frame = frame[test_mask]
+    x_test, y_test = matrix[test_mask], labels[test_mask]
     for name in dict.fromkeys([kind, "logreg"]):
-        progress(f"fitting {name} on {len(y_train)} transactions")
-        model = make_model(name, seed).fit(x_train, y_train)
-        fitted[name] = model
-        metrics[name] = evaluate(test_frame, y_test, model.predict_proba(x_test)[:, 1])
+        progress(f"fitting {name} on {int(train_mask.sum())} transactions")
+        fitted[name] = _fit(name, seed, matrix, labels, train_mask, "training")
+        metrics[name] = evaluate(test_frame, y_test, fitted[name].predict_proba(x_test)[:, 1])
 
     model = fitted[kind]
-    scores = model.predict_proba(x_test)[:, 1]
-    thresholds = choose_thresholds(y_test, scores)
-    progress("measuring feature importance")
-    sample = min(len(y_test), 5000)
-    importance = permutation_importance(model, x_test[:sample], y_test[:sample],
-                                        scoring="average_precision", n_repeats=3,
-                                        random_state=seed)
+    x_train = matrix[train_mask]
     created = datetime.now(UTC)
     registry = Registry(registry_root)
     registry.root.mkdir(parents=True, exist_ok=True)
@@ -136,7 +171,12 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         "training": {"start_day": plan.start_day, "train_days": plan.train_days,
                      "delay_days": plan.delay_days, "test_days": plan.test_days,
                      "train_rows": int(train_mask.sum()), "test_rows": int(test_mask.sum()),
-                     "seed": seed},
+                     "seed": seed, "days": _days(plan)},
+        # What was chosen where: the test window only gives the reported metrics.
+        "validation": {"days": _days(checking), "rows": int(check_mask.sum()),
+                       "metrics": {kind: validation},
+                       "chosen_on": {"thresholds": "validation", "importances": "validation",
+                                     "hyper_parameters": HYPER_PARAMETERS_CHOSEN_ON}},
         "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                       "numpy": np.__version__, "joblib": joblib.__version__},
         "explain": {"means": x_train.mean(axis=0).tolist(),
@@ -144,7 +184,8 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
                     "importances": importance.importances_mean.tolist()},
         "drift_baseline": drift_baseline(x_train),
     }
-    report = _report(version, metrics, plan, int(train_mask.sum()), int(test_mask.sum()))
+    report = _report(version, metrics, plan, int(train_mask.sum()), int(test_mask.sum()),
+                     checking)
     progress("compiling the scorer")
     path = write_artifact(registry.version_dir(version), model, manifest,
                           extra_files={"report.md": report},

@@ -208,6 +208,8 @@ class QualityMetrics:
     quality: Gauge
     labelled: Gauge
     unmatched_labels: Gauge
+    model_quality: Gauge
+    model_labelled: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "fraudstream") -> QualityMetrics:
@@ -220,4 +222,10 @@ class QualityMetrics:
             unmatched_labels=Gauge(f"{prefix}_live_unmatched_labels",
                                    "Labels whose decision the monitor had not seen",
                                    registry=registry),
+            model_quality=Gauge(f"{prefix}_live_model_quality",
+                                "Live precision, recall and average precision per model "
+                                "version", ["version", "measure"], registry=registry),
+            model_labelled=Gauge(f"{prefix}_live_model_labelled",
+                                 "Labelled decisions in the live window per model version",
+                                 ["version"], registry=registry),
         )

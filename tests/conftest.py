@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fraudstream import services
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
+from fraudstream.simulator.handbook import FraudCounts, simulate_handbook
 from models.registry import Registry
 from models.train import train
 from tests import signing_keys
@@ -49,6 +51,12 @@ def trusted_test_keys() -> None:
     runs a command in this process (``cli.main``) sets the process's trust from its own
     settings, and the next test must not inherit that."""
     signing_keys.install()
+
+
+@pytest.fixture(scope="session")
+def handbook_reference() -> tuple[pd.DataFrame, FraudCounts]:
+    """The handbook's reference run (about 30 s), generated once for the slow tests."""
+    return simulate_handbook()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from models.evaluation import (
     default_plan,
     evaluate,
     time_split,
+    validation_plan,
 )
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z
@@ -118,8 +119,39 @@ def test_card_precision_at_k_by_hand() -> None:
     assert card_precision_at_k(frame, scores, k=2) == 0.75
     # k=1: day 0 A is fraudulent (1), day 1 B is (1).
     assert card_precision_at_k(frame, scores, k=1) == 1.0
-    # k larger than the cards of a day still divides by k: (2/5 + 2/5) / 2.
-    assert card_precision_at_k(frame, scores, k=5) == pytest.approx(0.4)
+    # k larger than the cards of a day still divides by k; A and C, found on day 0, are
+    # blocked and leave day 1's ranking: (2/5 + 1/5) / 2.
+    assert card_precision_at_k(frame, scores, k=5) == pytest.approx(0.3)
+
+
+def test_card_precision_removes_cards_detected_on_earlier_days() -> None:
+    """The handbook's definition against the naive one (cards found stay in)."""
+    frame = pd.DataFrame({
+        "timestamp": [T0 + 1, T0 + 2, T0 + 3,
+                      T0 + DAY_MS + 1, T0 + DAY_MS + 2, T0 + DAY_MS + 3,
+                      T0 + 2 * DAY_MS + 1, T0 + 2 * DAY_MS + 2, T0 + 2 * DAY_MS + 3],
+        "customer_id": [1, 2, 3, 1, 2, 3, 1, 2, 3],
+        "is_fraud": [1, 0, 0, 1, 0, 1, 1, 1, 0],
+        #           day 0    | day 1    | day 2
+    })
+    scores = np.array([0.9, 0.5, 0.1, 0.9, 0.5, 0.4, 0.9, 0.3, 0.2])
+    # Day 0: top 2 = 1 (fraud), 2 -> 1/2; card 1 is found and blocked.
+    # Day 1: cards 2, 3 remain; top 2 = 2, 3 (fraud) -> 1/2; card 3 is found.
+    # Day 2: card 2 remains alone; fraud -> 1/2.
+    assert card_precision_at_k(frame, scores, k=2) == pytest.approx(0.5)
+    # Keeping found cards in would give day 1: 1, 2 -> 1/2; day 2: 1, 2 -> 2/2.
+    naive = (1 / 2 + 1 / 2 + 2 / 2) / 3
+    assert card_precision_at_k(frame, scores, k=2) != pytest.approx(naive)
+
+
+def test_card_precision_blocks_only_the_cards_found_in_the_top_k() -> None:
+    frame = pd.DataFrame({
+        "timestamp": [T0 + 1, T0 + 2, T0 + DAY_MS + 1, T0 + DAY_MS + 2],
+        "customer_id": ["A", "B", "A", "B"],
+        "is_fraud": [1, 1, 1, 1],
+    })
+    # Day 0: only A is in the top 1; B, missed, stays in day 1's ranking.
+    assert card_precision_at_k(frame, np.array([0.9, 0.1, 0.9, 0.8]), k=1) == 1.0
 
 
 def test_card_precision_counts_a_card_once_per_day() -> None:
@@ -148,3 +180,24 @@ def test_evaluate_perfect_ranking() -> None:
     assert metrics["roc_auc"] == 1.0
     assert metrics["average_precision"] == 1.0
     assert metrics["card_precision_at_100"] == 0.01
+
+
+def test_validation_plan_is_the_handbook_shift_on_the_reference_protocol() -> None:
+    # Train 101-107, delay 108-114, validate 115-121: the final training week, whose labels
+    # are known when the final model is fitted.
+    assert validation_plan(SplitPlan(115, 7, 7, 7)) == SplitPlan(101, 7, 7, 7)
+
+
+def test_validation_window_never_reaches_the_delay_or_the_test_window() -> None:
+    for start in range(8, 130):
+        plan = SplitPlan(start, 7, 7, 7)
+        checking = validation_plan(plan)
+        assert checking.start_day >= 0
+        assert checking.end_day <= plan.start_day + plan.train_days
+        assert checking.test_start >= checking.start_day + checking.train_days
+
+
+def test_validation_plan_shortens_training_on_short_data() -> None:
+    assert validation_plan(SplitPlan(9, 7, 7, 7)) == SplitPlan(0, 2, 7, 7)
+    with pytest.raises(ValueError, match="validation window"):
+        validation_plan(SplitPlan(1, 7, 7, 7))

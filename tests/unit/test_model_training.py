@@ -1,0 +1,37 @@
+"""models.train: what is chosen on the validation window, and the manifest says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from models.decisions import choose_thresholds
+from models.evaluation import default_plan, time_split, validation_plan
+from models.train import make_model, train
+
+CONFIG = SimulationConfig(customers=300, terminals=600, days=40, seed=7)
+
+
+def test_thresholds_and_importances_come_from_the_validation_window(tmp_path: Path) -> None:
+    from features.offline import compute_matrix
+
+    frame = simulate(CONFIG)
+    result = train(frame, tmp_path, kind="logreg", promote=False)
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    plan = default_plan(CONFIG.days)
+    checking = validation_plan(plan)
+    assert manifest["training"]["days"] == {"train": [19, 25], "test": [33, 39]}
+    assert manifest["validation"]["days"] == {"train": [5, 11], "test": [19, 25]}
+    assert manifest["validation"]["chosen_on"]["thresholds"] == "validation"
+    assert manifest["validation"]["chosen_on"]["importances"] == "validation"
+
+    # The same thresholds again from a model fitted on the validation training days and
+    # scored on the validation window: nothing of the test window went into them.
+    matrix = compute_matrix(frame)
+    labels = frame["is_fraud"].to_numpy()
+    fit, check = time_split(frame, checking)
+    model = make_model("logreg").fit(matrix[fit], labels[fit])
+    expected = choose_thresholds(labels[check], model.predict_proba(matrix[check])[:, 1])
+    assert result.thresholds == expected
+    assert manifest["thresholds"] == expected
