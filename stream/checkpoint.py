@@ -34,13 +34,15 @@ log = logging.getLogger("fraudstream.checkpoint")
 Partition = tuple[str, int]
 PAUSE_AT_PENDING_BATCHES = 200
 RESUME_AT_PENDING_BATCHES = 20
+PAUSE_AT_QUEUE_FILL = 0.8  # of the producer's queue: produce would soon wait
+RESUME_AT_QUEUE_FILL = 0.25
 _NO_OFFSET = KafkaError._NO_OFFSET
 
 
 class Checkpoint:
     def __init__(self, consumer: Consumer, producer: Producer, outputs: Outputs,
                  transactions: Transactions | None, metrics: WorkerMetrics,
-                 on_topic_failure: Callable[[], None]) -> None:
+                 on_topic_failure: Callable[[], None], producer_queue_messages: int) -> None:
         self.consumer = consumer
         self.producer = producer
         self.outputs = outputs
@@ -49,6 +51,8 @@ class Checkpoint:
         self.tracker = DeliveryTracker()
         self.assigned: set[Partition] = set()
         self.paused = False
+        self._queue_pause_at = max(1, int(producer_queue_messages * PAUSE_AT_QUEUE_FILL))
+        self._queue_resume_at = int(producer_queue_messages * RESUME_AT_QUEUE_FILL)
         self._on_topic_failure = on_topic_failure  # readiness says why before the end
 
     def open_batch(self, offsets: dict[Partition, int], expected: int,
@@ -95,22 +99,27 @@ class Checkpoint:
         self.release()
 
     def hold_back(self, state_backlog_events: int, state_backlog_max: int) -> None:
-        """Pause consumption while too many batches wait for delivery reports (the
-        output topic unwritable, the producer queue full) or too many events wait to be
+        """Pause consumption while too many batches wait for delivery reports or the
+        producer's queue is nearly full (the output topic unwritable or slow), or too
+        many events wait to be
         counted into the feature state (the store down), and resume once most are in.
         Polling goes on meanwhile: the group membership stays alive and nothing is read
         that could not be answered."""
         waiting = self.tracker.pending_batches
         if waiting > PAUSE_AT_PENDING_BATCHES:  # only then is the exact count worth it
             waiting = self.tracker.undelivered_batches()
+        queued = len(self.producer)
         if not self.paused and (waiting > PAUSE_AT_PENDING_BATCHES
+                                or queued >= self._queue_pause_at
                                 or state_backlog_events > state_backlog_max):
             self.paused = True
             self.consumer.pause(self.consumer.assignment())
             self.metrics.consumption_paused.set(1)
-            log.warning("%d batches wait for delivery reports, %d events for the feature "
-                        "store: consumption paused", waiting, state_backlog_events)
+            log.warning("%d batches (%d outputs) wait for delivery reports, %d events for "
+                        "the feature store: consumption paused", waiting, queued,
+                        state_backlog_events)
         elif self.paused and waiting <= RESUME_AT_PENDING_BATCHES \
+                and queued <= self._queue_resume_at \
                 and state_backlog_events <= state_backlog_max // 2:
             self.paused = False
             self.consumer.resume(self.consumer.assignment())

@@ -117,7 +117,8 @@ class Worker:
             doom=self.transactions.produce_failed if self.transactions else None)
         self.checkpoint = Checkpoint(self.consumer, self.producer, self.outputs,
                                      self.transactions, metrics,
-                                     lambda: self._write_status(force=True))
+                                     lambda: self._write_status(force=True),
+                                     settings.producer_queue_messages)
         self.labels = LabelReader(settings, self._apply_labels, self._count_dead_letter)
         self._stop = threading.Event()
         self._callback_error: BaseException | None = None
@@ -172,6 +173,8 @@ class Worker:
                 if messages:
                     self._behind = self._lag_after(messages) > sizer.size
                     self._process(messages)
+                else:  # idle: the last batch's offsets wait on its state write's reply
+                    self.core.complete()
                 poll_producer(0)
                 self.core.retry_backlog()
                 if self.follower is not None and (models := self.follower.take()):
