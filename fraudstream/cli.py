@@ -235,6 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
                             help="score the rows in event-time order, not file order")
     score_file.set_defaults(handler=cmd_score_file)
 
+    backfill = sub.add_parser(
+        "backfill", help="materialize a history into the feature store (from a file or "
+                         "the topics), exactly as the workers would have built it")
+    backfill.add_argument("input", type=Path, nargs="?", default=None,
+                          help="history: transactions and labels (.parquet or .csv, as "
+                               "score-file reads; optional partition and offset columns)")
+    backfill.add_argument("--from-topics", action="store_true",
+                          help="replay the transactions and labels topics instead")
+    backfill.add_argument("--until", default=None,
+                          help="with --from-topics: the history's end T (RFC 3339 or epoch "
+                               "ms); default: the topics' end")
+    backfill.add_argument("--commit-group", action="store_true",
+                          help="with --from-topics: commit the workers' groups at T, so "
+                               "workers started next continue right after the history")
+    backfill.add_argument("--rejects", type=Path, default=None,
+                          help="rejected rows of the file, with the reason (default: INPUT "
+                               "with .rejects before the extension)")
+    backfill.set_defaults(handler=cmd_backfill)
+
     export_onnx = sub.add_parser("export-onnx", help="write a model as ONNX for edge use")
     export_onnx.add_argument("--version", default=None,
                              help="model version (default: the champion)")
@@ -441,6 +460,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_score_file(args: argparse.Namespace, settings: Settings) -> int:
     from fraudstream.batch.command import run
+
+    return run(args, settings)
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream.history.command import run
 
     return run(args, settings)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +21,10 @@ STAGES = {"reading": "reading and checking", "features": "computing features",
 
 
 @contextmanager
-def progress_bar(source: Path) -> Iterator[Progress]:
-    """A transient rich progress bar, one line per stage, on stderr."""
+def progress_bar(source: Path | None, stages: Mapping[str, str] = STAGES,
+                 ) -> Iterator[Progress]:
+    """A transient rich progress bar, one line per stage (named by ``stages``), on
+    stderr."""
     from rich.console import Console
     from rich.progress import BarColumn, SpinnerColumn, TaskProgressColumn, TextColumn
     from rich.progress import Progress as Bar
@@ -33,7 +35,8 @@ def progress_bar(source: Path) -> Iterator[Progress]:
 
         def update(stage: str, done: float, total: float | None) -> None:
             if stage not in tasks:
-                label = STAGES[stage] + (f" {source.name}" if stage == "reading" else "")
+                label = stages.get(stage, stage) + (
+                    f" {source.name}" if stage == "reading" and source else "")
                 tasks[stage] = bar.add_task(label, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 

@@ -1,0 +1,155 @@
+"""Materialize a history into the online store: the exact states a worker would hold.
+
+The states are built by the online engine itself (``OnlineFeatureStore`` over an
+in-memory store): the same kernels, the same guard offsets, the same label rules, so a
+backfilled state and a streamed one cannot disagree. A history carries each event's
+coordinates in the transactions topic when it has them (a replay of the topic, or a file
+with ``partition`` and ``offset`` columns): the worker that later reads those events
+from the topic skips them, and counts everything after them once. A history without
+coordinates guards with ``NO_PARTITION``, a partition no topic has: it counts nothing
+twice only if the workers start after the history (the cut-over at its end).
+
+Writing is idempotent and resumable: a key is written when it is absent or already holds
+exactly the built value (its TTL is refreshed); a key that holds any other state (written
+by a worker since) is left as it is and counted, never overwritten. Running the same
+backfill again, or again after an interruption, writes the missing keys and changes
+nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from features import terminal_state
+from features.customer_state import NO_PARTITION
+from features.definitions import DAY_MS
+from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from features.store import MemoryStateStore, StateStore
+
+BUILD_EVENTS = 50_000  # events per engine batch while building
+LABEL_EVENTS = 256  # labels per batch (apply_labels groups a batch's labels by terminal)
+WRITE_KEYS = 2_000  # keys per write call (one round trip each)
+
+Progress = Callable[[str, float, float | None], None]
+"""(stage, done, total or None): stages are "building" and "writing"."""
+
+
+@dataclass(frozen=True)
+class History:
+    """Transactions in arrival order (with their topic coordinates, or ``NO_PARTITION``
+    and their position) and the confirmed labels to count after them."""
+
+    transactions: TransactionBatch
+    labels: LabelBatch
+
+    @property
+    def end_ms(self) -> int | None:
+        ts = self.transactions.timestamps_ms
+        return int(ts.max()) if len(ts) else None
+
+
+@dataclass
+class WriteSummary:
+    keys: int = 0
+    written: int = 0  # absent before: written now
+    unchanged: int = 0  # already held the built value: TTL refreshed
+    kept: int = 0  # held another state (a worker wrote since): left as it was
+
+
+def without_coordinates(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partitions, offsets) for a history that has no topic coordinates."""
+    return (np.full(count, NO_PARTITION, dtype=np.int64), np.arange(count, dtype=np.int64))
+
+
+def build_states(history: History, prefix: str = "fs", ttl_days: int = 40,
+                 progress: Progress = lambda *_: None) -> dict[bytes, bytes]:
+    """Every customer and terminal key of ``history`` with the value the online engine
+    holds after streaming it (transactions in order, then every label)."""
+    memory = MemoryStateStore()
+    engine = OnlineFeatureStore(memory, prefix, ttl_days)
+    transactions = history.transactions
+    total = len(transactions) + len(history.labels)
+    done = 0
+    progress("building", 0, total)
+    for part in _slices(transactions, BUILD_EVENTS):
+        _, pending = engine.fetch(part)
+        engine.update(pending)
+        done += len(part)
+        progress("building", done, total)
+    for labels in _label_slices(history.labels, LABEL_EVENTS):
+        engine.apply_labels(labels)
+        done += len(labels)
+        progress("building", done, total)
+    states = {key: value for key, (value, _) in memory.data.items()}
+    terminal = prefix.encode() + b":t:"
+    for key, value in states.items():
+        if key.startswith(terminal):
+            states[key] = _unguarded(value)
+    progress("building", total, total)
+    return states
+
+
+def _unguarded(value: bytes) -> bytes:
+    """A terminal value without the NO_PARTITION mark (it guards nothing real; the
+    counts in its ring keep the terminal from reading as new)."""
+    state = terminal_state.decode(value)
+    if NO_PARTITION not in state.marks:
+        return value
+    del state.marks[NO_PARTITION]
+    return terminal_state.encode(state)
+
+
+def write_states(store: StateStore, states: dict[bytes, bytes], ttl_days: int = 40,
+                 progress: Progress = lambda *_: None) -> WriteSummary:
+    """Write ``states`` in batches of WRITE_KEYS, each key with its TTL: absent keys are
+    written, keys already holding the value get their TTL back, others are kept."""
+    ttl_ms = ttl_days * DAY_MS
+    keys = sorted(states)  # a fixed order: a rerun walks the same batches
+    summary = WriteSummary(keys=len(keys))
+    progress("writing", 0, len(keys))
+    for start in range(0, len(keys), WRITE_KEYS):
+        batch = keys[start:start + WRITE_KEYS]
+        values = [states[k] for k in batch]
+        present = store.compare_and_set_many(batch, [None] * len(batch), values, ttl_ms)
+        summary.written += len(batch) - len(present)
+        if present:
+            stored = store.get_many([batch[i] for i in present])
+            same = [i for i, raw in zip(present, stored, strict=True) if raw == values[i]]
+            # The same value again, so the key's TTL starts over as a worker's write does;
+            # a key changed in between is a conflict, kept like the others.
+            refused = set(store.compare_and_set_many(
+                [batch[i] for i in same], [values[i] for i in same],
+                [values[i] for i in same], ttl_ms))
+            summary.unchanged += len(same) - len(refused)
+            summary.kept += len(present) - len(same) + len(refused)
+        progress("writing", min(start + WRITE_KEYS, len(keys)), len(keys))
+    return summary
+
+
+def materialize(history: History, store: StateStore, prefix: str = "fs",
+                ttl_days: int = 40, progress: Progress = lambda *_: None) -> WriteSummary:
+    """Build the states of ``history`` and write them to ``store``."""
+    return write_states(store, build_states(history, prefix, ttl_days, progress), ttl_days,
+                        progress)
+
+
+def _slices(batch: TransactionBatch, size: int) -> Iterator[TransactionBatch]:
+    for start in range(0, len(batch), size):
+        stop = start + size
+        yield TransactionBatch(
+            batch.customer_ids[start:stop], batch.terminal_ids[start:stop],
+            batch.timestamps_ms[start:stop], batch.amounts[start:stop],
+            batch.partitions[start:stop], batch.offsets[start:stop])
+
+
+def _label_slices(labels: LabelBatch, size: int) -> Iterator[LabelBatch]:
+    """Only the frauds count (a legit label changes no state), in their order."""
+    frauds = np.flatnonzero(labels.is_fraud)
+    for start in range(0, frauds.size, size):
+        chosen = frauds[start:start + size].tolist()
+        yield LabelBatch([labels.transaction_ids[i] for i in chosen],
+                         [labels.terminal_ids[i] for i in chosen],
+                         labels.timestamps_ms[chosen], labels.is_fraud[chosen])

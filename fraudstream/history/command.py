@@ -1,0 +1,107 @@
+"""``fraudstream backfill``: a history into the online store, with progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from features.backfill import WriteSummary, build_states, write_states
+from fraudstream.batch.command import progress_bar
+from fraudstream.errors import ConfigError
+from fraudstream.security import feature_state_store
+from fraudstream.settings import Settings
+from stream.events import Rejected, parse_timestamp
+
+STAGES = {"reading": "reading and checking", "building": "building states",
+          "writing": "writing to Redis"}
+WRITE_TIMEOUT_S = 5.0  # a bulk write of 2,000 keys, not the worker's per-batch budget
+
+
+def until_ms(text: str | None) -> int | None:
+    """``--until``: RFC 3339 or epoch milliseconds, as event times are written."""
+    if text is None:
+        return None
+    try:
+        return parse_timestamp(int(text) if text.isdigit() else text, "--until")
+    except Rejected as exc:
+        raise ConfigError(exc.reason) from None
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    if (args.input is None) == (not args.from_topics):
+        raise ConfigError("give a history file or --from-topics, not both and not neither")
+    if not args.from_topics:
+        for flag, value in (("--until", args.until), ("--commit-group", args.commit_group)):
+            if value:
+                raise ConfigError(f"{flag} needs --from-topics")
+    elif args.rejects is not None:
+        raise ConfigError("--rejects is for a history file (the workers dead-letter "
+                          "rejected records of the topics)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    check_arguments(args)
+    cut = until_ms(args.until)
+    if args.from_topics and not settings.kafka_bootstrap:
+        raise ConfigError("no broker configured: set FRAUDSTREAM_KAFKA_BOOTSTRAP")
+    store = feature_state_store(settings, timeout_s=WRITE_TIMEOUT_S)
+    started = time.perf_counter()
+    lines: list[str] = []
+    replay = None
+    with progress_bar(args.input, STAGES) as progress:
+        if args.from_topics:
+            from fraudstream.history.topics import replay_topics
+
+            replay = replay_topics(settings, cut, progress=progress)
+            history = replay.history
+            lines.append(f"replayed {len(history.transactions):,} transactions and "
+                         f"{len(history.labels):,} labels"
+                         + (f" up to {args.until}" if args.until else " to the topics' end")
+                         + _skipped(replay.rejected))
+        else:
+            from fraudstream.history.files import read_history
+
+            read = read_history(args.input, args.rejects, progress)
+            history = read.history
+            lines.append(f"read {len(history.transactions):,} transactions of {read.rows:,} "
+                         f"rows ({int(history.labels.is_fraud.sum()):,} frauds) from "
+                         f"{args.input}; guards: "
+                         + ("the file's partition and offset columns" if read.coordinates
+                            else "none (no partition/offset columns: start the workers "
+                                 "after the history)"))
+            if read.rejected:
+                lines.append(f"rejected {read.rejected:,} rows (reasons in {read.rejects})")
+            if read.later_labels:
+                lines.append(f"left {read.later_labels:,} labels confirmed after the "
+                             f"history's end for the labels topic")
+        states = build_states(history, settings.redis_prefix, settings.feature_ttl_days,
+                              progress)
+        summary = write_states(store, states, settings.feature_ttl_days, progress)
+    lines.append(_written(summary, time.perf_counter() - started))
+    if args.commit_group and replay is not None:
+        from fraudstream.history.topics import commit_cut
+
+        commit_cut(settings, replay)
+        cuts = ", ".join(f"{topic} " + " ".join(f"{p}:{o}" for p, o in sorted(c.items()))
+                         for topic, c in replay.cuts.items())
+        lines.append(f"committed group {settings.group_id} at the cut: {cuts}")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _skipped(rejected: dict[str, int]) -> str:
+    skipped = {t: n for t, n in rejected.items() if n}
+    if not skipped:
+        return ""
+    return "; skipped " + ", ".join(f"{n:,} rejected records of {t}"
+                                    for t, n in skipped.items())
+
+
+def _written(summary: WriteSummary, seconds: float) -> str:
+    line = (f"backfilled {summary.keys:,} keys in {seconds:.1f}s: {summary.written:,} "
+            f"written, {summary.unchanged:,} already up to date")
+    if summary.kept:
+        line += (f", {summary.kept:,} kept as they were (another state was written there "
+                 f"since; flush the prefix first to rebuild it)")
+    return line
