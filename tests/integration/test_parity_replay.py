@@ -7,67 +7,22 @@ on day d is scored every label up to day d-7 is known: the offline engine's assu
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import pytest
-import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
+from features.definitions import FEATURE_NAMES
 from features.offline import compute_matrix
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
-from stream.decisions import decision_decoder
-from stream.kafka_config import consumer_config, producer_config
+from stream.kafka_config import consumer_config
 from stream.labels_reader import labels_group
-from stream.worker import Worker
-from tests.kafka_helpers import make_topics, read_topic, running_worker
+from tests.kafka_helpers import make_topics, running_worker
+from tests.parity import scored_features, snapshot, stream_day_by_day
 from tests.population import recent
 from tests.waiting import wait_for
-
-
-def _label_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
-    rows = zip(frame["transaction_id"].tolist(), frame["timestamp"].tolist(),
-               frame["customer_id"].tolist(), frame["terminal_id"].tolist(),
-               frame["is_fraud"].tolist(), strict=True)
-    return [(str(row[2]).encode(), label_message(row, int(time.time() * 1000)))
-            for row in rows]
-
-
-def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame) -> None:
-    """Each day's transactions, then the labels that are 7 days old, each fully processed
-    before the next is sent."""
-    from confluent_kafka import Producer
-
-    producer = Producer(producer_config(settings))
-    day = (frame["timestamp"] // DAY_MS).to_numpy()
-    sent = labels = 0
-    for today in np.unique(day):
-        # Kafka orders nothing across topics: wait until the labels are applied.
-        due = frame[day == today - LABEL_DELAY_DAYS]
-        labels += produce_all(producer, settings.topic_labels, _label_messages(due))
-        assert producer.flush(30) == 0
-        wait_for(lambda target=labels: worker.labels_applied >= target, f"labels before {today}")
-        todays = frame[day == today]
-        sent += produce_all(producer, settings.topic_transactions,
-                            transaction_messages(todays))
-        assert producer.flush(30) == 0
-        wait_for(lambda target=sent + labels: worker.events >= target, f"day {today}")
-
-
-def _scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
-    records = read_topic(settings, settings.topic_decisions, expect=expect, timeout=180)
-    scored = {}
-    for record in records:
-        decision = decision_decoder.decode(record.value)
-        assert decision.features is not None
-        assert decision.transaction_id not in scored, "duplicate decision"
-        scored[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
-    return scored
 
 
 @pytest.mark.slow
@@ -79,7 +34,7 @@ def test_fifty_thousand_streamed_transactions_match_the_offline_features(
     assert len(frame) >= 50_000, len(frame)
     with running_worker(settings) as worker:
         stream_day_by_day(settings, worker, frame)
-        scored = _scored_features(settings, expect=len(frame))
+        scored = scored_features(settings, expect=len(frame))
     assert len(scored) == len(frame)
     offline = compute_matrix(frame)
     ids = [str(i) for i in frame["transaction_id"]]
@@ -93,15 +48,6 @@ def test_fifty_thousand_streamed_transactions_match_the_offline_features(
         pytest.fail(f"{bad_rows} transactions differ; first worst: feature "
                     f"{FEATURE_NAMES[col]} of transaction {ids[row]}: worker "
                     f"{online[row, col]!r}, offline {offline[row, col]!r}")
-
-
-def _snapshot(settings: Settings) -> dict[bytes, bytes]:
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        keys = sorted(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
-        return dict(zip(keys, client.mget(keys), strict=True))
-    finally:
-        client.close()
 
 
 def _rewind_group(settings: Settings, to_offset: Callable[[int], int]) -> int:
@@ -135,7 +81,7 @@ def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Setting
     with running_worker(settings) as worker:
         stream_day_by_day(settings, worker, frame)
         processed = worker.events
-    before = _snapshot(settings)
+    before = snapshot(settings)
     assert len(before) == frame["customer_id"].nunique() + frame["terminal_id"].nunique()
 
     rewound = _rewind_group(settings, (lambda _: 0) if rewind == "to-start"
@@ -146,4 +92,4 @@ def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Setting
     with running_worker(settings) as again:
         wait_for(lambda: again.events >= rewound, "the replay to finish")
     assert again.events == rewound
-    assert _snapshot(settings) == before, "a replay changed feature state"
+    assert snapshot(settings) == before, "a replay changed feature state"

@@ -1,0 +1,76 @@
+"""Streaming a simulated frame through a worker the way the offline engine assumes, and
+reading back what the worker scored and stored: shared by the parity tests."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import redis
+from confluent_kafka import Producer
+
+from features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
+from fraudstream.settings import Settings
+from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
+from stream.decisions import decision_decoder
+from stream.kafka_config import producer_config
+from stream.worker import Worker
+from tests.kafka_helpers import read_topic
+from tests.waiting import wait_for
+
+
+def label_messages(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
+    rows = zip(frame["transaction_id"].tolist(), frame["timestamp"].tolist(),
+               frame["customer_id"].tolist(), frame["terminal_id"].tolist(),
+               frame["is_fraud"].tolist(), strict=True)
+    return [(str(row[2]).encode(), label_message(row, int(time.time() * 1000)))
+            for row in rows]
+
+
+def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame,
+                      labelled: pd.DataFrame | None = None, already: int = 0) -> None:
+    """Each day's transactions, then the labels that are 7 days old (taken from
+    ``labelled``, default ``frame``), each fully processed before the next is sent.
+    ``already``: events the worker handled before this call."""
+    producer = Producer(producer_config(settings))
+    labelled = frame if labelled is None else labelled
+    day = (frame["timestamp"] // DAY_MS).to_numpy()
+    labelled_day = (labelled["timestamp"] // DAY_MS).to_numpy()
+    sent = labels = 0
+    labels_before = worker.labels_applied
+    for today in np.unique(day):
+        # Kafka orders nothing across topics: wait until the labels are applied.
+        due = labelled[labelled_day == today - LABEL_DELAY_DAYS]
+        labels += produce_all(producer, settings.topic_labels, label_messages(due))
+        assert producer.flush(30) == 0
+        wait_for(lambda target=labels: worker.labels_applied - labels_before >= target,
+                 f"labels before {today}")
+        todays = frame[day == today]
+        sent += produce_all(producer, settings.topic_transactions,
+                            transaction_messages(todays))
+        assert producer.flush(30) == 0
+        wait_for(lambda target=already + sent + labels: worker.events >= target,
+                 f"day {today}")
+
+
+def scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
+    """transaction id -> the features its decision was scored on (emit_features)."""
+    records = read_topic(settings, settings.topic_decisions, expect=expect, timeout=180)
+    scored = {}
+    for record in records:
+        decision = decision_decoder.decode(record.value)
+        assert decision.features is not None
+        assert decision.transaction_id not in scored, "duplicate decision"
+        scored[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
+    return scored
+
+
+def snapshot(settings: Settings) -> dict[bytes, bytes]:
+    """Every key of the settings' prefix and its value."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = sorted(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+        return dict(zip(keys, client.mget(keys), strict=True))
+    finally:
+        client.close()
