@@ -35,6 +35,16 @@ WRITE_KEYS = 2_000  # keys per write call (one round trip each)
 
 Progress = Callable[[str, float, float | None], None]
 """(stage, done, total or None): stages are "building" and "writing"."""
+AfterWrite = Callable[["StateStore"], None]
+_after_write: list[AfterWrite] = []
+
+
+def after_write(hook: AfterWrite) -> AfterWrite:
+    """Register ``hook(store)``, run when a backfill's writes are complete. The hook for
+    whatever marks a store as whole again: a data-loss check that keeps workers degraded
+    until the store is rebuilt rewrites its sentinel here."""
+    _after_write.append(hook)
+    return hook
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ def write_states(store: StateStore, states: dict[bytes, bytes], ttl_days: int = 
             summary.unchanged += len(same) - len(refused)
             summary.kept += len(present) - len(same) + len(refused)
         progress("writing", min(start + WRITE_KEYS, len(keys)), len(keys))
+    for hook in _after_write:
+        hook(store)
     return summary
 
 
