@@ -4,6 +4,7 @@ reading back what the worker scored and stored: shared by the parity tests."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,3 +75,24 @@ def snapshot(settings: Settings) -> dict[bytes, bytes]:
         return dict(zip(keys, client.mget(keys), strict=True))
     finally:
         client.close()
+
+
+def history_file(path: Path, history: pd.DataFrame,
+                 coordinates: dict[str, tuple[int, int]] | None = None) -> Path:
+    """``history`` as a file backfill reads (Parquet, or CSV by the name), with each
+    row's place in the transactions topic when ``coordinates`` are given."""
+    columns = {"transaction_id": history["transaction_id"].astype(str),
+               "timestamp": history["timestamp"],
+               "customer_id": history["customer_id"].astype(str),
+               "terminal_id": history["terminal_id"].astype(str),
+               "amount": history["amount"], "is_fraud": history["is_fraud"]}
+    if coordinates is not None:
+        places = [coordinates[t] for t in columns["transaction_id"]]
+        columns["partition"] = pd.Series([p for p, _ in places], dtype="int64")
+        columns["offset"] = pd.Series([o for _, o in places], dtype="int64")
+    table = pd.DataFrame(columns)
+    if path.suffix == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        table.to_parquet(path)
+    return path

@@ -25,7 +25,7 @@ from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from stream.kafka_config import consumer_config
 from tests.kafka_helpers import make_topics, read_topic, running_worker
-from tests.parity import scored_features, stream_day_by_day
+from tests.parity import history_file, scored_features, stream_day_by_day
 from tests.population import recent
 from tests.state_oracle import state_differences
 from tests.waiting import wait_for
@@ -43,21 +43,6 @@ def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     day = frame["timestamp"] // DAY_MS
     cut = day < day.min() + HISTORY_DAYS
     return frame[cut].reset_index(drop=True), frame[~cut].reset_index(drop=True)
-
-
-def history_file(path: Path, history: pd.DataFrame,
-                 coordinates: dict[str, tuple[int, int]] | None = None) -> Path:
-    columns = {"transaction_id": history["transaction_id"].astype(str),
-               "timestamp": history["timestamp"],
-               "customer_id": history["customer_id"].astype(str),
-               "terminal_id": history["terminal_id"].astype(str),
-               "amount": history["amount"], "is_fraud": history["is_fraud"]}
-    if coordinates is not None:
-        places = [coordinates[t] for t in columns["transaction_id"]]
-        columns["partition"] = pd.Series([p for p, _ in places], dtype="int64")
-        columns["offset"] = pd.Series([o for _, o in places], dtype="int64")
-    pd.DataFrame(columns).to_parquet(path)
-    return path
 
 
 def backfill_file(settings: Settings, path: Path) -> None:

@@ -1,0 +1,81 @@
+"""``fraudstream backfill`` as a separate process: a history file twice, the topics up to
+T with the group committed at T, and bad arguments refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from features.definitions import DAY_MS
+from fraudstream.settings import Settings
+from fraudstream.simulator.generator import simulate
+from fraudstream.simulator.streamer import produce_frame
+from stream.kafka_config import consumer_config
+from tests.e2e.cli import run_cli
+from tests.kafka_helpers import make_topics, read_topic
+from tests.parity import history_file, snapshot
+from tests.population import recent
+
+
+def test_a_history_file_backfilled_twice_changes_nothing_the_second_time(
+        settings: Settings, tmp_path: Path) -> None:
+    frame = simulate(recent(10, customers=80, terminals=120, seed=4))
+    path = history_file(tmp_path / "history.csv", frame)
+    keys = frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+    first = run_cli(settings, "backfill", str(path))
+    assert first.returncode == 0, first.stderr
+    assert f"backfilled {keys:,} keys" in first.stdout and f"{keys:,} written" in first.stdout
+    assert "guards: none" in first.stdout
+    before = snapshot(settings)
+    second = run_cli(settings, "backfill", str(path))
+    assert second.returncode == 0, second.stderr
+    assert f"0 written, {keys:,} already up to date" in second.stdout, second.stdout
+    assert snapshot(settings) == before and len(before) == keys
+
+
+def test_backfill_from_the_topics_until_t_commits_the_group_at_t(settings: Settings) -> None:
+    make_topics(settings, partitions=2)
+    frame = simulate(recent(6, customers=60, terminals=100, seed=2))
+    produce_frame(settings, frame)
+    day = frame["timestamp"] // DAY_MS
+    until = int(frame.loc[day < day.min() + 4, "timestamp"].max())
+    records = read_topic(settings, settings.topic_transactions, expect=len(frame), settle=0.2)
+    cut = {p: min((r.offset for r in records if r.partition == p
+                   and _event_time(r.value) > until), default=None) for p in (0, 1)}
+    done = run_cli(settings, "backfill", "--from-topics", "--until", str(until),
+                   "--commit-group")
+    assert done.returncode == 0, done.stderr
+    history = int((frame["timestamp"] <= until).sum())
+    assert f"replayed {history:,} transactions" in done.stdout, done.stdout
+    consumer = Consumer(consumer_config(settings))
+    try:
+        committed = consumer.committed([TopicPartition(settings.topic_transactions, p)
+                                        for p in (0, 1)], timeout=10)
+    finally:
+        consumer.close()
+    assert {tp.partition: tp.offset for tp in committed} == cut
+
+
+def _event_time(value: bytes | None) -> int:
+    import json
+
+    return int(json.loads(value or b"{}")["timestamp"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "give a history file or --from-topics"),
+    (("history.parquet", "--from-topics"), "give a history file or --from-topics"),
+    (("history.parquet", "--until", "2026-01-01T00:00:00Z"), "--until needs --from-topics"),
+    (("history.parquet", "--commit-group"), "--commit-group needs --from-topics"),
+    (("--from-topics", "--until", "yesterday"), "--until is not RFC 3339"),
+    (("missing.parquet",), "does not exist"),
+    (("history.txt",), "unknown format"),
+])
+def test_bad_arguments_exit_non_zero_with_one_line(settings: Settings, args: tuple[str, ...],
+                                                   message: str) -> None:
+    done = run_cli(settings, "backfill", *args)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
