@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn
 
+from bench.backfill import run_backfill
 from bench.http_serving import run_http
 from bench.model_quality import run_model
 from bench.pipeline_run import bench_population, run_pipeline
@@ -15,7 +16,7 @@ from bench.state_memory import measure
 from fraudstream import services
 from fraudstream.settings import Settings
 
-SECTIONS = ("pipeline", "stages", "memory", "http", "model")
+SECTIONS = ("pipeline", "stages", "memory", "backfill", "http", "model")
 TARGET_BYTES_PER_CUSTOMER = 300
 
 
@@ -53,6 +54,8 @@ def run(out: Path, quick: bool, only: list[str] | None, settings: Settings,
             run_pipeline(out, quick, settings)
         elif section == "stages":
             run_stages(out, quick, settings, bench_population(40 if quick else 45))
+        elif section == "backfill":
+            run_backfill(out, quick)
         elif section == "http":
             run_http(out, quick, settings)
         elif section == "model":

@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure throughput, latency and memory")
     bench.add_argument("--quick", action="store_true", help="smaller runs, under two minutes")
     bench.add_argument("--only", action="append",
-                       choices=["pipeline", "stages", "memory", "http", "model"],
+                       choices=["pipeline", "stages", "memory", "backfill", "http", "model"],
                        help="run only this section (repeatable)")
     bench.add_argument("--tune-model", action="store_true",
                        help="with the model section: also choose our model's settings on "
