@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
+from stream.drift import alerted
+
 Labels = tuple[tuple[str, str], ...]
 STAGES = ("decode", "features", "score", "produce", "update")
 
@@ -164,7 +166,7 @@ def render(f: Figures) -> Table:
         ("feature store", "up" if f.feature_store_up >= 1 else "DOWN (degraded)"),
         ("lag total", f"{sum(f.lag.values()):,.0f}"),
         *((f"lag {p}", f"{v:,.0f}") for p, v in sorted(f.lag.items())),
-        *((f"drift PSI {n}", f"{v:.3f}") for n, v in _top(f.psi.items(), 5)),
+        *((f"drift PSI {n}", f"{v:.3f}") for n, v in _top(alerted(f.psi).items(), 5)),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -15,6 +15,15 @@ import numpy as np
 
 EPSILON = 1e-4  # an empty bin is treated as this share: ln(0) would be infinite
 ALERT_PSI = 0.2  # the customary "significant shift" level
+# The weekend and night flags follow the clock, not the traffic: a window of a few hours
+# holds no weekend on a Tuesday and all night at 3 a.m., against a baseline of whole
+# weeks. Their PSI is exported but never alerted on (deploy/prometheus/alerts.yml too).
+CALENDAR_FEATURES = frozenset({"is_weekend", "is_night"})
+
+
+def alerted(psi: Mapping[str, float]) -> dict[str, float]:
+    """The PSI of the features a drift alert watches (every one but the calendar's)."""
+    return {name: value for name, value in psi.items() if name not in CALENDAR_FEATURES}
 
 
 class DriftMonitor:
