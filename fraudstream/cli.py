@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -97,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "transaction for transaction (5,000 customers, 10,000 "
                                "terminals, 183 days from 2018-04-01; the population options "
                                "are ignored)")
+    simulate.add_argument("--first-day", type=int, default=0,
+                          help="with --rate: stream from this simulated day on; the days "
+                               "before it are history (materialized by `backfill`)")
     simulate.add_argument("--profile", choices=["flat", "daily"], default="flat",
                           help="with --rate: a steady rate, or a day compressed into "
                                "--duration (quiet night, ramp, a peak at 4x the rate)")
@@ -195,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=positive_float, default=1000.0)
     demo.add_argument("--partitions", type=positive_int, default=4)
     demo.add_argument("--customers", type=positive_int, default=2000)
+    demo.add_argument("--amount-scale", type=positive_float, default=1.0,
+                      help="inject drift: every genuine amount of the stream times this "
+                           "(the history stays as trained)")
     demo.add_argument("--autoscale", action="store_true",
                       help="a pool of workers scaled on consumer lag, the simulator on a "
                            "daily curve (--rate is the base; the peak is 4x)")
@@ -325,19 +330,24 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {len(frame)} transactions ({int(frame['is_fraud'].sum())} frauds) "
               f"over {config.days} days to {args.out}")
         return 0
-    from fraudstream.simulator.streamer import planned_events, rate_profile, stream
+    from fraudstream.simulator.streamer import planned_events, rate_profile, stream, stream_days
 
     _require_broker(settings)
     profile = rate_profile(args.profile, args.duration)
     events = planned_events(args.rate, args.duration, profile)
-    start = args.start or _stream_start(events, args.customers, args.days)
+    if args.first_day >= args.days:
+        raise ConfigError(f"--first-day {args.first_day} leaves none of the {args.days} "
+                          f"simulated days to stream")
+    start = args.start or _days_ago(args.first_day
+                                    + stream_days(events, args.customers,
+                                                  args.days - args.first_day))
     stats = _with_progress(
         "streaming", lambda progress: stream(
             settings, SimulationConfig(customers=args.customers, terminals=args.terminals,
                                        days=args.days, seed=args.seed, start=start,
                                        amount_scale=args.amount_scale),
             args.rate, args.duration, args.label_delay, args.labels, progress=progress,
-            profile=profile),
+            profile=profile, first_day=args.first_day),
         total=events)
     print(f"sent {stats.transactions} transactions ({stats.frauds} frauds) and "
           f"{stats.labels} labels in {stats.elapsed_s:.1f}s ({stats.rate:.0f}/s)")
@@ -445,11 +455,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return run_autoscale_demo(settings, duration_s=args.duration, rate=args.rate,
                                   partitions=args.partitions, customers=args.customers,
                                   min_workers=min_workers,
-                                  target_lag=args.target_lag or max(1, round(args.rate / 2)))
+                                  target_lag=args.target_lag or max(1, round(args.rate / 2)),
+                                  amount_scale=args.amount_scale)
     if args.min_workers is not None or args.target_lag is not None:
         raise ConfigError("--min-workers and --target-lag need --autoscale")
     return run_demo(settings, duration_s=args.duration, rate=args.rate,
-                    partitions=args.partitions, customers=args.customers)
+                    partitions=args.partitions, customers=args.customers,
+                    amount_scale=args.amount_scale)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -621,10 +633,7 @@ def _population(args: argparse.Namespace, start: datetime | None):  # type: igno
                             amount_scale=args.amount_scale)
 
 
-def _stream_start(events: float, customers: int, max_days: int) -> datetime:
-    """Start as many days ago as the stream will cover, so event times end before now
-    (customers average about two transactions a day; under-estimating keeps them past)."""
-    days = min(max_days, math.ceil(events / (1.8 * customers)) + 1)
+def _days_ago(days: int) -> datetime:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=days)
 

@@ -19,22 +19,28 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 
 from fraudstream import services
 from fraudstream.console import DecisionReader, DecisionStats
+from fraudstream.drift_view import DriftView
 from fraudstream.logs import TextFormatter
 from fraudstream.settings import PREFIX, Settings
-from fraudstream.simulator.generator import SimulationConfig, simulate
+from fraudstream.simulator.streamer import daily_profile, planned_events
 from fraudstream.topics import create_topics
+from fraudstream.warm_start import WarmStart, materialize_history
 from models.registry import Registry
 from models.train import train
 from stream.autoscale import Autoscaler, Point, ScalingPolicy
 from stream.lag import LagObserver
 from stream.status import read_status
 from stream.supervisor import Replica, SupervisorError, WorkerPool
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DRAIN_GRACE_S = 15.0
 PAUSE_WINDOW_S = 15.0  # how long after a scaling event its decision pause is looked for
@@ -58,21 +64,33 @@ def stop_child(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
     return process.returncode
 
 
-def ensure_model(settings: Settings, customers: int, console: Console) -> str:
+def ensure_model(settings: Settings, history: pd.DataFrame, console: Console) -> str:
     registry = Registry(settings.model_dir)
     version = registry.champion_version()
     if version is not None:
         return version
-    with console.status("training a first model on simulated history"):
-        frame = simulate(SimulationConfig(customers=customers, terminals=2 * customers,
-                                          days=60))
-        result = train(frame, registry.root)
+    with console.status("training a first model on the simulated history"):
+        result = train(history, registry.root)
     console.print(f"trained model {result.version}")
     return result.version
 
 
+def warm_up(settings: Settings, customers: int, events: int, amount_scale: float,
+            console: Console) -> tuple[WarmStart, str]:
+    """The history before the stream: a model trained on it (unless there is a champion)
+    and its state materialized, so the stream starts on warm features."""
+    warm = WarmStart.before_now(customers, events, amount_scale)
+    history = warm.history()
+    version = ensure_model(settings, history, console)
+    with console.status(f"materializing {len(history):,} transactions of history"):
+        written = materialize_history(settings, history)
+    console.print(f"materialized {warm.history_days} days of history "
+                  f"({len(history):,} transactions, {written.keys:,} keys)")
+    return warm, version
+
+
 def run_demo(settings: Settings, duration_s: float, rate: float, partitions: int,
-             customers: int) -> int:
+             customers: int, amount_scale: float = 1.0) -> int:
     console = Console()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -86,10 +104,14 @@ def run_demo(settings: Settings, duration_s: float, rate: float, partitions: int
                                         session_timeout_ms=6000, heartbeat_interval_ms=500)
             console.print(f"broker {bootstrap}, redis {redis_url}")
             create_topics(settings, partitions)
-            version = ensure_model(settings, customers, console)
+            warm, version = warm_up(settings, customers, int(rate * duration_s),
+                                    amount_scale, console)
             status_path = logs / "worker-status.json"
             env = settings.child_environ()
             env[PREFIX + "STATUS_FILE"] = str(status_path)
+            metrics_port = services.free_port()
+            env[PREFIX + "METRICS_PORT"] = str(metrics_port)
+            drift = DriftView([f"http://127.0.0.1:{metrics_port}/metrics"])
             reader = DecisionReader(settings, partitions)
             worker = start_child(["worker"], env, logs / "worker.log")
             children.append(worker)
@@ -97,23 +119,25 @@ def run_demo(settings: Settings, duration_s: float, rate: float, partitions: int
                 _wait_for_assignment(worker, status_path, stop)
             simulator = start_child(
                 ["simulate", "--rate", str(rate), "--duration", str(duration_s),
-                 "--customers", str(customers), "--terminals", str(2 * customers),
-                 "--label-delay", "2"], env, logs / "simulator.log")
+                 *warm.simulate_args(), "--label-delay", "2"], env, logs / "simulator.log")
             children.append(simulator)
             stats = DecisionStats()
             title = f"fraudstream demo: model {version}, {partitions} partitions"
             try:
                 with Live(stats.table(title), console=console, refresh_per_second=4) as live:
-                    _watch(reader, stats, simulator, worker, stop, live, title)
+                    _watch(reader, stats, simulator, worker, stop, live, title, drift)
             except KeyboardInterrupt:
                 stop.set()
             finally:
+                with contextlib.suppress(Exception):  # the last figures, if it still answers
+                    drift.refresh(force=True)
                 for child in reversed(children):
                     code = stop_child(child)
                     if child is worker:
                         worker_code = code
                 reader.close()
             console.print(f"demo: {stats.summary()}")
+            console.print(drift.summary(), highlight=False, soft_wrap=True)
             if worker_code != 0:
                 console.print(f"worker exited with {worker_code}; log: {logs / 'worker.log'}")
                 return 1
@@ -138,13 +162,14 @@ def _wait_for_assignment(worker: subprocess.Popen[bytes], status_path: Path,
 
 def _watch(reader: DecisionReader, stats: DecisionStats, simulator: subprocess.Popen[bytes],
            worker: subprocess.Popen[bytes], stop: threading.Event, live: Live,
-           title: str) -> None:
+           title: str, drift: DriftView) -> None:
     """Show figures until the simulator is done and the worker has caught up."""
     drained_since: float | None = None
     while not stop.is_set():
         before = stats.total
         reader.poll_into(stats)
-        live.update(stats.table(title))
+        drift.refresh()
+        live.update(stats.table(title, drift.rows()))
         if worker.poll() is not None:
             return
         if simulator.poll() is None:
@@ -162,7 +187,8 @@ def _watch(reader: DecisionReader, stats: DecisionStats, simulator: subprocess.P
 
 
 def run_autoscale_demo(settings: Settings, duration_s: float, rate: float, partitions: int,
-                       customers: int, min_workers: int, target_lag: int) -> int:
+                       customers: int, min_workers: int, target_lag: int,
+                       amount_scale: float = 1.0) -> int:
     """A compressed day through a pool of workers scaled on lag, between ``min_workers``
     and ``partitions``. After the stream ends it keeps watching until the backlog is
     decided and the pool is back to its minimum (bounded by the scale-down cooldowns)."""
@@ -180,7 +206,8 @@ def run_autoscale_demo(settings: Settings, duration_s: float, rate: float, parti
                                         session_timeout_ms=6000, heartbeat_interval_ms=500)
             console.print(f"broker {bootstrap}, redis {redis_url}; logs in {logs}")
             create_topics(settings, partitions)
-            version = ensure_model(settings, customers, console)
+            events = planned_events(rate, duration_s, daily_profile(duration_s))
+            warm, version = warm_up(settings, customers, events, amount_scale, console)
             policy = ScalingPolicy(max_replicas=partitions, min_replicas=min_workers,
                                    target_lag=target_lag)
             reader = DecisionReader(settings, partitions)
@@ -198,8 +225,7 @@ def run_autoscale_demo(settings: Settings, duration_s: float, rate: float, parti
                 first = observer.sample()
                 simulator = start_child(
                     ["simulate", "--rate", str(rate), "--duration", str(duration_s),
-                     "--profile", "daily", "--customers", str(customers),
-                     "--terminals", str(2 * customers), "--label-delay", "2"],
+                     "--profile", "daily", *warm.simulate_args(), "--label-delay", "2"],
                     settings.child_environ(), logs / "simulator.log")
                 title = (f"fraudstream peak hour: model {version}, {partitions} partitions, "
                          f"base rate {rate:,.0f}/s")

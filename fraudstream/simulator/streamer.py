@@ -75,6 +75,13 @@ def send_offsets(rate: float, duration_s: float,
         due += 1.0 / (rate * multiple)
 
 
+def stream_days(events: float, customers: int, max_days: int) -> int:
+    """Simulated days a stream of ``events`` covers, so that starting that many days ago
+    its event times end before now (customers average about two transactions a day;
+    under-estimating keeps them past)."""
+    return min(max_days, math.ceil(events / (1.8 * customers)) + 1)
+
+
 def planned_events(rate: float, duration_s: float, profile: RateProfile | None = None) -> int:
     return sum(1 for _ in send_offsets(rate, duration_s, profile))
 
@@ -136,13 +143,14 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
            label_delay_s: float = 5.0, labels: str = "all",
            stop: threading.Event | None = None,
            progress: Callable[[StreamStats], None] | None = None,
-           profile: RateProfile | None = None) -> StreamStats:
+           profile: RateProfile | None = None, first_day: int = 0) -> StreamStats:
     """Send about ``rate`` transactions a second for ``duration_s`` seconds, the rate
     scaled by ``profile`` over time when one is given (``daily_profile``).
 
     Each transaction's confirmed label follows ``label_delay_s`` seconds later on the
     labels topic (all labels, only frauds, or none). Event timestamps are simulated time,
-    so features see realistic histories however fast the stream runs."""
+    so features see realistic histories however fast the stream runs. ``first_day``: the
+    simulated days before it are history, not streamed (ids continue after them)."""
     if rate <= 0 or duration_s <= 0:
         raise ValueError("rate and duration must be > 0")
     if labels not in LABEL_CHOICES:
@@ -153,7 +161,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     pending_labels: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
     stats = StreamStats()
     schedule = send_offsets(rate, duration_s, profile)
-    days = iter_days(config)
+    days = iter_days(config, first_day=first_day)
     first_day = next(days, None)  # generated before the clock starts: no catch-up burst
     started = time.monotonic()
     last_report = started

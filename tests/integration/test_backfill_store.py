@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-import pandas as pd
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from features.backfill import History, build_states, without_coordinates, write_states
+from features.backfill import History, build_states, write_states
 from features.cluster_store import state_store_from_url
 from features.definitions import DAY_MS
-from features.online import LabelBatch, TransactionBatch
 from fraudstream import services
+from fraudstream.history.frames import history_of
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from tests.parity import snapshot
@@ -29,19 +27,6 @@ TTL_DAYS = 40
 def history() -> History:
     frame = simulate(recent(35, customers=120, terminals=200, seed=9))
     return history_of(frame)
-
-
-def history_of(frame: pd.DataFrame) -> History:
-    partitions, offsets = without_coordinates(len(frame))
-    transactions = TransactionBatch(
-        frame["customer_id"].astype(str).tolist(), frame["terminal_id"].astype(str).tolist(),
-        frame["timestamp"].to_numpy(np.int64), frame["amount"].to_numpy(np.float64),
-        partitions, offsets)
-    labels = LabelBatch(frame["transaction_id"].astype(str).tolist(),
-                        frame["terminal_id"].astype(str).tolist(),
-                        frame["timestamp"].to_numpy(np.int64),
-                        frame["is_fraud"].to_numpy(bool))
-    return History(transactions, labels)
 
 
 def test_backfill_twice_leaves_identical_redis_contents(settings: Settings,
