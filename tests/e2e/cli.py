@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fraudstream.settings import Settings
+from fraudstream.settings import PREFIX, Settings
 from stream.status import read_status
 from tests import signing_keys
 from tests.conftest import settings_env
@@ -90,3 +91,17 @@ def worker_process(settings: Settings, directory: Path, *args: str, name: str = 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``fraudstream demo ARGS`` in ``tmp_path``, on embedded services; its output in
+    demo.log there."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    # The demo signs and verifies with a development key pair: made here, not in $HOME.
+    env[PREFIX + "DEV_KEYS_DIR"] = str(tmp_path / "dev-keys")
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as handle:
+        demo = subprocess.Popen([sys.executable, "-m", "fraudstream", "demo", *args],
+                                cwd=tmp_path, env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return demo, log

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from fraudstream.settings import PREFIX
+from tests.e2e.cli import start_demo
 from tests.processes import Identity, descendants, still_alive
 
 # demo -> broker, redis, worker, simulator
 EXPECTED_CHILDREN = 4
-
-
-def _start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    # The demo signs and verifies with a development key pair: made here, not in $HOME.
-    env[PREFIX + "DEV_KEYS_DIR"] = str(tmp_path / "dev-keys")
-    log = tmp_path / "demo.log"
-    with open(log, "wb") as handle:
-        demo = subprocess.Popen([sys.executable, "-m", "fraudstream", "demo", *args],
-                                cwd=tmp_path, env=env, stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return demo, log
 
 
 def _track(demo: subprocess.Popen[bytes], seen: set[Identity], until: float) -> None:
@@ -39,7 +25,7 @@ def _track(demo: subprocess.Popen[bytes], seen: set[Identity], until: float) -> 
 
 
 def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
-    demo, log = _start_demo(tmp_path, "--duration", "5", "--rate", "500", "--customers", "500")
+    demo, log = start_demo(tmp_path, "--duration", "5", "--rate", "500", "--customers", "500")
     seen: set[Identity] = set()
     try:
         _track(demo, seen, time.monotonic() + 60)
@@ -58,7 +44,7 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
-    demo, log = _start_demo(tmp_path, "--duration", "600", "--rate", "200",
+    demo, log = start_demo(tmp_path, "--duration", "600", "--rate", "200",
                             "--customers", "300")
     seen: set[Identity] = set()
     try:
@@ -79,7 +65,7 @@ def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
 
 
 def test_the_demo_says_it_uses_development_keys(tmp_path: Path) -> None:
-    demo, log = _start_demo(tmp_path, "--duration", "2", "--rate", "200", "--customers", "300")
+    demo, log = start_demo(tmp_path, "--duration", "2", "--rate", "200", "--customers", "300")
     try:
         code = demo.wait(timeout=120)
     finally:
