@@ -1,0 +1,100 @@
+"""features.backfill: the states it builds are what the online engine holds after
+streaming the same history in worker-sized batches, labels and guards included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import customer_state, terminal_state
+from features.backfill import History, build_states
+from features.customer_state import NO_PARTITION
+from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from features.store import MemoryStateStore
+from fraudstream.history.frames import history_of
+from fraudstream.simulator.generator import SimulationConfig, simulate
+from stream.drift import CALENDAR_FEATURES, alerted
+
+FRAME = simulate(SimulationConfig(customers=40, terminals=60, days=45, seed=1))
+
+
+def _streamed(history: History, size: int) -> dict[bytes, bytes]:
+    """What a worker leaves: batches of ``size``, the labels after them."""
+    memory = MemoryStateStore()
+    engine = OnlineFeatureStore(memory)
+    tx = history.transactions
+    for start in range(0, len(tx), size):
+        part = slice(start, start + size)
+        _, pending = engine.fetch(TransactionBatch(
+            tx.customer_ids[part], tx.terminal_ids[part], tx.timestamps_ms[part],
+            tx.amounts[part], tx.partitions[part], tx.offsets[part]))
+        engine.update(pending)
+    engine.apply_labels(history.labels)
+    return {key: value for key, (value, _) in memory.data.items()}
+
+
+def with_coordinates(frame: pd.DataFrame, partitions: int) -> History:
+    """The frame as a topic replay: customers keyed to partitions, offsets in order."""
+    plain = history_of(frame)
+    tx = plain.transactions
+    partition = frame["customer_id"].to_numpy(np.int64) % partitions
+    offset = np.zeros(len(frame), dtype=np.int64)
+    for p in range(partitions):
+        mine = np.flatnonzero(partition == p)
+        offset[mine] = np.arange(mine.size)
+    return History(TransactionBatch(tx.customer_ids, tx.terminal_ids, tx.timestamps_ms,
+                                    tx.amounts, partition, offset), plain.labels)
+
+
+def _same(built: dict[bytes, bytes], streamed: dict[bytes, bytes]) -> None:
+    assert built.keys() == streamed.keys()
+    for key, value in built.items():
+        if key.startswith(b"fs:c:"):
+            assert value == streamed[key], key  # byte for byte
+        else:  # the fraud ids' order follows the labels' arrival, not their meaning
+            assert terminal_state.decode(value) == terminal_state.decode(streamed[key]), key
+
+
+def test_states_with_topic_coordinates_are_the_streamed_states() -> None:
+    history = with_coordinates(FRAME, partitions=3)
+    built = build_states(history)
+    _same(built, _streamed(history, size=97))
+    terminal = terminal_state.decode(built[b"fs:t:" + str(FRAME["terminal_id"][0]).encode()])
+    assert set(terminal.marks) <= {0, 1, 2} and terminal.marks
+    assert sum(sum(terminal_state.decode(v).frauds) for k, v in built.items()
+               if k.startswith(b"fs:t:")) > 0, "the labels must count"
+
+
+def test_a_history_without_coordinates_guards_no_real_partition() -> None:
+    built = build_states(history_of(FRAME))
+    customer = customer_state.decode(built[b"fs:c:" + str(FRAME["customer_id"][0]).encode()])
+    assert customer.partition == NO_PARTITION and not customer.is_new
+    assert not customer.has_applied(0, 0)
+    for key, value in built.items():
+        if key.startswith(b"fs:t:"):
+            state = terminal_state.decode(value)
+            assert state.marks == {} and not state.is_new
+
+
+def test_legit_labels_change_nothing_and_a_repeated_fraud_counts_once() -> None:
+    plain = history_of(FRAME)
+    fraud = np.flatnonzero(plain.labels.is_fraud)[:1]
+    twice = LabelBatch([plain.labels.transaction_ids[int(i)] for i in (*fraud, *fraud)],
+                       [plain.labels.terminal_ids[int(i)] for i in (*fraud, *fraud)],
+                       plain.labels.timestamps_ms[np.r_[fraud, fraud]],
+                       np.ones(2, dtype=bool))
+    once = build_states(History(plain.transactions, LabelBatch(
+        twice.transaction_ids[:1], twice.terminal_ids[:1], twice.timestamps_ms[:1],
+        twice.is_fraud[:1])))
+    assert build_states(History(plain.transactions, twice)) == once
+    legit = LabelBatch(plain.labels.transaction_ids, plain.labels.terminal_ids,
+                       plain.labels.timestamps_ms, np.zeros(len(plain.labels), dtype=bool))
+    none = LabelBatch([], [], np.zeros(0, np.int64), np.zeros(0, bool))
+    assert build_states(History(plain.transactions, legit)) == build_states(
+        History(plain.transactions, none))
+
+
+def test_the_calendar_flags_are_left_out_of_the_drift_alert() -> None:
+    psi = {"amount": 0.3, "is_weekend": 1.15, "is_night": 0.9}
+    assert alerted(psi) == {"amount": 0.3}
+    assert {"is_weekend", "is_night"} == CALENDAR_FEATURES
