@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.backfill import History, Progress, without_coordinates
 from features.customer_state import NO_PARTITION
@@ -98,26 +97,27 @@ def _coordinates(table: pa.Table, rows: np.ndarray) -> np.ndarray:
     """(2, n) int64: each row's partition and offset, checked."""
     out = []
     for name in COORDINATES:
-        column = table.column(name)
-        if column.null_count or (pa.types.is_string(column.type)
-                                 and pc.any(pc.equal(column, "")).as_py()):
-            first = int(np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False)
-                                       | (pc.equal(column, "").to_numpy(
-                                           zero_copy_only=False)
-                                          if pa.types.is_string(column.type) else False))[0])
-            raise InputFileError(f"row {rows[first]}: {name} is missing (every row needs "
-                                 f"its partition and offset, or no row has them)")
-        try:
-            values = column.cast(pa.int64()).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InputFileError(f"column {name} must hold whole numbers") from None
+        column = table.column(name).combine_chunks()
         limit = NO_PARTITION if name == "partition" else 2**63 - 1
+        try:
+            values = column.cast(pa.int64()).fill_null(-1).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = np.array([_whole(v) for v in column.to_pylist()], dtype=np.int64)
         wrong = np.flatnonzero((values < 0) | (values >= limit))
         if wrong.size:
-            raise InputFileError(f"row {rows[wrong[0]]}: {name} {values[wrong[0]]} is out of "
-                                 f"range")
+            raise InputFileError(
+                f"row {rows[wrong[0]]}: {name} {column[int(wrong[0])].as_py()!r} is not a "
+                f"whole number in 0..{limit - 1} (every row needs its partition and offset, "
+                f"or no row has them)")
         out.append(values)
     return np.stack(out)
+
+
+def _whole(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1
 
 
 def _labels(rows: Rows) -> tuple[LabelBatch, int]:

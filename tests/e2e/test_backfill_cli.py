@@ -79,3 +79,37 @@ def test_bad_arguments_exit_non_zero_with_one_line(settings: Settings, args: tup
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_rejected_rows_go_to_the_rejects_file_and_the_rest_is_backfilled(
+        settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    path.write_text("transaction_id,timestamp,customer_id,terminal_id,amount,is_fraud\n"
+                    "1,1764547200000,c1,t1,12.5,0\n"
+                    "2,1764547260000,c1,t2,-3,0\n"
+                    "3,not-a-time,c2,t1,4.0,1\n"
+                    "4,1764547320000,c2,t1,8.0,1\n")
+    done = run_cli(settings, "backfill", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "read 2 transactions of 4 rows (1 frauds)" in done.stdout, done.stdout
+    assert "rejected 2 rows" in done.stdout
+    assert (tmp_path / "history.rejects.csv").exists()
+    assert len(snapshot(settings)) == 3  # c1, c2 and t1: rows 1 and 4
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("partition\n0\n", "has a partition column but no offset column"),
+    ("partition,offset\n0,-4\n", "row 1: offset '-4' is not a whole number"),
+    ("partition,offset\n0,x\n", "row 1: offset 'x' is not a whole number"),
+])
+def test_bad_coordinates_are_refused_in_one_line(settings: Settings, tmp_path: Path,
+                                                 extra: str, message: str) -> None:
+    header, row = extra.splitlines()
+    path = tmp_path / "export.csv"
+    path.write_text(f"transaction_id,timestamp,customer_id,terminal_id,amount,{header}\n"
+                    f"1,1764547200000,c1,t1,12.5,{row}\n")
+    done = run_cli(settings, "backfill", str(path))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert snapshot(settings) == {}
