@@ -55,11 +55,6 @@ class History:
     transactions: TransactionBatch
     labels: LabelBatch
 
-    @property
-    def end_ms(self) -> int | None:
-        ts = self.transactions.timestamps_ms
-        return int(ts.max()) if len(ts) else None
-
 
 @dataclass
 class WriteSummary:

@@ -5,10 +5,11 @@ transactions and confirmed frauds of each day its ring holds."""
 from __future__ import annotations
 
 import pandas as pd
-import redis
 
 from features import customer_state, terminal_state
+from features.cluster_store import state_store_from_url
 from features.definitions import DAY_MS, LABEL_DELAY_DAYS, RING_DAYS, TERMINAL_RING_DAYS
+from features.store import StateStore
 from fraudstream.settings import Settings
 
 
@@ -22,19 +23,19 @@ def state_differences(settings: Settings, frame: pd.DataFrame,
     if labelled_until_day is None:
         labelled_until_day = int(day.max()) - LABEL_DELAY_DAYS
     frame["fraud"] = (frame["is_fraud"] == 1) & (frame["day"] <= labelled_until_day)
-    client = redis.Redis.from_url(settings.redis_url)
+    store = state_store_from_url(settings.redis_url or "", settings.redis_cluster, 5.0)
     try:
-        return (_customers(client, settings.redis_prefix, frame)
-                + _terminals(client, settings.redis_prefix, frame))
+        return (_customers(store, settings.redis_prefix, frame)
+                + _terminals(store, settings.redis_prefix, frame))
     finally:
-        client.close()
+        store.close()
 
 
-def _customers(client: redis.Redis, prefix: str, frame: pd.DataFrame) -> list[str]:
+def _customers(store: StateStore, prefix: str, frame: pd.DataFrame) -> list[str]:
     wrong = []
     groups = frame.groupby("customer_id")
     ids = list(groups.groups)
-    raws = client.mget([f"{prefix}:c:{c}".encode() for c in ids])
+    raws = store.get_many([f"{prefix}:c:{c}".encode() for c in ids])
     for customer, raw in zip(ids, raws, strict=True):
         events = groups.get_group(customer)
         if raw is None:
@@ -54,11 +55,11 @@ def _customers(client: redis.Redis, prefix: str, frame: pd.DataFrame) -> list[st
     return wrong
 
 
-def _terminals(client: redis.Redis, prefix: str, frame: pd.DataFrame) -> list[str]:
+def _terminals(store: StateStore, prefix: str, frame: pd.DataFrame) -> list[str]:
     wrong = []
     groups = frame.groupby("terminal_id")
     ids = list(groups.groups)
-    raws = client.mget([f"{prefix}:t:{t}".encode() for t in ids])
+    raws = store.get_many([f"{prefix}:t:{t}".encode() for t in ids])
     for terminal, raw in zip(ids, raws, strict=True):
         events = groups.get_group(terminal)
         if raw is None:

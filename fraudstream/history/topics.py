@@ -47,9 +47,10 @@ class _Partitions:
     open: set[int] = field(default_factory=set)
 
 
-def replay_topics(settings: Settings, until_ms: int | None, timeout_s: float = 120.0,
+def replay_topics(settings: Settings, until_ms: int | None, timeout_s: float = 60.0,
                   progress: Progress = lambda *_: None) -> Replay:
-    """Read both topics up to their cuts (``until_ms``: event time; None: their ends)."""
+    """Read both topics up to their cuts (``until_ms``: event time; None: their ends);
+    a ServiceError when a partition makes no progress for ``timeout_s``."""
     transactions = _Transactions()
     labels = _Labels()
     cuts = {}
@@ -157,9 +158,12 @@ def _read(settings: Settings, topic: str, reader: _Transactions | _Labels,
         read = 0
         while state.open:
             if time.monotonic() > deadline:
-                raise ServiceError(f"replaying {topic}: partitions {sorted(state.open)} did "
-                                   f"not reach their end within {timeout_s:.0f}s")
-            for message in consumer.consume(POLL_MESSAGES, 0.5):
+                raise ServiceError(f"replaying {topic}: partitions {sorted(state.open)} made "
+                                   f"no progress for {timeout_s:.0f}s")
+            messages = consumer.consume(POLL_MESSAGES, 0.5)
+            if messages:
+                deadline = time.monotonic() + timeout_s
+            for message in messages:
                 read += _take(consumer, message, state, reader, until_ms, settings)
             progress(f"reading {topic}", read, None)
         return state.cuts

@@ -80,6 +80,17 @@ def assert_parity(settings: Settings, frame: pd.DataFrame, rest: pd.DataFrame,
 def test_a_backfilled_history_file_then_the_stream_match_the_offline_engine(
         settings: Settings, tmp_path: Path, frame: pd.DataFrame) -> None:
     """The cut-over: history H from a file, workers start with the first event after H."""
+    _file_then_stream(settings, tmp_path, frame, "file history, then the stream")
+
+
+def test_the_same_on_a_redis_cluster(settings: Settings, tmp_path: Path,
+                                     frame: pd.DataFrame, redis_cluster_url: str) -> None:
+    _file_then_stream(settings.replace(redis_url=redis_cluster_url, redis_cluster=True),
+                      tmp_path, frame, "file history, then the stream, on a cluster")
+
+
+def _file_then_stream(settings: Settings, tmp_path: Path, frame: pd.DataFrame,
+                      name: str) -> None:
     settings = settings.replace(emit_features=True)
     make_topics(settings, partitions=3)
     history, rest = split(frame)
@@ -87,7 +98,7 @@ def test_a_backfilled_history_file_then_the_stream_match_the_offline_engine(
     with running_worker(settings) as worker:
         stream_day_by_day(settings, worker, rest, labelled=frame)
         scored = scored_features(settings, expect=len(rest))
-    assert_parity(settings, frame, rest, scored, "file history, then the stream")
+    assert_parity(settings, frame, rest, scored, name)
 
 
 def _coordinates(settings: Settings, expect: int) -> dict[str, tuple[int, int]]:

@@ -4,8 +4,6 @@ and a state written since by a worker is never overwritten."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from redis.cluster import RedisCluster
@@ -13,7 +11,6 @@ from redis.cluster import RedisCluster
 from features.backfill import History, build_states, write_states
 from features.cluster_store import state_store_from_url
 from features.definitions import DAY_MS
-from fraudstream import services
 from fraudstream.history.frames import history_of
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
@@ -74,26 +71,16 @@ def test_a_state_written_since_by_a_worker_is_kept(settings: Settings,
     assert snapshot(settings)[newer_key] == newer
 
 
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    url, processes = services.start_redis_cluster(3)
-    try:
-        yield url
-    finally:
-        for process in processes:
-            process.stop()
-
-
 def test_backfill_on_a_redis_cluster_writes_the_same_states(
-        settings: Settings, history: History, cluster_url: str) -> None:
-    store = state_store_from_url(cluster_url, True, 5.0)
+        settings: Settings, history: History, redis_cluster_url: str) -> None:
+    store = state_store_from_url(redis_cluster_url, True, 5.0)
     states = build_states(history, settings.redis_prefix, TTL_DAYS)
     first = write_states(store, states, TTL_DAYS)
     second = write_states(store, states, TTL_DAYS)
     keys = sorted(states)
     assert store.get_many(keys) == [states[k] for k in keys]
     assert (first.written, second.unchanged) == (len(keys), len(keys))
-    client = RedisCluster.from_url(cluster_url)
+    client = RedisCluster.from_url(redis_cluster_url)
     try:
         nodes = {client.get_node_from_key(k).name for k in keys}
         assert len(nodes) == 3, "the keys must spread over every node"
