@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import redis
+
 from features.backfill import WriteSummary, build_states, write_states
 from fraudstream.batch.command import progress_bar
-from fraudstream.errors import ConfigError
+from fraudstream.errors import ConfigError, ServiceError
 from fraudstream.security import feature_state_store
-from fraudstream.settings import Settings
+from fraudstream.settings import Settings, redact_url
 from stream.events import Rejected, parse_timestamp
 
 STAGES = {"reading": "reading and checking", "building": "building states",
@@ -76,7 +78,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                              f"history's end for the labels topic")
         states = build_states(history, settings.redis_prefix, settings.feature_ttl_days,
                               progress)
-        summary = write_states(store, states, settings.feature_ttl_days, progress)
+        try:
+            summary = write_states(store, states, settings.feature_ttl_days, progress)
+        except redis.RedisError as exc:
+            raise ServiceError(f"Redis at {redact_url(settings.redis_url)}: {exc}; nothing "
+                               f"is lost: run the same backfill again when it answers "
+                               f"(keys already written are kept)") from None
     lines.append(_written(summary, time.perf_counter() - started))
     if args.commit_group and replay is not None:
         from fraudstream.history.topics import commit_cut

@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from features.definitions import DAY_MS
+from fraudstream.services import free_port
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
@@ -113,3 +114,14 @@ def test_bad_coordinates_are_refused_in_one_line(settings: Settings, tmp_path: P
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert snapshot(settings) == {}
+
+
+def test_a_redis_that_does_not_answer_ends_the_backfill_in_one_line(
+        settings: Settings, tmp_path: Path) -> None:
+    frame = simulate(recent(3, customers=20, terminals=30, seed=4))
+    path = history_file(tmp_path / "history.parquet", frame)
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    done = run_cli(settings.replace(redis_url=nobody), "backfill", str(path))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run the same backfill again" in lines[0], done.stderr
