@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             summary = write_states(store, states, settings.feature_ttl_days, progress)
         except redis.RedisError as exc:
-            raise ServiceError(f"Redis at {redact_url(settings.redis_url)}: {exc}; nothing "
+            raise ServiceError(f"Redis at {redact_url(settings.redis_url)}: "
+                               f"{str(exc).rstrip('.')}; nothing "
                                f"is lost: run the same backfill again when it answers "
                                f"(keys already written are kept)") from None
     lines.append(_written(summary, time.perf_counter() - started))
