@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fraudstream.batch.files import InputFileError
 from fraudstream.batch.plan import make_plan
+from fraudstream.progress import progress_bar
 from fraudstream.settings import Settings
 from models.registry import Registry
 
 if TYPE_CHECKING:
-    from fraudstream.batch.score_file import Progress, Summary
+    from fraudstream.batch.score_file import Summary
 
 STAGES = {"reading": "reading and checking", "features": "computing features",
           "scoring": "scoring and writing"}
-
-
-@contextmanager
-def progress_bar(source: Path | None, stages: Mapping[str, str] = STAGES,
-                 ) -> Iterator[Progress]:
-    """A transient rich progress bar, one line per stage (named by ``stages``), on
-    stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, SpinnerColumn, TaskProgressColumn, TextColumn
-    from rich.progress import Progress as Bar
-
-    with Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-             TaskProgressColumn(), console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: float, total: float | None) -> None:
-            if stage not in tasks:
-                label = stages.get(stage, stage) + (
-                    f" {source.name}" if stage == "reading" and source else "")
-                tasks[stage] = bar.add_task(label, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     artifact = Registry(args.registry or settings.model_dir).load_version(args.version)
     from fraudstream.batch.score_file import score_plan  # scikit-learn: slow to import
 
-    with progress_bar(args.input) as progress:
+    with progress_bar(args.input, STAGES) as progress:
         summary = score_plan(plan, artifact, progress)
     for line in report(summary):
         print(line)

@@ -8,8 +8,8 @@ import time
 import redis
 
 from features.backfill import WriteSummary, build_states, write_states
-from fraudstream.batch.command import progress_bar
 from fraudstream.errors import ConfigError, ServiceError
+from fraudstream.progress import progress_bar
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings, redact_url
 from stream.events import Rejected, parse_timestamp

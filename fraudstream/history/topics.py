@@ -11,7 +11,6 @@ skips them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,13 +19,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from features.backfill import History
 from features.online import LabelBatch, TransactionBatch
 from fraudstream.errors import ServiceError, TopicError
+from fraudstream.progress import Progress
 from fraudstream.settings import Settings
 from stream.events import Rejected, decode_label, decode_transaction
 from stream.kafka_config import consumer_config
 from stream.labels_reader import labels_group
 
 POLL_MESSAGES = 10_000
-Progress = Callable[[str, float, float | None], None]
 
 
 @dataclass
@@ -97,8 +96,9 @@ class _Transactions:
         self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
         self.timestamps.append(ts)
         self.amounts.append(event.amount)
-        self.partitions.append(message.partition())
-        self.offsets.append(message.offset())
+        partition, offset = place(message)
+        self.partitions.append(partition)
+        self.offsets.append(offset)
         return ts
 
     def drop_last(self) -> None:
@@ -171,15 +171,22 @@ def _read(settings: Settings, topic: str, reader: _Transactions | _Labels,
         consumer.close()
 
 
+def place(message: Message) -> tuple[int, int]:
+    """(partition, offset) of a consumed message (both are always set on one)."""
+    partition, offset = message.partition(), message.offset()
+    assert partition is not None and offset is not None
+    return partition, offset
+
+
 def _take(consumer: Consumer, message: Message, state: _Partitions,
           reader: _Transactions | _Labels, until_ms: int | None, settings: Settings) -> int:
-    partition = message.partition()
+    partition, offset = place(message)
     if partition not in state.open:
         return 0  # fetched before the partition was cut
     error = message.error()
     if error is not None:
         if error.code() == KafkaError._PARTITION_EOF:
-            _close(consumer, state, partition, message.offset())
+            _close(consumer, state, partition, offset)
             return 0
         if error.fatal() or error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART,
                                              KafkaError.TOPIC_AUTHORIZATION_FAILED):
@@ -188,7 +195,7 @@ def _take(consumer: Consumer, message: Message, state: _Partitions,
     ts = reader.event_time(message, settings.max_event_bytes, settings.max_json_depth)
     if until_ms is not None and ts is not None and ts > until_ms:
         reader.drop_last()
-        _close(consumer, state, partition, message.offset())
+        _close(consumer, state, partition, offset)
         return 0
     return 1
 
