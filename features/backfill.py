@@ -35,7 +35,7 @@ WRITE_KEYS = 2_000  # keys per write call (one round trip each)
 
 Progress = Callable[[str, float, float | None], None]
 """(stage, done, total or None): stages are "building" and "writing"."""
-AfterWrite = Callable[["StateStore"], None]
+AfterWrite = Callable[[StateStore], None]
 _after_write: list[AfterWrite] = []
 
 

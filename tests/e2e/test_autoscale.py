@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo import _start_demo
+from tests.e2e.cli import start_demo
 from tests.processes import Identity, descendants, still_alive
 
 PARTITIONS = 4
@@ -29,7 +29,7 @@ def number(text: str) -> int:
 def test_a_peak_hour_scales_workers_up_and_back_down_without_loss(tmp_path: Path) -> None:
     # Base 1,000/s, peak 4,000/s at the 20th second. The lag target is half a second of
     # the base rate: the peak is well above it, the night well below a quarter of it.
-    demo, log = _start_demo(tmp_path, "--autoscale", "--duration", "40", "--rate", "1000",
+    demo, log = start_demo(tmp_path, "--autoscale", "--duration", "40", "--rate", "1000",
                             "--target-lag", "500", "--partitions", str(PARTITIONS),
                             "--customers", "500")
     seen: set[Identity] = set()
