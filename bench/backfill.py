@@ -34,9 +34,9 @@ def run_backfill(out: Path, quick: bool) -> dict[str, object]:
             read = time.perf_counter()
             states = build_states(history, "fs", TTL_DAYS)
             built = time.perf_counter()
-            summary = write_states(store, states, TTL_DAYS)
+            summary = write_states(store, states, "fs", TTL_DAYS)
             written = time.perf_counter()
-            again = write_states(store, states, TTL_DAYS)
+            again = write_states(store, states, "fs", TTL_DAYS)
             rewritten = time.perf_counter()
     finally:
         server.stop()

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features import terminal_state
-from features.customer_state import NO_PARTITION
+from features import customer_state, terminal_state
+from features.customer_state import NO_PARTITION, StateFormatError
 from features.definitions import DAY_MS
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from features.store import MemoryStateStore, StateStore
+from features.terminal_state import TerminalStateError
 
 BUILD_EVENTS = 50_000  # events per engine batch while building
 LABEL_EVENTS = 256  # labels per batch (apply_labels groups a batch's labels by terminal)
@@ -61,7 +62,8 @@ class WriteSummary:
     keys: int = 0
     written: int = 0  # absent before: written now
     unchanged: int = 0  # already held the built value: TTL refreshed
-    kept: int = 0  # held another state (a worker wrote since): left as it was
+    replaced: int = 0  # held a state the built one supersedes (see ``supersedes``)
+    kept: int = 0  # held another state (a worker counted more since): left as it was
 
 
 def without_coordinates(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +109,13 @@ def _unguarded(value: bytes) -> bytes:
     return terminal_state.encode(state)
 
 
-def write_states(store: StateStore, states: dict[bytes, bytes], ttl_days: int = 40,
-                 progress: Progress = lambda *_: None) -> WriteSummary:
+def write_states(store: StateStore, states: dict[bytes, bytes], prefix: str = "fs",
+                 ttl_days: int = 40, progress: Progress = lambda *_: None) -> WriteSummary:
     """Write ``states`` in batches of WRITE_KEYS, each key with its TTL: absent keys are
-    written, keys already holding the value get their TTL back, others are kept."""
+    written, keys already holding the value get their TTL back, stored states the built
+    one supersedes are replaced, others are kept."""
     ttl_ms = ttl_days * DAY_MS
+    customers = prefix.encode() + b":c:"
     keys = sorted(states)  # a fixed order: a rerun walks the same batches
     summary = WriteSummary(keys=len(keys))
     progress("writing", 0, len(keys))
@@ -122,25 +126,57 @@ def write_states(store: StateStore, states: dict[bytes, bytes], ttl_days: int = 
         summary.written += len(batch) - len(present)
         if present:
             stored = store.get_many([batch[i] for i in present])
-            same = [i for i, raw in zip(present, stored, strict=True) if raw == values[i]]
             # The same value again, so the key's TTL starts over as a worker's write does;
-            # a key changed in between is a conflict, kept like the others.
-            refused = set(store.compare_and_set_many(
-                [batch[i] for i in same], [values[i] for i in same],
-                [values[i] for i in same], ttl_ms))
-            summary.unchanged += len(same) - len(refused)
-            summary.kept += len(present) - len(same) + len(refused)
+            # a key that changed in between is a conflict, kept like the others.
+            same = [(i, raw) for i, raw in zip(present, stored, strict=True)
+                    if raw == values[i]]
+            newer = [(i, raw) for i, raw in zip(present, stored, strict=True)
+                     if raw is not None and raw != values[i]
+                     and supersedes(values[i], raw, batch[i].startswith(customers))]
+            unchanged = _write_over(store, batch, values, same, ttl_ms)
+            replaced = _write_over(store, batch, values, newer, ttl_ms)
+            summary.unchanged += unchanged
+            summary.replaced += replaced
+            summary.kept += len(present) - unchanged - replaced
         progress("writing", min(start + WRITE_KEYS, len(keys)), len(keys))
     for hook in _after_write:
         hook(store)
     return summary
 
 
+def _write_over(store: StateStore, keys: list[bytes], values: list[bytes],
+                chosen: list[tuple[int, bytes]], ttl_ms: int) -> int:
+    """Write ``values`` over the ``chosen`` keys (index, value read) still holding what
+    was read; how many were written."""
+    refused = store.compare_and_set_many([keys[i] for i, _ in chosen],
+                                         [raw for _, raw in chosen],
+                                         [values[i] for i, _ in chosen], ttl_ms)
+    return len(chosen) - len(refused)
+
+
+def supersedes(built: bytes, stored: bytes, customer: bool) -> bool:
+    """True when ``stored`` can hold only events and labels that ``built`` counts too, so
+    writing ``built`` over it loses nothing: a state a worker wrote onto an emptied store
+    after a loss, from events the rebuild replayed. Only a state built with topic
+    coordinates can tell (its guards name the offsets it counted up to)."""
+    try:
+        if customer:
+            old, new = customer_state.decode(stored), customer_state.decode(built)
+            return (new.partition != NO_PARTITION and old.partition == new.partition
+                    and old.offset <= new.offset)
+        old_t, new_t = terminal_state.decode(stored), terminal_state.decode(built)
+    except (StateFormatError, TerminalStateError):
+        return True  # unreadable: a worker reads it as absent and writes over it too
+    return (bool(old_t.marks)
+            and all(p in new_t.marks and o <= new_t.marks[p] for p, o in old_t.marks.items())
+            and old_t.fraud_ids.keys() <= new_t.fraud_ids.keys())
+
+
 def materialize(history: History, store: StateStore, prefix: str = "fs",
                 ttl_days: int = 40, progress: Progress = lambda *_: None) -> WriteSummary:
     """Build the states of ``history`` and write them to ``store``."""
-    return write_states(store, build_states(history, prefix, ttl_days, progress), ttl_days,
-                        progress)
+    return write_states(store, build_states(history, prefix, ttl_days, progress), prefix,
+                        ttl_days, progress)
 
 
 def _slices(batch: TransactionBatch, size: int) -> Iterator[TransactionBatch]:

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         states = build_states(history, settings.redis_prefix, settings.feature_ttl_days,
                               progress)
         try:
-            summary = write_states(store, states, settings.feature_ttl_days, progress)
+            summary = write_states(store, states, settings.redis_prefix,
+                                   settings.feature_ttl_days, progress)
         except redis.RedisError as exc:
             raise ServiceError(f"Redis at {redact_url(settings.redis_url)}: "
                                f"{str(exc).rstrip('.')}; nothing "
@@ -109,7 +110,10 @@ def _skipped(rejected: dict[str, int]) -> str:
 def _written(summary: WriteSummary, seconds: float) -> str:
     line = (f"backfilled {summary.keys:,} keys in {seconds:.1f}s: {summary.written:,} "
             f"written, {summary.unchanged:,} already up to date")
+    if summary.replaced:
+        line += (f", {summary.replaced:,} replaced (states written since the store lost its "
+                 f"data, whose events the rebuild counts too)")
     if summary.kept:
-        line += (f", {summary.kept:,} kept as they were (another state was written there "
-                 f"since; flush the prefix first to rebuild it)")
+        line += (f", {summary.kept:,} kept as they were (they may count events this "
+                 f"backfill did not read: run it again, or empty the prefix first)")
     return line

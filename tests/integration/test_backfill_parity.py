@@ -160,3 +160,31 @@ def test_parity_after_redis_data_loss_rebuilt_from_the_topics(
         scored = scored_features(settings, expect=len(frame))
     assert len(lost) == history["customer_id"].nunique() + history["terminal_id"].nunique()
     assert_parity(settings, frame, rest, scored, "redis flushed, rebuilt from the topics")
+
+
+def test_parity_after_redis_data_loss_while_the_worker_goes_on(
+        settings: Settings, frame: pd.DataFrame) -> None:
+    """Redis flushed mid-stream, the worker decides two more days on the emptied store
+    (writing states without the history), then backfill from the topics: it replaces
+    those states (it counts all their events too), and the stream on is exact again."""
+    settings = settings.replace(emit_features=True)
+    make_topics(settings, partitions=3)
+    history, rest = split(frame)
+    day = rest["timestamp"] // DAY_MS
+    during = rest[day < day.min() + 2].reset_index(drop=True)
+    after = rest[day >= day.min() + 2].reset_index(drop=True)
+    with running_worker(settings) as worker:
+        stream_day_by_day(settings, worker, history)
+        client = redis.Redis.from_url(settings.redis_url)
+        client.delete(*client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+        client.close()
+        stream_day_by_day(settings, worker, during, labelled=frame, already=worker.events)
+        replay = replay_topics(settings, until_ms=None)
+        written = materialize(replay.history, feature_state_store(settings, timeout_s=5.0),
+                              settings.redis_prefix, settings.feature_ttl_days)
+        stream_day_by_day(settings, worker, after, labelled=frame, already=worker.events)
+        scored = scored_features(settings, expect=len(frame))
+    print(f"[rebuild while the worker goes on] {written}")
+    assert written.replaced > 0 and written.kept == 0, written
+    assert len(replay.history.transactions) == len(history) + len(during)
+    assert_parity(settings, frame, after, scored, "redis flushed, the worker went on, rebuilt")

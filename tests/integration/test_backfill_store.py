@@ -30,10 +30,10 @@ def test_backfill_twice_leaves_identical_redis_contents(settings: Settings,
                                                         history: History) -> None:
     store = state_store_from_url(settings.redis_url, False, 5.0)
     states = build_states(history, settings.redis_prefix, TTL_DAYS)
-    first = write_states(store, states, TTL_DAYS)
+    first = write_states(store, states, settings.redis_prefix, TTL_DAYS)
     before = snapshot(settings)
     second = write_states(store, build_states(history, settings.redis_prefix, TTL_DAYS),
-                          TTL_DAYS)
+                          settings.redis_prefix, TTL_DAYS)
     assert snapshot(settings) == before
     assert before == states
     assert (first.written, first.unchanged, first.kept) == (len(states), 0, 0)
@@ -50,8 +50,8 @@ def test_an_interrupted_backfill_is_completed_by_running_it_again(
     states = build_states(history, settings.redis_prefix, TTL_DAYS)
     keys = sorted(states)
     interrupted = write_states(store, {k: states[k] for k in keys[:len(keys) // 3]},
-                               TTL_DAYS)
-    resumed = write_states(store, states, TTL_DAYS)
+                               settings.redis_prefix, TTL_DAYS)
+    resumed = write_states(store, states, settings.redis_prefix, TTL_DAYS)
     assert resumed.unchanged == interrupted.written == len(keys) // 3
     assert resumed.written == len(keys) - len(keys) // 3
     assert snapshot(settings) == states
@@ -66,7 +66,7 @@ def test_a_state_written_since_by_a_worker_is_kept(settings: Settings,
     newer = bytes(states[newer_key][:-1]) + bytes([states[newer_key][-1] ^ 1])
     client.set(newer_key, newer)
     client.close()
-    summary = write_states(store, states, TTL_DAYS)
+    summary = write_states(store, states, settings.redis_prefix, TTL_DAYS)
     assert (summary.kept, summary.written) == (1, len(states) - 1)
     assert snapshot(settings)[newer_key] == newer
 
@@ -75,8 +75,8 @@ def test_backfill_on_a_redis_cluster_writes_the_same_states(
         settings: Settings, history: History, redis_cluster_url: str) -> None:
     store = state_store_from_url(redis_cluster_url, True, 5.0)
     states = build_states(history, settings.redis_prefix, TTL_DAYS)
-    first = write_states(store, states, TTL_DAYS)
-    second = write_states(store, states, TTL_DAYS)
+    first = write_states(store, states, settings.redis_prefix, TTL_DAYS)
+    second = write_states(store, states, settings.redis_prefix, TTL_DAYS)
     keys = sorted(states)
     assert store.get_many(keys) == [states[k] for k in keys]
     assert (first.written, second.unchanged) == (len(keys), len(keys))

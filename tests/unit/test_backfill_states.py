@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from features import customer_state, terminal_state
-from features.backfill import History, build_states
+from features.backfill import History, build_states, supersedes
 from features.customer_state import NO_PARTITION
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from features.store import MemoryStateStore
@@ -98,3 +98,36 @@ def test_the_calendar_flags_are_left_out_of_the_drift_alert() -> None:
     psi = {"amount": 0.3, "is_weekend": 1.15, "is_night": 0.9}
     assert alerted(psi) == {"amount": 0.3}
     assert {"is_weekend", "is_night"} == CALENDAR_FEATURES
+
+
+def _customer(partition: int, offset: int) -> bytes:
+    state = customer_state.CustomerState()
+    state.add(20_000, 20_000 * 86_400_000, 1250, partition, offset)
+    return customer_state.encode(state)
+
+
+def _terminal(marks: dict[int, int], frauds: dict[int, int]) -> bytes:
+    state = terminal_state.TerminalState()
+    for partition, offset in marks.items():
+        state.add_transaction(20_000, partition, offset)
+    state.fraud_ids = dict(frauds)
+    return terminal_state.encode(state)
+
+
+def test_a_rebuilt_state_supersedes_only_states_it_counts_all_of() -> None:
+    built = _customer(2, 100)
+    assert supersedes(built, _customer(2, 40), customer=True)
+    assert supersedes(built, _customer(2, 100), customer=True)
+    assert not supersedes(built, _customer(2, 101), customer=True), "the worker is ahead"
+    assert not supersedes(built, _customer(1, 5), customer=True), "another partition"
+    assert not supersedes(_customer(NO_PARTITION, 100), _customer(NO_PARTITION, 3),
+                          customer=True), "without coordinates nothing can be told"
+    assert supersedes(built, b"\x00garbage", customer=True), "unreadable reads as absent"
+
+    rebuilt = _terminal({0: 50, 1: 70}, {11: 20_000, 12: 20_000})
+    assert supersedes(rebuilt, _terminal({1: 60}, {12: 20_000}), customer=False)
+    assert not supersedes(rebuilt, _terminal({1: 71}, {}), customer=False)
+    assert not supersedes(rebuilt, _terminal({2: 1}, {}), customer=False)
+    assert not supersedes(rebuilt, _terminal({0: 10}, {13: 20_000}), customer=False), \
+        "a label the rebuild did not read"
+    assert not supersedes(rebuilt, _terminal({}, {}), customer=False)
