@@ -10,10 +10,11 @@ coordinates guards with ``NO_PARTITION``, a partition no topic has: it counts no
 twice only if the workers start after the history (the cut-over at its end).
 
 Writing is idempotent and resumable: a key is written when it is absent or already holds
-exactly the built value (its TTL is refreshed); a key that holds any other state (written
-by a worker since) is left as it is and counted, never overwritten. Running the same
-backfill again, or again after an interruption, writes the missing keys and changes
-nothing else.
+exactly the built value (its TTL is refreshed). A key holding another state is replaced
+only when the built state supersedes it (``supersedes``: a state a worker wrote onto an
+emptied store, every event and label of which the rebuild counted too); any other is
+left as it is and counted. Running the same backfill again, or again after an
+interruption, writes the missing keys and changes nothing else.
 """
 
 from __future__ import annotations
