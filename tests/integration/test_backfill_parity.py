@@ -121,7 +121,7 @@ def _commit_halfway(settings: Settings, places: dict[str, tuple[int, int]]) -> i
     return sum(end - end // 2 for end in ends.values())
 
 
-def test_history_events_read_again_from_the_topic_are_not_counted_twice(
+def test_the_same_when_part_of_the_history_is_also_replayed_from_the_topic(
         settings: Settings, tmp_path: Path, frame: pd.DataFrame) -> None:
     """H is in the topic and in the file (with its partition and offset columns); the
     workers start halfway through H: its second half is read again, then the stream."""
@@ -139,7 +139,7 @@ def test_history_events_read_again_from_the_topic_are_not_counted_twice(
     assert_parity(settings, frame, rest, scored, "half of H replayed from the topic")
 
 
-def test_parity_after_redis_data_loss_rebuilt_from_the_topics(
+def test_parity_after_redis_flushed_mid_stream_and_backfilled_from_the_topics(
         settings: Settings, frame: pd.DataFrame) -> None:
     """Redis flushed mid-stream, backfill from the topics, stream on: parity again."""
     settings = settings.replace(emit_features=True)
@@ -162,7 +162,7 @@ def test_parity_after_redis_data_loss_rebuilt_from_the_topics(
     assert_parity(settings, frame, rest, scored, "redis flushed, rebuilt from the topics")
 
 
-def test_parity_after_redis_data_loss_while_the_worker_goes_on(
+def test_parity_after_redis_flushed_while_the_worker_goes_on(
         settings: Settings, frame: pd.DataFrame) -> None:
     """Redis flushed mid-stream, the worker decides two more days on the emptied store
     (writing states without the history), then backfill from the topics: it replaces
