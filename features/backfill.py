@@ -91,11 +91,12 @@ def build_states(history: History, prefix: str = "fs", ttl_days: int = 40,
         engine.apply_labels(labels)
         done += len(labels)
         progress("building", done, total)
-    states = {key: value for key, (value, _) in memory.data.items()}
-    terminal = prefix.encode() + b":t:"
-    for key, value in states.items():
-        if key.startswith(terminal):
-            states[key] = _unguarded(value)
+    customers = [engine.customer_key(c) for c in dict.fromkeys(transactions.customer_ids)]
+    terminals = [engine.terminal_key(t) for t in dict.fromkeys(transactions.terminal_ids)]
+    states = {key: value for key, value in zip(customers, memory.get_many(customers),
+                                               strict=True) if value is not None}
+    states.update((key, _unguarded(value)) for key, value in zip(
+        terminals, memory.get_many(terminals), strict=True) if value is not None)
     progress("building", total, total)
     return states
 
