@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --from-topics: the history's end T (RFC 3339 or epoch "
                                "ms); default: the topics' end")
     backfill.add_argument("--commit-group", action="store_true",
-                          help="with --from-topics: commit the workers' groups at T, so "
+                          help="with --from-topics --until T: commit the workers' groups at T, so "
                                "workers started next continue right after the history")
     backfill.add_argument("--rejects", type=Path, default=None,
                           help="rejected rows of the file, with the reason (default: INPUT "

@@ -36,6 +36,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         for flag, value in (("--until", args.until), ("--commit-group", args.commit_group)):
             if value:
                 raise ConfigError(f"{flag} needs --from-topics")
+    elif args.commit_group and args.until is None:
+        raise ConfigError("--commit-group needs --until T: the topics' end moves while "
+                          "producers run, and the cut must be the same for both topics")
     elif args.rejects is not None:
         raise ConfigError("--rejects is for a history file (the workers dead-letter "
                           "rejected records of the topics)")

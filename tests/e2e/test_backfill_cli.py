@@ -71,6 +71,7 @@ def _event_time(value: bytes | None) -> int:
     (("history.parquet", "--until", "2026-01-01T00:00:00Z"), "--until needs --from-topics"),
     (("history.parquet", "--commit-group"), "--commit-group needs --from-topics"),
     (("--from-topics", "--until", "yesterday"), "--until is not RFC 3339"),
+    (("--from-topics", "--commit-group"), "--commit-group needs --until T"),
     (("missing.parquet",), "does not exist"),
     (("history.txt",), "unknown format"),
 ])
