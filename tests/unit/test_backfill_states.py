@@ -1,5 +1,6 @@
 """features.backfill: the states it builds are what the online engine holds after
-streaming the same history in worker-sized batches, labels and guards included."""
+streaming the same history in worker-sized batches, labels and guards included, and a
+rebuilt state replaces only a stored one it counts all of."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from features.store import MemoryStateStore
 from fraudstream.history.frames import history_of
 from fraudstream.simulator.generator import SimulationConfig, simulate
-from stream.drift import CALENDAR_FEATURES, alerted
 
 FRAME = simulate(SimulationConfig(customers=40, terminals=60, days=45, seed=1))
 
@@ -92,12 +92,6 @@ def test_legit_labels_change_nothing_and_a_repeated_fraud_counts_once() -> None:
     none = LabelBatch([], [], np.zeros(0, np.int64), np.zeros(0, bool))
     assert build_states(History(plain.transactions, legit)) == build_states(
         History(plain.transactions, none))
-
-
-def test_the_calendar_flags_are_left_out_of_the_drift_alert() -> None:
-    psi = {"amount": 0.3, "is_weekend": 1.15, "is_night": 0.9}
-    assert alerted(psi) == {"amount": 0.3}
-    assert {"is_weekend", "is_night"} == CALENDAR_FEATURES
 
 
 def _customer(partition: int, offset: int) -> bytes:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.train import drift_baseline
-from stream.drift import ALERT_PSI, DriftMonitor, population_stability
+from stream.drift import ALERT_PSI, CALENDAR_FEATURES, DriftMonitor, alerted, population_stability
 
 NAMES = ["amount", "count"]
 
@@ -85,3 +85,9 @@ def test_an_artifact_baseline_is_accepted_and_a_missing_feature_refused() -> Non
     assert DriftMonitor(from_training, list(from_training)).names == list(from_training)
     with pytest.raises(ValueError, match="no drift baseline for"):
         DriftMonitor(from_training, ["not_a_feature"])
+
+
+def test_the_calendar_flags_are_left_out_of_the_drift_alert() -> None:
+    psi = {"amount": 0.3, "is_weekend": 1.15, "is_night": 0.9}
+    assert alerted(psi) == {"amount": 0.3}
+    assert {"is_weekend", "is_night"} == CALENDAR_FEATURES
