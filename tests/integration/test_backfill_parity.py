@@ -38,6 +38,13 @@ def frame() -> pd.DataFrame:
     return simulate(recent(42, customers=150, terminals=250, seed=3))
 
 
+def streaming(settings: Settings) -> Settings:
+    """Features in the decisions; Redis given time on a loaded machine: a label batch
+    whose write timed out is applied later from the state backlog, but
+    ``worker.labels_applied``, which the day-by-day stream waits on, never counts it."""
+    return settings.replace(emit_features=True, redis_timeout_ms=2000)
+
+
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(history H, the rest R) at a day boundary."""
     day = frame["timestamp"] // DAY_MS
@@ -91,7 +98,7 @@ def test_the_same_on_a_redis_cluster(settings: Settings, tmp_path: Path,
 
 def _file_then_stream(settings: Settings, tmp_path: Path, frame: pd.DataFrame,
                       name: str) -> None:
-    settings = settings.replace(emit_features=True)
+    settings = streaming(settings)
     make_topics(settings, partitions=3)
     history, rest = split(frame)
     backfill_file(settings, history_file(tmp_path / "history.parquet", history))
@@ -125,7 +132,7 @@ def test_the_same_when_part_of_the_history_is_also_replayed_from_the_topic(
         settings: Settings, tmp_path: Path, frame: pd.DataFrame) -> None:
     """H is in the topic and in the file (with its partition and offset columns); the
     workers start halfway through H: its second half is read again, then the stream."""
-    settings = settings.replace(emit_features=True)
+    settings = streaming(settings)
     make_topics(settings, partitions=3)
     history, rest = split(frame)
     produce_frame(settings, history)
@@ -142,7 +149,7 @@ def test_the_same_when_part_of_the_history_is_also_replayed_from_the_topic(
 def test_parity_after_redis_flushed_mid_stream_and_backfilled_from_the_topics(
         settings: Settings, frame: pd.DataFrame) -> None:
     """Redis flushed mid-stream, backfill from the topics, stream on: parity again."""
-    settings = settings.replace(emit_features=True)
+    settings = streaming(settings)
     make_topics(settings, partitions=3)
     history, rest = split(frame)
     with running_worker(settings) as worker:
@@ -167,7 +174,7 @@ def test_parity_after_redis_flushed_while_the_worker_goes_on(
     """Redis flushed mid-stream, the worker decides two more days on the emptied store
     (writing states without the history), then backfill from the topics: it replaces
     those states (it counts all their events too), and the stream on is exact again."""
-    settings = settings.replace(emit_features=True)
+    settings = streaming(settings)
     make_topics(settings, partitions=3)
     history, rest = split(frame)
     day = rest["timestamp"] // DAY_MS
