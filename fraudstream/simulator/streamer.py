@@ -162,7 +162,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
     stats = StreamStats()
     schedule = send_offsets(rate, duration_s, profile)
     days = iter_days(config, first_day=first_day)
-    first_day = next(days, None)  # generated before the clock starts: no catch-up burst
+    opening = next(days, None)  # generated before the clock starts: no catch-up burst
     started = time.monotonic()
     last_report = started
 
@@ -177,7 +177,7 @@ def stream(settings: Settings, config: SimulationConfig, rate: float, duration_s
             stats.labels += 1
 
     finished = False
-    for day in itertools.chain([first_day] if first_day is not None else [], days):
+    for day in itertools.chain([opening] if opening is not None else [], days):
         messages = transaction_messages(day)
         rows = zip(day["transaction_id"].tolist(), day["timestamp"].tolist(),
                    day["customer_id"].tolist(), day["terminal_id"].tolist(),
