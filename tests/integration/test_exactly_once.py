@@ -19,9 +19,16 @@ from fraudstream.simulator.streamer import produce_frame
 from stream.decisions import decision_decoder
 from stream.kafka_config import consumer_config, transactional_producer_config
 from stream.transactions import ProducerFenced, TransactionFailed, Transactions
+from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.population import recent
-from tests.transactions_probe import TransactionSupport, probe_transactions
+from tests.transactions_probe import (
+    ABORTED_VISIBLE,
+    SAME_ID_NOT_FENCED,
+    STALE_MEMBER_ACCEPTED,
+    TransactionSupport,
+    probe_transactions,
+)
 
 
 @pytest.fixture
@@ -133,15 +140,15 @@ def test_an_aborted_transaction_is_read_again_from_the_last_commit(
     if support.hides_aborted:
         assert max(values.values()) == 1
     else:
-        print("[exactly-once] broker shows aborted records to read_committed readers: "
-              "checked that only the aborted batch repeats")
+        narrowed("an aborted batch is read once downstream", ABORTED_VISIBLE,
+                 "only the aborted batch repeats")
         assert {v for v, n in values.items() if n > 1} <= {m.value() for m in second}
 
 
 def test_a_producer_whose_transactional_id_is_taken_stops(
         settings: Settings, support: TransactionSupport) -> None:
     if not support.fences_same_id:
-        pytest.skip("the broker does not fence a producer whose transactional.id is taken")
+        broker_cannot(SAME_ID_NOT_FENCED)
     settings = eos(settings)
     make_topics(settings, partitions=1)
     consumer = Consumer(consumer_config(settings))
@@ -180,8 +187,8 @@ class _Departed:
 def test_a_zombie_whose_partitions_moved_cannot_commit(
         settings: Settings, support: TransactionSupport) -> None:
     if not support.fences_stale_member:
-        pytest.skip("the broker accepts offsets sent with a departed member's group "
-                    "metadata (no KIP-447 fencing): zombie check not made")
+        # Not a CI failure: the embedded broker CI runs on has this gap (README, Tests).
+        pytest.skip(f"broker gap: {STALE_MEMBER_ACCEPTED}: zombie check not made")
     settings = eos(settings)
     make_topics(settings, partitions=1)
     source = settings.topic_transactions
