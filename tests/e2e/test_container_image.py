@@ -48,7 +48,8 @@ def images(model_registry: Path, tmp_path_factory: pytest.TempPathFactory,
     """The runtime image with the session's model baked in, and the trainer target, under
     tags of this session only (removed afterwards; their layers stay cached)."""
     if not pm.image_exists(pm.BASE_IMAGE) and os.geteuid() != 0:
-        pytest.skip(f"{pm.BASE_IMAGE} is missing and debootstrap needs root to make it")
+        tool_missing(f"{pm.BASE_IMAGE} is missing and debootstrap needs root to make it",
+                     "run the tests as root once, or deploy/podman/base-image.sh as root")
     base = pm.ensure_base_image()
     context = pm.build_context(tmp_path_factory.mktemp("context"), model_registry)
     unique = uuid.uuid4().hex[:8]
