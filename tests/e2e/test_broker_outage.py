@@ -19,6 +19,8 @@ from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
+
 
 @pytest.fixture
 def own_broker() -> Iterator[tuple[str, services.ManagedProcess]]:

@@ -26,6 +26,8 @@ from tests.e2e.faults import (
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
+
 OUTAGE_S = 5.0
 
 

@@ -21,6 +21,8 @@ from tests.kafka_helpers import make_topics, read_topic
 from tests.kafka_proxy import KafkaProxy
 from tests.population import recent
 
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
+
 PARTITIONS = 4
 OUTAGE_S = 6.0
 

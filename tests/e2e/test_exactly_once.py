@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from fraudstream.settings import Settings
@@ -32,6 +33,8 @@ from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import Record, make_topics, read_topic
 from tests.population import recent
 from tests.transactions_probe import ABORTED_VISIBLE, SAME_ID_NOT_FENCED, probe_transactions
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 PARTITIONS = 4
 LOAD_S = 8.0

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
@@ -15,6 +17,8 @@ from tests.e2e.cli import worker_process
 from tests.e2e.faults import outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 RSS_LIMIT_MB = 450
 

@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
@@ -27,6 +29,8 @@ from tests.e2e.faults import PacedLoad
 from tests.kafka_helpers import make_topics
 from tests.population import recent
 from tests.tools import tool_missing
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "fraudstream.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.decisions import decision_decoder
@@ -16,6 +18,8 @@ from tests.e2e.cli import start_cli, wait_assigned
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 STEP_S = 6.0  # also the window in which each change's pause is measured
 

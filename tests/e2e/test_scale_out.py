@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.status import WorkerStatus, read_status
@@ -15,6 +17,8 @@ from tests.e2e.cli import start_cli
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 PARTITIONS = 4
 
