@@ -28,7 +28,7 @@ from stream.decisions import decision_decoder
 from stream.kafka_config import transactional_producer_config
 from tests.e2e.cli import start_cli
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
-from tests.e2e.test_scale_out import _stop, _wait_all_assigned, _wait_gone
+from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed
 from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import Record, make_topics, read_topic
 from tests.population import recent
@@ -36,7 +36,6 @@ from tests.transactions_probe import ABORTED_VISIBLE, SAME_ID_NOT_FENCED, probe_
 
 pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
-PARTITIONS = 4
 LOAD_S = 8.0
 # A transaction closes after the first batch past the interval; that batch and the commit
 # round trips add to its span. Generous on a shared two-core machine.
@@ -65,10 +64,10 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
     pool = start_cli(settings, "worker", "--processes", "3", "--exactly-once",
                      "--status-dir", str(status_dir), log=log)
     try:
-        before = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        before = wait_all_assigned(status_dir, 3, settings, pool, log)
         load = PacedLoad(settings, frame, rate=rate)
         load.start()
-        time.sleep(3.0)
+        wait_processed(status_dir, len(frame) // 3, pool, log)  # well into the stream
         victim = next(s for s in before.values()
                       if any(p.startswith(settings.topic_transactions + "[")
                              for p in s.assigned))
@@ -76,13 +75,13 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
                              if p.startswith(settings.topic_transactions + "[")}
         os.kill(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        _wait_gone(victim.pid)
-        after = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        wait_gone(victim.pid)
+        after = wait_all_assigned(status_dir, 3, settings, pool, log)
         recovered_s = time.monotonic() - killed_at
         assert victim.pid not in {s.pid for s in after.values()}, "the killed replica is back"
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
-        assert _stop(pool, log) == 0, log.read_text()[-3000:]
+        assert stop(pool, log) == 0, log.read_text()[-3000:]
     finally:
         if pool.poll() is None:
             pool.kill()
@@ -134,10 +133,10 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
                             "FRAUDSTREAM_STATUS_FILE": str(tmp_path / "worker-1.json")})
     successor = None
     try:
-        _wait_all_assigned(tmp_path, 1, settings, fenced, logs[0])
+        wait_all_assigned(tmp_path, 1, settings, fenced, logs[0])
         load = PacedLoad(settings, frame, rate=len(frame) / 6.0)
         load.start()
-        time.sleep(2.0)
+        wait_processed(tmp_path, len(frame) // 3, fenced, logs[0])
         usurper = Producer(transactional_producer_config(settings, shared_id))
         usurper.init_transactions(30)
         fenced_at = time.monotonic()
@@ -150,7 +149,7 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, timeout=90,
                              settle=2.0)
-        assert _stop(successor, logs[1]) == 0, logs[1].read_text()[-3000:]
+        assert stop(successor, logs[1]) == 0, logs[1].read_text()[-3000:]
     finally:
         for process in (fenced, successor):
             if process is not None and process.poll() is None:
