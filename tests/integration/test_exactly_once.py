@@ -6,7 +6,6 @@ the broker cannot support is narrowed and said so, never passed silently."""
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections import Counter
 
@@ -29,6 +28,7 @@ from tests.transactions_probe import (
     TransactionSupport,
     probe_transactions,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -81,18 +81,22 @@ def test_each_event_is_decided_once_and_offsets_commit_in_the_transactions(
 
 def _consume(consumer: Consumer, count: int, timeout: float = 30) -> list[Message]:
     got: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
+
+    def enough() -> bool:
         got.extend(m for m in consumer.consume(count - len(got), 0.2) if m.error() is None)
+        return len(got) >= count
+
+    wait_for(enough, lambda: f"{count} messages (consumed {len(got)})", timeout, 0)
     assert len(got) == count, f"consumed {len(got)} of {count}"
     return got
 
 
 def _assigned(consumer: Consumer, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not consumer.assignment() and time.monotonic() < deadline:
+    def assigned() -> bool:
         consumer.poll(0.1)
-    assert consumer.assignment(), "no partition assigned"
+        return bool(consumer.assignment())
+
+    wait_for(assigned, "a partition assigned", timeout, 0)
 
 
 def _relay(producer: Producer, transactions: Transactions, messages: list[Message],
