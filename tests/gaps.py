@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.tools import under_ci
+from tests.tools import skip_here, under_ci
 
 
 class NarrowedCheck(UserWarning):
@@ -32,4 +32,4 @@ def broker_cannot(what: str) -> NoReturn:
     """Skip (fail under CI): the broker under test cannot do ``what``."""
     if under_ci():
         pytest.fail(f"the broker under CI must support this: {what}", pytrace=False)
-    pytest.skip(f"broker gap: {what}")
+    skip_here(f"broker gap: {what}")
