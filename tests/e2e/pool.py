@@ -69,13 +69,13 @@ def wait_all_assigned(directory: Path, replicas: int, settings: Settings,
 def wait_processed(directory: Path, events: int, process: subprocess.Popen[bytes],
                    log: Path, timeout: float = 60) -> int:
     """Until the workers of ``directory`` have processed ``events`` events in all."""
-    def enough() -> int:
+    def enough() -> bool:
         assert process.poll() is None, log.read_text()[-3000:]
-        done = processed(directory)
-        return done if done >= events else 0
+        return processed(directory) >= events
 
-    return wait_for(enough, lambda: f"{events} events processed (saw {processed(directory)})"
-                                    f":\n{log.read_text()[-3000:]}", timeout, 0.1)
+    wait_for(enough, lambda: f"{events} events processed (saw {processed(directory)}):\n"
+                             f"{log.read_text()[-3000:]}", timeout, 0.1)
+    return processed(directory)
 
 
 def wait_gone(pid: int, timeout: float = 10) -> None:
