@@ -87,7 +87,9 @@ def test_labels_flowing_do_not_hide_transactions_that_stall(
     frame = simulate(recent(3))
     with worker_process(settings, tmp_path) as worker:
         load = PacedLoad(settings, frame, rate=len(frame) / 30.0)
-        labels = PacedLoad(settings, frame, rate=len(frame) / 30.0, labels=True)
+        # Labels keep coming (a few a second) for longer than the test waits for the
+        # verdict: if they counted as progress, health would stay green throughout.
+        labels = PacedLoad(settings, frame, rate=len(frame) / 120.0, labels=True)
         load.start()
         labels.start()
         try:
@@ -95,7 +97,8 @@ def test_labels_flowing_do_not_hide_transactions_that_stall(
             assert "events processed" in _wait_verdict(settings, worker, 0)
             proxy.hold("fraudstream-producer")
             paused = worker.wait_status(lambda s: s.paused, "consumption to pause")
-            stalled = _wait_verdict(settings, worker, 1)
+            stalled = _wait_verdict(settings, worker, 1, timeout=30)
+            assert labels.is_alive() and labels.sent < len(frame), "labels stopped flowing"
             later = worker.wait_status(
                 lambda s: s.labels > paused.labels and s.written_at > paused.written_at,
                 "labels applied while transactions stall")
