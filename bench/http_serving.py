@@ -204,20 +204,23 @@ def measure_http(settings: Settings, quick: bool, plan: list[Scenario] | None = 
     in_process = build_service(settings, HttpMetrics.create(None))
     results = []
     plan = plan or scenarios(quick)
-    for workers in sorted({s.workers for s in plan}):
-        port = services.free_port()
-        server = _start_server(settings, work / "keys", port, work / "serve.log", workers)
-        try:
-            _load(port, key, _bodies(probe, 1, 300), 4, work)  # warm-up, not measured
-            for scenario in (s for s in plan if s.workers == workers):
-                results.append(_measure(scenario, port, key, probe, in_process, work))
-        finally:
-            server.send_signal(signal.SIGTERM)
+    try:
+        for workers in sorted({s.workers for s in plan}):
+            port = services.free_port()
+            server = _start_server(settings, work / "keys", port, work / "serve.log", workers)
             try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+                _load(port, key, _bodies(probe, 1, 300), 4, work)  # warm-up, not measured
+                for scenario in (s for s in plan if s.workers == workers):
+                    results.append(_measure(scenario, port, key, probe, in_process, work))
+            finally:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+    finally:
+        in_process.model.close()  # its registry follower thread
     return results
 
 

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Fresh machine to test report: set up .venv, lint, then run the whole suite
-# (unit, integration on a real broker and Redis, end-to-end processes).
+# (unit, integration on a real broker and Redis, end-to-end processes). CI runs this.
+# --quick: a developer's run that leaves out the tests marked slow (long fault scenarios,
+# the container image, the benchmarks); everything else runs as in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+select=()
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  select=(-m "not slow")
+fi
 bash scripts/setup.sh
 .venv/bin/ruff check .
 # The documentation site: a broken link or a missing page fails the run.
@@ -10,4 +17,4 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 # Two test processes, each with its own broker, Redis and model, a test file at a time:
 # most tests wait on the broker and on the processes they start, so two files at once
 # take the whole suite from about 16 to about 9 minutes on two cores (-n 0: one process).
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "${select[@]}" "$@"

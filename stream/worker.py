@@ -166,8 +166,8 @@ class Worker:
             next_commit = time.monotonic() + commit_every
             while not self._stop.is_set():
                 # Labels first: one already in hand is known to every later decision.
-                if self.labels.poll():
-                    self.last_progress = time.time()
+                # They are not progress: liveness asks whether transactions move.
+                self.labels.poll()
                 messages = poll_available(consume, sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:

@@ -21,6 +21,8 @@ from models.train import train
 from tests import signing_keys
 from tests.population import TEST_POPULATION
 from tests.processes import child_pids
+from tests.threads import lingering
+from tests.threads import running as running_threads
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,11 +122,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Fail a test that leaves environment variables or child processes behind."""
+    """Fail a test that leaves environment variables, child processes or threads behind
+    (daemon threads too: a daemon left running still works, and races the next test)."""
     environ = dict(os.environ)
     children = child_pids()
+    threads = running_threads()
     yield
     leaked_env = {k for k in set(os.environ) ^ set(environ) if k != "PYTEST_CURRENT_TEST"}
     leaked_children = child_pids() - children
+    leaked_threads = lingering(threads)
     assert not leaked_env, f"test changed environment variables: {sorted(leaked_env)}"
     assert not leaked_children, f"test left child processes running: {leaked_children}"
+    assert not leaked_threads, f"test left threads running: {leaked_threads}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from fraudstream.services import free_port
 from fraudstream.settings import Settings
 from stream.http.app import model_holder
 from stream.http.keys import create_key, revoke_in_file
+from tests.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,11 @@ def live_server(app: FastAPI) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    def started() -> bool:
+        assert thread.is_alive(), "the server thread ended before it started serving"
+        return bool(server.started)
+
+    wait_for(started, "the server to start", 20)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -11,6 +11,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
+
+from fraudstream import services
 
 HEADER = struct.Struct(">hhih")  # api key, api version, correlation id, client id length
 
@@ -102,3 +105,26 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def proxied_broker() -> Iterator[tuple[str, KafkaProxy]]:
+    """An embedded broker of its own whose advertised address is a proxy: every client
+    goes through it. Yields the bootstrap address and the proxy."""
+    upstream, front = services.free_port(), services.free_port()
+    proxy = KafkaProxy(front, upstream)
+    argv = [services.tansu_binary(), "broker",
+            "--listener-url", f"tcp://127.0.0.1:{upstream}",
+            "--advertised-listener-url", f"tcp://127.0.0.1:{front}",
+            "--storage-engine", "memory://tansu/"]
+    try:
+        broker = services.start_process("tansu", argv,
+                                        lambda: services.port_answers(upstream))
+    except BaseException:
+        proxy.close()
+        raise
+    try:
+        yield f"127.0.0.1:{front}", proxy
+    finally:
+        proxy.close()
+        broker.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from fraudstream import services
 from fraudstream.services import ManagedProcess
 from tests.certificates import CertificateAuthority, Issued
 from tests.tools import tool_missing
+from tests.waiting import wait_for
 
 ADMIN_USER, ADMIN_PASSWORD = "test-admin", "admin-pass-2b7e91"
 
@@ -119,11 +119,8 @@ def _form_cluster(secure: SecureRedis, bus_ports: list[int], timeout: float = 20
             client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[i], bounds[i + 1] - 1)
         for port, bus_port in zip(secure.ports[1:], bus_ports[1:], strict=True):
             clients[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
-        deadline = time.monotonic() + timeout
-        while not all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
-                      for c in clients):
-            assert time.monotonic() < deadline, "the TLS Redis cluster never became ok"
-            time.sleep(0.1)
+        wait_for(lambda: all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+                             for c in clients), "the TLS Redis cluster to be ok", timeout, 0.1)
     finally:
         for client in clients:
             client.close()

@@ -13,8 +13,15 @@ def under_ci() -> bool:
     return os.environ.get("CI") == "true"
 
 
+def skip_here(reason: str, module_level: bool = False) -> NoReturn:
+    """``pytest.skip`` that ``-rs`` reports at the skipped test's location, not at the
+    helper that raised it (pytest's own ``_use_item_location``, as skip marks do)."""
+    raise pytest.skip.Exception(reason, allow_module_level=module_level,
+                                _use_item_location=True)
+
+
 def tool_missing(what: str, install: str, module_level: bool = False) -> NoReturn:
     """Skip (or fail under CI) because ``what`` is missing; ``install`` says how to get it."""
     if under_ci():
         pytest.fail(f"{what} under CI: {install}", pytrace=False)
-    pytest.skip(f"{what} ({install})", allow_module_level=module_level)
+    skip_here(f"{what} ({install})", module_level)

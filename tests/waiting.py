@@ -1,15 +1,29 @@
-"""Bounded waits for tests."""
+"""Bounded waits for tests: the one helper every test waits through.
+
+Tests wait on conditions (N decisions seen, a partition assigned, a status written),
+never on fixed sleeps between scenario phases, so they hold on a loaded machine."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Until ``predicate()`` holds; AssertionError naming ``what`` after ``timeout`` s."""
+def wait_for(probe: Callable[[], T], what: str | Callable[[], str], timeout: float = 60.0,
+             interval: float = 0.02) -> T:
+    """Until ``probe()`` returns something truthy, which is returned. After ``timeout`` s,
+    AssertionError naming ``what`` (a callable is called then: a log's tail, the last
+    answer seen). An AssertionError raised by ``probe`` (a process that died) ends the
+    wait at once."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        found = probe()
+        if found:
+            return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+            detail = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {detail}")
+        time.sleep(interval)

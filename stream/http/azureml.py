@@ -1,19 +1,21 @@
 """Azure ML's scoring-script contract: ``init()`` once, ``run(raw_data)`` per request.
 
 Azure ML's inference server imports the entry script (``deploy/azureml/score.py``, which
-re-exports these two), calls ``init()`` when the deployment starts and ``run`` with each
-request's body. ``AZUREML_MODEL_DIR`` is where Azure ML mounted the registered model:
-the registry directory ``fraudstream train`` wrote (its ``CHAMPION`` file is found at
-that path or up to two folders below it). Everything else comes from the usual
-``FRAUDSTREAM_*`` variables (the deployment's ``environment_variables``): Redis above
-all. The body is what ``POST /v1/score`` takes; so is the answer. A bad body returns
-``{"detail": [...]}`` with the same problems as the HTTP 422.
+re-exports them), calls ``init()`` when the deployment starts and ``run`` with each
+request's body; ``shutdown()`` (also run at exit) stops what ``init()`` started.
+``AZUREML_MODEL_DIR`` is where Azure ML mounted the registered model: the registry
+directory ``fraudstream train`` wrote (its ``CHAMPION`` file is found at that path or up
+to two folders below it). Everything else comes from the usual ``FRAUDSTREAM_*``
+variables (the deployment's ``environment_variables``): Redis above all. The body is
+what ``POST /v1/score`` takes; so is the answer. A bad body returns ``{"detail": [...]}``
+with the same problems as the HTTP 422.
 
 Azure ML authenticates callers (endpoint keys or tokens), so no API key is checked here.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -52,14 +54,31 @@ def find_registry(root: Path) -> Path:
 
 def init() -> None:
     """Load the champion from ``AZUREML_MODEL_DIR`` (or FRAUDSTREAM_MODEL_DIR when it is
-    not set) and connect to Redis."""
+    not set) and connect to Redis. Called again, it replaces the service and stops the
+    old one's registry follower."""
     global _service
     settings = Settings.from_env()
     model_trust.configure(settings)
     model_dir = os.environ.get(MODEL_DIR_ENV)
     registry = find_registry(Path(model_dir)) if model_dir else Path(settings.model_dir)
+    service = build_service(settings, HttpMetrics.create(None), registry)
     with _lock:
-        _service = build_service(settings, HttpMetrics.create(None), registry)
+        old, _service = _service, service
+    if old is not None:
+        old.model.close()
+
+
+def shutdown() -> None:
+    """Stop the registry follower that ``init()`` started (also run at exit): the
+    inference server has no shutdown hook of its own."""
+    global _service
+    with _lock:
+        old, _service = _service, None
+    if old is not None:
+        old.model.close()
+
+
+atexit.register(shutdown)
 
 
 def run(raw_data: str | bytes) -> dict[str, Any]:

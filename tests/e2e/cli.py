@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream.settings import PREFIX, Settings
-from stream.status import read_status
+from stream.status import WorkerStatus, read_status
 from tests import signing_keys
 from tests.conftest import settings_env
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,17 +45,24 @@ def start_cli(settings: Settings, *args: str, log: Path,
                                 stdin=subprocess.DEVNULL)
 
 
-def wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
-                  timeout: float = 60) -> None:
-    """Until the worker's status file shows partitions (it fails fast if the worker dies)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
+def wait_status(process: subprocess.Popen[bytes], status: Path, log: Path,
+                done: Callable[[WorkerStatus], bool], what: str,
+                timeout: float = 60) -> WorkerStatus:
+    """Until the worker's status file satisfies ``done`` (it fails fast if the worker
+    dies); returns that status."""
+    def reached() -> WorkerStatus | None:
+        assert process.poll() is None, f"the worker exited:\n{log.read_text()[-3000:]}"
         current = read_status(status)
-        if current is not None and current.assigned:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"worker never got partitions:\n{log.read_text()}")
+        return current if current is not None and done(current) else None
+
+    return wait_for(reached, lambda: f"{what}:\n{log.read_text()[-3000:]}", timeout, 0.1)
+
+
+def wait_assigned(process: subprocess.Popen[bytes], status: Path, log: Path,
+                  timeout: float = 60) -> WorkerStatus:
+    """Until the worker's status file shows partitions."""
+    return wait_status(process, status, log, lambda s: bool(s.assigned),
+                       "the worker to get partitions", timeout)
 
 
 @dataclass
@@ -71,6 +78,15 @@ class WorkerProcess:
         """SIGTERM, then the exit code (the test fails if it takes longer than ``timeout``)."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
+
+    def wait_status(self, done: Callable[[WorkerStatus], bool], what: str,
+                    timeout: float = 60) -> WorkerStatus:
+        return wait_status(self.process, self.status, self.log, done, what, timeout)
+
+    def wait_processed(self, events: int, timeout: float = 60) -> WorkerStatus:
+        """Until the worker has processed ``events`` events (its status file says so)."""
+        return self.wait_status(lambda s: s.events >= events,
+                                f"the worker to process {events} events", timeout)
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text()[-chars:]
@@ -94,11 +110,13 @@ def worker_process(settings: Settings, directory: Path, *args: str, name: str = 
 
 
 def start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """``fraudstream demo ARGS`` in ``tmp_path``, on embedded services; its output in
-    demo.log there."""
+    """``fraudstream demo ARGS`` in ``tmp_path``, on embedded services, its TMPDIR
+    (logs, status file) under it; its output in demo.log there."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     # The demo signs and verifies with a development key pair: made here, not in $HOME.
     env[PREFIX + "DEV_KEYS_DIR"] = str(tmp_path / "dev-keys")
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(tmp_path / "tmp")  # the demo's logs and status file land there
     log = tmp_path / "demo.log"
     with open(log, "wb") as handle:
         demo = subprocess.Popen([sys.executable, "-m", "fraudstream", "demo", *args],

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from features import customer_state, terminal_state
 from features.definitions import FEATURE_NAMES
 from features.offline import compute_matrix
 from fraudstream.settings import Settings
-from fraudstream.simulator.streamer import transaction_messages
+from fraudstream.simulator.streamer import label_message, transaction_messages
 from stream.decisions import Decision, decision_decoder
 from stream.kafka_config import producer_config
 from stream.produce import produce_or_wait
@@ -25,11 +26,13 @@ from tests.kafka_helpers import Record
 
 
 class PacedLoad(threading.Thread):
-    """Produces a frame's transactions at ``rate`` per second on a thread of its own."""
+    """Produces a frame's transactions (or, with ``labels``, their confirmed labels, dated
+    now) at ``rate`` per second on a thread of its own."""
 
-    def __init__(self, settings: Settings, frame: pd.DataFrame, rate: float) -> None:
-        super().__init__(daemon=True)
-        self.settings, self.frame, self.rate = settings, frame, rate
+    def __init__(self, settings: Settings, frame: pd.DataFrame, rate: float,
+                 labels: bool = False) -> None:
+        super().__init__(name="test-load", daemon=True)
+        self.settings, self.frame, self.rate, self.labels = settings, frame, rate, labels
         self.sent = 0
         self.failure: BaseException | None = None
         self._halt = threading.Event()
@@ -42,20 +45,30 @@ class PacedLoad(threading.Thread):
         try:
             # Its own client id: fault injection holds back the worker's producer only.
             producer = Producer({**producer_config(self.settings), "client.id": "test-load"})
+            topic, messages = self._messages()
             started = time.monotonic()
-            for key, value in transaction_messages(self.frame):
+            for key, value in messages:
                 if self._halt.is_set():
                     break
                 ahead = started + self.sent / self.rate - time.monotonic()
                 if ahead > 0.005:
-                    time.sleep(ahead)
-                produce_or_wait(producer, self.settings.topic_transactions, value, key)
+                    self._halt.wait(ahead)  # the pace, not a scenario phase
+                produce_or_wait(producer, topic, value, key)
                 producer.poll(0)
                 self.sent += 1
             if producer.flush(30):
                 raise RuntimeError("test load was not all delivered")
         except BaseException as exc:  # surfaced by finish()
             self.failure = exc
+
+    def _messages(self) -> tuple[str, Iterator[tuple[bytes, bytes]]]:
+        if not self.labels:
+            return self.settings.topic_transactions, transaction_messages(self.frame)
+        now_ms = int(time.time() * 1000)
+        rows = self.frame[["transaction_id", "timestamp", "customer_id", "terminal_id",
+                           "is_fraud"]].itertuples(index=False, name=None)
+        return self.settings.topic_labels, ((str(row[2]).encode(), label_message(row, now_ms))
+                                            for row in rows)
 
     def finish(self, timeout: float = 60) -> int:
         self.join(timeout)

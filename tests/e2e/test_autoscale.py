@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.cli import start_demo
 from tests.processes import Identity, descendants, still_alive
+from tests.waiting import wait_for
 
 PARTITIONS = 4
 SUMMARY = re.compile(
@@ -35,10 +36,12 @@ def test_a_peak_hour_scales_workers_up_and_back_down_without_loss(tmp_path: Path
     seen: set[Identity] = set()
     started = time.monotonic()
     try:
+        def ended() -> bool:
+            seen.update(descendants(demo.pid))  # replicas come and go: watch the whole run
+            return demo.poll() is not None
+
         # About 70 s here; more workers on a busier machine mean more 20-s scale-downs.
-        while demo.poll() is None and time.monotonic() - started < 180:
-            seen |= descendants(demo.pid)  # replicas come and go: watch the whole run
-            time.sleep(0.2)
+        wait_for(ended, lambda: f"the demo to end:\n{log.read_text()[-3000:]}", 180, 0.2)
         code = demo.wait(timeout=5)
     finally:
         if demo.poll() is None:

@@ -32,6 +32,7 @@ from tests import signing_keys
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 from tests.tools import tool_missing
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 USER_ID = "10001"
@@ -48,7 +49,8 @@ def images(model_registry: Path, tmp_path_factory: pytest.TempPathFactory,
     """The runtime image with the session's model baked in, and the trainer target, under
     tags of this session only (removed afterwards; their layers stay cached)."""
     if not pm.image_exists(pm.BASE_IMAGE) and os.geteuid() != 0:
-        pytest.skip(f"{pm.BASE_IMAGE} is missing and debootstrap needs root to make it")
+        tool_missing(f"{pm.BASE_IMAGE} is missing and debootstrap needs root to make it",
+                     "run the tests as root once, or deploy/podman/base-image.sh as root")
     base = pm.ensure_base_image()
     context = pm.build_context(tmp_path_factory.mktemp("context"), model_registry)
     unique = uuid.uuid4().hex[:8]
@@ -85,19 +87,19 @@ def _keys_mount() -> list[str]:
 
 def _wait_healthy(name: str, timeout: float = 90) -> str:
     """Until the image's HEALTHCHECK passes in the container; its last output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         running = pm.podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         if running != "true":
             logs = pm.podman("logs", name, check=False)
             raise AssertionError(f"the container stopped:\n{logs.stdout[-3000:]}"
                                  f"{logs.stderr[-3000:]}")
-        if pm.podman("healthcheck", "run", name, check=False).returncode == 0:
-            state = json.loads(pm.podman("inspect", "--format", "{{json .State.Health}}",
-                                         name).stdout)
-            return state["Log"][-1]["Output"]
-        time.sleep(0.5)
-    raise AssertionError(f"HEALTHCHECK never passed:\n{pm.podman('logs', name).stderr[-3000:]}")
+        return pm.podman("healthcheck", "run", name, check=False).returncode == 0
+
+    wait_for(healthy, lambda: f"the HEALTHCHECK to pass:\n"
+                              f"{pm.podman('logs', name).stderr[-3000:]}", timeout, 0.5)
+    state = json.loads(pm.podman("inspect", "--format", "{{json .State.Health}}",
+                                 name).stdout)
+    return str(state["Log"][-1]["Output"])
 
 
 def _metrics(port: int) -> str:
@@ -145,12 +147,16 @@ def test_the_image_runs_a_worker_that_decides_with_the_baked_model(
     try:
         health = _wait_healthy(name)
         assert health.startswith("healthy:"), health
-        ready = pm.podman("exec", name, "fraudstream", "health", "--ready", check=False)
-        deadline = time.monotonic() + 60
-        while ready.returncode != 0:
-            assert time.monotonic() < deadline, ready.stdout + ready.stderr
-            time.sleep(0.5)
-            ready = pm.podman("exec", name, "fraudstream", "health", "--ready", check=False)
+        answers = []
+
+        def ready_now() -> bool:
+            answers.append(pm.podman("exec", name, "fraudstream", "health", "--ready",
+                                     check=False))
+            return answers[-1].returncode == 0
+
+        wait_for(ready_now, lambda: "readiness: " + answers[-1].stdout + answers[-1].stderr,
+                 60, 0.5)
+        ready = answers[-1]
         assert "processing 2 input partitions" in ready.stdout, ready.stdout
 
         frame = simulate(recent(2))

@@ -11,35 +11,25 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from stream.kafka_config import downstream_consumer_config
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic
-from tests.kafka_proxy import KafkaProxy
+from tests.kafka_proxy import KafkaProxy, proxied_broker
 from tests.population import recent
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 PARTITIONS = 4
 OUTAGE_S = 6.0
 
 
 @pytest.fixture
-def proxied_broker() -> Iterator[tuple[str, KafkaProxy]]:
-    """A broker whose advertised address is a proxy: every client goes through it."""
-    upstream, front = services.free_port(), services.free_port()
-    proxy = KafkaProxy(front, upstream)
-    argv = [services.tansu_binary(), "broker",
-            "--listener-url", f"tcp://127.0.0.1:{upstream}",
-            "--advertised-listener-url", f"tcp://127.0.0.1:{front}",
-            "--storage-engine", "memory://tansu/"]
-    broker = services.start_process("tansu", argv, lambda: services.port_answers(upstream))
-    try:
-        yield f"127.0.0.1:{front}", proxy
-    finally:
-        proxy.close()
-        broker.stop()
+def proxied() -> Iterator[tuple[str, KafkaProxy]]:
+    with proxied_broker() as broker:
+        yield broker
 
 
 def _committed_and_delivered(settings: Settings) -> tuple[int, int]:
@@ -57,17 +47,17 @@ def _committed_and_delivered(settings: Settings) -> tuple[int, int]:
 
 
 def test_undeliverable_decisions_pause_consumption_and_lose_nothing(
-        settings: Settings, tmp_path: Path, proxied_broker: tuple[str, KafkaProxy]) -> None:
-    bootstrap, proxy = proxied_broker
+        settings: Settings, tmp_path: Path, proxied: tuple[str, KafkaProxy]) -> None:
+    bootstrap, proxy = proxied
     settings = settings.replace(kafka_bootstrap=bootstrap, producer_queue_messages=300)
     make_topics(settings, partitions=PARTITIONS)
     frame = simulate(recent(4))
     with worker_process(settings, tmp_path) as worker:
         load = PacedLoad(settings, frame, rate=len(frame) / 14.0)
         load.start()
-        time.sleep(3.0)
+        worker.wait_processed(len(frame) // 5)  # well into the stream
         proxy.hold("fraudstream-producer")
-        time.sleep(OUTAGE_S)
+        time.sleep(OUTAGE_S)  # the fault itself: decisions undeliverable this long
         committed, delivered = _committed_and_delivered(settings)
         assert worker.alive(), worker.tail()
         proxy.release("fraudstream-producer")

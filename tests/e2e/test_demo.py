@@ -8,27 +8,35 @@ import subprocess
 import time
 from pathlib import Path
 
+from stream.status import read_status
 from tests.e2e.cli import start_demo
 from tests.processes import Identity, descendants, still_alive
+from tests.waiting import wait_for
 
 # demo -> broker, redis, worker, simulator
 EXPECTED_CHILDREN = 4
 
 
-def _track(demo: subprocess.Popen[bytes], seen: set[Identity], until: float) -> None:
-    """Record the demo's process tree until it exits, has all its children, or time's up."""
-    while demo.poll() is None and time.monotonic() < until:
-        seen |= descendants(demo.pid)
-        if len(seen) >= EXPECTED_CHILDREN:
-            return
-        time.sleep(0.1)
+def _track(demo: subprocess.Popen[bytes], seen: set[Identity], timeout: float) -> None:
+    """Record the demo's process tree until it exits or has all its children."""
+    def complete() -> bool:
+        seen.update(descendants(demo.pid))
+        return demo.poll() is not None or len(seen) >= EXPECTED_CHILDREN
+
+    wait_for(complete, lambda: f"the demo's children (saw {seen})", timeout, 0.1)
+
+
+def _deciding(tmp_path: Path) -> bool:
+    """The demo's worker has decided something (its status file, under TMPDIR, says so)."""
+    return any((s := read_status(path)) is not None and s.batches > 0
+               for path in (tmp_path / "tmp").glob("fraudstream-demo-*/worker-status.json"))
 
 
 def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
     demo, log = start_demo(tmp_path, "--duration", "5", "--rate", "500", "--customers", "500")
     seen: set[Identity] = set()
     try:
-        _track(demo, seen, time.monotonic() + 60)
+        _track(demo, seen, 60)
         code = demo.wait(timeout=120)
     finally:
         if demo.poll() is None:
@@ -48,9 +56,9 @@ def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
                             "--customers", "300")
     seen: set[Identity] = set()
     try:
-        _track(demo, seen, time.monotonic() + 60)
+        _track(demo, seen, 60)
         assert len(seen) >= EXPECTED_CHILDREN, log.read_text()
-        time.sleep(2)
+        wait_for(lambda: _deciding(tmp_path), lambda: f"decisions:\n{log.read_text()}")
         interrupted = time.monotonic()
         demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=60)

@@ -5,7 +5,9 @@ The broker is probed first. Where it hides aborted transactions (real Kafka thro
 FRAUDSTREAM_KAFKA_BOOTSTRAP, or testcontainers) each transaction must be decided exactly
 once. Tansu shows aborted records to read_committed readers (FACTS.md): there the test
 checks what it can (nothing lost, duplicates only from the killed replica's one
-transaction in flight, feature state counted once) and prints the check it could not make.
+transaction in flight, feature state counted once) and a ``NarrowedCheck`` warning in the
+run's summary names the check it could not make. A broker that does not fence a second
+producer with the same transactional.id skips the fencing test (fails it under CI).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 
 from fraudstream.settings import Settings
@@ -25,21 +28,18 @@ from stream.decisions import decision_decoder
 from stream.kafka_config import transactional_producer_config
 from tests.e2e.cli import start_cli
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
-from tests.e2e.test_scale_out import _stop, _wait_all_assigned, _wait_gone
+from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed
+from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import Record, make_topics, read_topic
 from tests.population import recent
-from tests.transactions_probe import probe_transactions
+from tests.transactions_probe import ABORTED_VISIBLE, SAME_ID_NOT_FENCED, probe_transactions
 
-PARTITIONS = 4
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
+
 LOAD_S = 8.0
 # A transaction closes after the first batch past the interval; that batch and the commit
 # round trips add to its span. Generous on a shared two-core machine.
 TRANSACTION_SLACK_S = 1.0
-
-
-def _report_gaps(gaps: list[str]) -> None:
-    for gap in gaps:
-        print(f"[exactly-once] broker gap, check narrowed: {gap}")
 
 
 def _duplicates(records: list[Record]) -> dict[str, list[tuple[int, int]]]:
@@ -54,7 +54,6 @@ def _duplicates(records: list[Record]) -> dict[str, list[tuple[int, int]]]:
 def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
         settings: Settings, tmp_path: Path) -> None:
     support = probe_transactions(settings.kafka_bootstrap or "")
-    _report_gaps(support.gaps())
     # Polls that wait for the next event never come back empty under load, so each
     # transaction stays open for its whole interval: the kill lands inside one.
     settings = settings.replace(transaction_interval_ms=1000, max_wait_ms=1000)
@@ -65,10 +64,10 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
     pool = start_cli(settings, "worker", "--processes", "3", "--exactly-once",
                      "--status-dir", str(status_dir), log=log)
     try:
-        before = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        before = wait_all_assigned(status_dir, 3, settings, pool, log)
         load = PacedLoad(settings, frame, rate=rate)
         load.start()
-        time.sleep(3.0)
+        wait_processed(status_dir, len(frame) // 3, pool, log)  # well into the stream
         victim = next(s for s in before.values()
                       if any(p.startswith(settings.topic_transactions + "[")
                              for p in s.assigned))
@@ -76,13 +75,13 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
                              if p.startswith(settings.topic_transactions + "[")}
         os.kill(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        _wait_gone(victim.pid)
-        after = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        wait_gone(victim.pid)
+        after = wait_all_assigned(status_dir, 3, settings, pool, log)
         recovered_s = time.monotonic() - killed_at
         assert victim.pid not in {s.pid for s in after.values()}, "the killed replica is back"
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
-        assert _stop(pool, log) == 0, log.read_text()[-3000:]
+        assert stop(pool, log) == 0, log.read_text()[-3000:]
     finally:
         if pool.poll() is None:
             pool.kill()
@@ -107,9 +106,8 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
     if support.hides_aborted:
         assert result.duplicates == 0, "a transaction was decided twice (read_committed)"
         return
-    print("[exactly-once] not checked here: exactly one decision per transaction "
-          "(the broker shows aborted transactions); checked instead that every duplicate "
-          "comes from the killed replica's one transaction in flight")
+    narrowed("exactly one decision per transaction after a SIGKILL", ABORTED_VISIBLE,
+             "every duplicate comes from the killed replica's one transaction in flight")
     assert result.duplicates <= bound, f"{result.duplicates} duplicates > {bound}"
     assert all(len(copies) == 2 for copies in duplicates.values()), "decided three times"
     outside = {p for copies in duplicates.values() for _, p in copies} - victim_partitions
@@ -125,9 +123,7 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
     producing, and a worker started afterwards decides everything it left."""
     support = probe_transactions(settings.kafka_bootstrap or "")
     if not support.fences_same_id:
-        print("[exactly-once] broker gap: a second producer with the same transactional.id "
-              "does not fence the first; fenced-worker check not made")
-        return
+        broker_cannot(f"{SAME_ID_NOT_FENCED}: no fenced-worker check")
     make_topics(settings, partitions=PARTITIONS)
     frame = simulate(recent(2))
     shared_id = f"{settings.group_id}.shared"
@@ -137,10 +133,10 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
                             "FRAUDSTREAM_STATUS_FILE": str(tmp_path / "worker-1.json")})
     successor = None
     try:
-        _wait_all_assigned(tmp_path, 1, settings, fenced, logs[0])
+        wait_all_assigned(tmp_path, 1, settings, fenced, logs[0])
         load = PacedLoad(settings, frame, rate=len(frame) / 6.0)
         load.start()
-        time.sleep(2.0)
+        wait_processed(tmp_path, len(frame) // 3, fenced, logs[0])
         usurper = Producer(transactional_producer_config(settings, shared_id))
         usurper.init_transactions(30)
         fenced_at = time.monotonic()
@@ -153,7 +149,7 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, timeout=90,
                              settle=2.0)
-        assert _stop(successor, logs[1]) == 0, logs[1].read_text()[-3000:]
+        assert stop(successor, logs[1]) == 0, logs[1].read_text()[-3000:]
     finally:
         for process in (fenced, successor):
             if process is not None and process.poll() is None:
@@ -169,5 +165,6 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
     if support.hides_aborted:
         assert result.duplicates == 0
     else:
-        print("[exactly-once] fenced worker: exactly-once not checked (the broker shows "
-              f"aborted transactions); {result.duplicates} duplicates seen")
+        narrowed("no duplicate after a fenced worker", ABORTED_VISIBLE,
+                 f"nothing lost, no feature counted twice ({result.duplicates} duplicates "
+                 "seen)")

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
@@ -15,6 +17,9 @@ from tests.e2e.cli import worker_process
 from tests.e2e.faults import outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
 RSS_LIMIT_MB = 450
 
@@ -50,7 +55,9 @@ def test_a_flood_above_capacity_drains_with_bounded_memory(
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0,
                              timeout=240)
         drained_s = time.monotonic() - flood_started
-        time.sleep(2.5)  # the status file's lag is at most a statistics interval old
+        # The status file's lag is a statistics interval old: wait until it shows 0.
+        wait_for(lambda: bool(lags) and lags[-1] == 0, lambda: f"the lag to drain: {lags[-5:]}",
+                 timeout=30)
         done.set()
         sampler.join(5)
         assert worker.stop() == 0, worker.tail()

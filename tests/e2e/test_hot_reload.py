@@ -17,19 +17,26 @@ from tests.e2e.cli import WorkerProcess, run_cli, worker_process
 from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
+from tests.waiting import wait_for
 
 
 def wait_versions(workers: list[WorkerProcess], version: str, timeout: float = 15) -> float:
     """Until every worker's status names ``version``; the wall clock time it happened."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def switched() -> bool:
         assert all(w.alive() for w in workers), [w.tail() for w in workers]
-        if all((s := read_status(w.status)) is not None and s.model_version == version
-               for w in workers):
-            return time.time()
-        time.sleep(0.05)
-    raise AssertionError(f"not every worker switched to {version}: "
-                         f"{[read_status(w.status) for w in workers]}")
+        return all((s := read_status(w.status)) is not None and s.model_version == version
+                   for w in workers)
+
+    wait_for(switched, lambda: f"every worker to switch to {version}: "
+                               f"{[read_status(w.status) for w in workers]}", timeout, 0.05)
+    return time.time()
+
+
+def wait_both_decide(workers: list[WorkerProcess], more: int) -> None:
+    """Until each worker has processed ``more`` events beyond what its status says now."""
+    for worker in workers:
+        now = read_status(worker.status)
+        worker.wait_processed((now.events if now else 0) + more)
 
 
 def test_promote_and_roll_back_mid_stream_on_two_replicas(
@@ -42,13 +49,13 @@ def test_promote_and_roll_back_mid_stream_on_two_replicas(
             worker_process(settings, tmp_path, name="host-b") as b:
         load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
         load.start()
-        time.sleep(3.0)
+        wait_both_decide([a, b], len(frame) // 10)
         promoted_at = time.time()
         promote = run_cli(settings, "models", "promote", newcomer)
         assert promote.returncode == 0, promote.stderr
         pointer_moved_at = time.time()
         switched_at = wait_versions([a, b], newcomer)
-        time.sleep(3.0)
+        wait_both_decide([a, b], len(frame) // 10)  # each decides with the newcomer
         rolled_back_at = time.time()
         rollback = run_cli(settings, "models", "rollback")
         assert rollback.returncode == 0, rollback.stderr

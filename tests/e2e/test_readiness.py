@@ -9,9 +9,10 @@ from pathlib import Path
 
 from fraudstream.settings import Settings
 from stream.health import assess_readiness
-from stream.status import read_status
+from stream.status import WorkerStatus, read_status
 from tests.e2e.cli import run_cli, start_cli
 from tests.kafka_helpers import make_topics
+from tests.waiting import wait_for
 
 
 def _ready(settings: Settings, status: Path) -> tuple[bool, str]:
@@ -20,25 +21,22 @@ def _ready(settings: Settings, status: Path) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout.strip()
 
 
-def _until_ready(settings: Settings, status: Path, log: Path, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    answer = ""
-    while time.monotonic() < deadline:
-        ok, answer = _ready(settings, status)
-        if ok:
-            return answer
-        time.sleep(0.3)
-    raise AssertionError(f"never ready ({answer}):\n{log.read_text()[-3000:]}")
+def _until_ready(settings: Settings, status: Path, log: Path, timeout: float = 60,
+                 words: str = "") -> str:
+    """Until the probe says ready (with ``words`` in its answer); that answer."""
+    answers = [""]
+
+    def ready() -> str | None:
+        ok, answers[0] = _ready(settings, status)
+        return answers[0] if ok and words in answers[0] else None
+
+    return wait_for(ready, lambda: f"ready {words} ({answers[0]}):\n"
+                                   f"{log.read_text()[-3000:]}", timeout, 0.3)
 
 
-def _first_status(status: Path, log: Path, timeout: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = read_status(status)
-        if current is not None:
-            return current
-        time.sleep(0.02)
-    raise AssertionError(f"no status file:\n{log.read_text()[-3000:]}")
+def _first_status(status: Path, log: Path, timeout: float = 60) -> WorkerStatus:
+    return wait_for(lambda: read_status(status), lambda: f"a status file:\n{log.read_text()}",
+                    timeout)
 
 
 def test_readiness_follows_the_consumer_group(settings: Settings, tmp_path: Path) -> None:
@@ -66,11 +64,7 @@ def test_readiness_follows_the_consumer_group(settings: Settings, tmp_path: Path
         ok, answer = _ready(settings, statuses[working[0]])
         assert not ok and "shutting down" in answer, answer
         # The partition moves to the worker that stood by.
-        deadline = time.monotonic() + 60
-        while "processing 1 input partitions" not in answer:
-            assert time.monotonic() < deadline, f"partition never moved: {answer}"
-            time.sleep(0.3)
-            _, answer = _ready(settings, statuses[other])
+        _until_ready(settings, statuses[other], logs[other], words="processing 1 input")
     finally:
         for process in processes:
             if process.poll() is None:

@@ -8,73 +8,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.status import WorkerStatus, read_status
 from tests.e2e.cli import start_cli
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
+from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
 
-PARTITIONS = 4
+pytestmark = pytest.mark.slow  # a fault scenario under load: a minute or more
 
-
-def _statuses(directory: Path) -> dict[str, WorkerStatus]:
-    found = {}
-    for path in sorted(directory.glob("worker-*.json")):
-        status = read_status(path)
-        if status is not None:
-            found[path.name] = status
-    return found
-
-
-def _wait_all_assigned(directory: Path, replicas: int, settings: Settings,
-                       process: subprocess.Popen[bytes], log: Path,
-                       timeout: float = 90) -> dict[str, WorkerStatus]:
-    """Until ``replicas`` live workers hold every input partition, each exactly once, and
-    each worker holds some (labels have their own group: they cannot crowd them out)."""
-    wanted = {f"{settings.topic_transactions}[{p}]" for p in range(PARTITIONS)}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        statuses = _statuses(directory)
-        live = {n: s for n, s in statuses.items() if _alive(s.pid) and not s.stopping}
-        held = [p for s in live.values() for p in s.assigned
-                if p.startswith(settings.topic_transactions + "[")]
-        each_has_some = all(any(p.startswith(settings.topic_transactions + "[")
-                                for p in s.assigned) for s in live.values())
-        if (len(live) == replicas and set(held) == wanted and len(held) == len(wanted)
-                and each_has_some):
-            return live
-        time.sleep(0.1)
-    raise AssertionError(f"replicas never shared the partitions: {_statuses(directory)}\n"
-                         f"{log.read_text()[-3000:]}")
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie waiting for its parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_gone(pid: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(pid), f"pid {pid} still running"
-
-
-def _stop(process: subprocess.Popen[bytes], log: Path, timeout: float = 40) -> int:
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise AssertionError(f"did not stop within {timeout}s:\n{log.read_text()}") from None
 
 
 def test_three_processes_share_the_partitions_and_survive_a_sigkill(
@@ -85,20 +30,20 @@ def test_three_processes_share_the_partitions_and_survive_a_sigkill(
     pool = start_cli(settings, "worker", "--processes", "3", "--status-dir", str(status_dir),
                      log=log)
     try:
-        before = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        before = wait_all_assigned(status_dir, 3, settings, pool, log)
         load = PacedLoad(settings, frame, rate=len(frame) / 8.0)
         load.start()
-        time.sleep(3.0)
+        wait_processed(status_dir, len(frame) // 4, pool, log)  # well into the stream
         victim = next(iter(before.values())).pid
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        _wait_gone(victim)
-        after = _wait_all_assigned(status_dir, 3, settings, pool, log)
+        wait_gone(victim)
+        after = wait_all_assigned(status_dir, 3, settings, pool, log)
         recovered_s = time.monotonic() - killed_at
         assert victim not in {s.pid for s in after.values()}, "the killed replica is back"
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
-        assert _stop(pool, log) == 0, log.read_text()
+        assert stop(pool, log) == 0, log.read_text()
     finally:
         if pool.poll() is None:
             pool.kill()
@@ -122,20 +67,20 @@ def test_sigterm_to_one_of_three_drains_commits_and_leaves_without_duplicates(
             workers.append((start_cli(settings, "worker", log=log,
                                       env={"FRAUDSTREAM_STATUS_FILE": str(status)}),
                             status, log))
-        _wait_all_assigned(tmp_path, 3, settings, workers[0][0], workers[0][2])
+        wait_all_assigned(tmp_path, 3, settings, workers[0][0], workers[0][2])
         load = PacedLoad(settings, frame, rate=len(frame) / 8.0)
         load.start()
-        time.sleep(3.0)
+        wait_processed(tmp_path, len(frame) // 4, workers[0][0], workers[0][2])
         leaving, _, leaving_log = workers[0]
         asked = time.monotonic()
-        code = _stop(leaving, leaving_log, timeout=20)
+        code = stop(leaving, leaving_log, timeout=20)
         left_after_s = time.monotonic() - asked
         assert code == 0, leaving_log.read_text()
         assert left_after_s < 10, f"the worker took {left_after_s:.1f}s to leave"
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
         for process, _, log in workers[1:]:
-            assert _stop(process, log) == 0, log.read_text()
+            assert stop(process, log) == 0, log.read_text()
     finally:
         for process, _, _ in workers:
             if process.poll() is None:

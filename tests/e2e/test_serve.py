@@ -18,6 +18,7 @@ from fraudstream.settings import Settings
 from tests.e2e.cli import run_cli, start_cli
 from tests.http_helpers import make_keys, transaction
 from tests.processes import descendants, still_alive
+from tests.waiting import wait_for
 
 NOW_MS = int(time.time() * 1000)
 
@@ -27,14 +28,14 @@ def serving(settings: Settings, log: Path, port: int, *args: str,
             env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     process = start_cli(settings, "serve", *args, log=log, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def answers() -> bool:
             assert process.poll() is None, log.read_text()
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
-            time.sleep(0.2)
+                return httpx.get(f"http://127.0.0.1:{port}/healthz",
+                                 timeout=1).status_code == 200
+            return False
+
+        wait_for(answers, lambda: f"serve to answer:\n{log.read_text()}", 60, 0.2)
         yield process
     finally:
         if process.poll() is None:
@@ -46,10 +47,8 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> None:
     below = descendants(process.pid)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, log.read_text()
-    deadline = time.monotonic() + 10
-    while still_alive(below):
-        assert time.monotonic() < deadline, f"left behind: {still_alive(below)}"
-        time.sleep(0.1)
+    wait_for(lambda: not still_alive(below), lambda: f"children to end: {still_alive(below)}",
+             10, 0.1)
 
 
 def test_serve_scores_with_a_key_and_stops_on_sigterm(settings: Settings,

@@ -6,7 +6,6 @@ the broker cannot support is narrowed and said so, never passed silently."""
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections import Counter
 
@@ -19,9 +18,17 @@ from fraudstream.simulator.streamer import produce_frame
 from stream.decisions import decision_decoder
 from stream.kafka_config import consumer_config, transactional_producer_config
 from stream.transactions import ProducerFenced, TransactionFailed, Transactions
+from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.population import recent
-from tests.transactions_probe import TransactionSupport, probe_transactions
+from tests.transactions_probe import (
+    ABORTED_VISIBLE,
+    SAME_ID_NOT_FENCED,
+    STALE_MEMBER_ACCEPTED,
+    TransactionSupport,
+    probe_transactions,
+)
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -74,18 +81,22 @@ def test_each_event_is_decided_once_and_offsets_commit_in_the_transactions(
 
 def _consume(consumer: Consumer, count: int, timeout: float = 30) -> list[Message]:
     got: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
+
+    def enough() -> bool:
         got.extend(m for m in consumer.consume(count - len(got), 0.2) if m.error() is None)
+        return len(got) >= count
+
+    wait_for(enough, lambda: f"{count} messages (consumed {len(got)})", timeout, 0)
     assert len(got) == count, f"consumed {len(got)} of {count}"
     return got
 
 
 def _assigned(consumer: Consumer, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not consumer.assignment() and time.monotonic() < deadline:
+    def assigned() -> bool:
         consumer.poll(0.1)
-    assert consumer.assignment(), "no partition assigned"
+        return bool(consumer.assignment())
+
+    wait_for(assigned, "a partition assigned", timeout, 0)
 
 
 def _relay(producer: Producer, transactions: Transactions, messages: list[Message],
@@ -133,15 +144,15 @@ def test_an_aborted_transaction_is_read_again_from_the_last_commit(
     if support.hides_aborted:
         assert max(values.values()) == 1
     else:
-        print("[exactly-once] broker shows aborted records to read_committed readers: "
-              "checked that only the aborted batch repeats")
+        narrowed("an aborted batch is read once downstream", ABORTED_VISIBLE,
+                 "only the aborted batch repeats")
         assert {v for v, n in values.items() if n > 1} <= {m.value() for m in second}
 
 
 def test_a_producer_whose_transactional_id_is_taken_stops(
         settings: Settings, support: TransactionSupport) -> None:
     if not support.fences_same_id:
-        pytest.skip("the broker does not fence a producer whose transactional.id is taken")
+        broker_cannot(SAME_ID_NOT_FENCED)
     settings = eos(settings)
     make_topics(settings, partitions=1)
     consumer = Consumer(consumer_config(settings))
@@ -180,8 +191,8 @@ class _Departed:
 def test_a_zombie_whose_partitions_moved_cannot_commit(
         settings: Settings, support: TransactionSupport) -> None:
     if not support.fences_stale_member:
-        pytest.skip("the broker accepts offsets sent with a departed member's group "
-                    "metadata (no KIP-447 fencing): zombie check not made")
+        # Not a CI failure: the embedded broker CI runs on has this gap (README, Tests).
+        pytest.skip(f"broker gap: {STALE_MEMBER_ACCEPTED}: zombie check not made")
     settings = eos(settings)
     make_topics(settings, partitions=1)
     source = settings.topic_transactions

@@ -11,6 +11,7 @@ from features import terminal_state
 from fraudstream.settings import Settings
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.metrics import counter_value
+from tests.waiting import wait_for
 
 DAY_MS = 86_400_000
 NOW_MS = int(time.time() * 1000)
@@ -26,15 +27,6 @@ def _label(tx_id: str, terminal: str, ts: int, fraud: bool = True) -> bytes:
     return msgspec.json.encode({"transaction_id": tx_id, "customer_id": f"cust-{tx_id}",
                                 "terminal_id": terminal, "timestamp": ts,
                                 "label_time": NOW_MS, "is_fraud": fraud})
-
-
-def _wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_labels_are_counted_at_most_once_and_ignored_ones_are_counted(
@@ -55,7 +47,7 @@ def test_labels_are_counted_at_most_once_and_ignored_ones_are_counted(
             _label("tx9", "T1", ten_days_ago - DAY_MS),         # a day T1 had no transactions
         ]
         produce_raw(settings, settings.topic_labels, [(b"k", v) for v in labels])
-        _wait(lambda: worker.labels_applied >= len(labels))
+        wait_for(lambda: worker.labels_applied >= len(labels), "every label applied", 30)
         metrics = worker.metrics
         assert counter_value(metrics.labels, outcome="applied") == 2
         assert counter_value(metrics.labels, outcome="duplicate") == 1

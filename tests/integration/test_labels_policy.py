@@ -15,6 +15,7 @@ from fraudstream.settings import Settings
 from stream.app import build_worker
 from tests.hostile_corpus import corpus, produce_with_aiokafka
 from tests.kafka_helpers import make_topics, read_topic, running_worker
+from tests.waiting import wait_for
 
 HOSTILE = ("ignored field nested 1,000 deep (2 KB)", "value of 1.2 MB",
            "key of 2 MB and value of 2 MB", "invalid UTF-8 in an id", "5,000-digit integer id",
@@ -39,9 +40,7 @@ def test_hostile_labels_are_dead_lettered_and_the_worker_goes_on(settings: Setti
         produce_with_aiokafka(settings.kafka_bootstrap or "", settings.topic_labels, messages,
                               2)
         dead = read_topic(settings, settings.topic_dlq, expect=len(HOSTILE), settle=1.0)
-        deadline = time.monotonic() + 30
-        while worker.labels_applied < len(HOSTILE) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: worker.labels_applied >= len(HOSTILE), "the valid labels applied", 30)
         assert worker.labels_applied == len(HOSTILE)
     assert len(dead) == len(HOSTILE)
     assert all(r.headers.get("error") and r.headers["source.topic"].decode()

@@ -16,20 +16,21 @@ from stream.kafka_config import downstream_consumer_config
 from stream.lag import LagObserver, LagSample
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
+from tests.waiting import wait_for
 
 PARTITIONS = 4
 
 
-def wait_for(observer: LagObserver, done: Callable[[LagSample], bool],
-             timeout: float = 30.0) -> LagSample:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = observer.sample()
-        if last is not None and done(last):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"lag never got there; last sample: {last}")
+def sample_until(observer: LagObserver, done: Callable[[LagSample], bool],
+                 timeout: float = 30.0) -> LagSample:
+    """Until a lag sample satisfies ``done``; that sample."""
+    last: list[LagSample | None] = [None]
+
+    def reached() -> LagSample | None:
+        last[0] = observer.sample()
+        return last[0] if last[0] is not None and done(last[0]) else None
+
+    return wait_for(reached, lambda: f"the lag; last sample: {last[0]}", timeout, 0.2)
 
 
 def list_offsets_highs(settings: Settings) -> dict[int, int]:
@@ -52,7 +53,7 @@ def test_lag_is_every_record_until_a_worker_drains_it(settings: Settings) -> Non
         sent = produce_frame(settings, frame)  # a batching producer: the case ListOffsets
         # gets wrong on Tansu
 
-        nothing_consumed = wait_for(observer, lambda s: s.total >= sent)
+        nothing_consumed = sample_until(observer, lambda s: s.total >= sent)
         records = read_topic(settings, settings.topic_transactions, expect=sent, settle=0.5)
         per_partition = Counter(r.partition for r in records)
         assert nothing_consumed.total == sent
@@ -65,10 +66,10 @@ def test_lag_is_every_record_until_a_worker_drains_it(settings: Settings) -> Non
                   f"{nothing_consumed.by_partition()}; lag from ListOffsets would be wrong")
 
         with running_worker(settings):
-            drained = wait_for(observer, lambda s: s.total == 0, timeout=60)
+            drained = sample_until(observer, lambda s: s.total == 0, timeout=60)
             assert all(p.committed == p.high for p in drained.partitions)
             assert drained.produced == sent
             more = produce_frame(settings, simulate(recent(1, seed=11)))
-            again = wait_for(observer, lambda s: s.produced == sent + more and s.total == 0,
+            again = sample_until(observer, lambda s: s.produced == sent + more and s.total == 0,
                              timeout=60)
         assert again.total == 0

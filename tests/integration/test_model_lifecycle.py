@@ -3,8 +3,6 @@ a promotion takes over between batches with no event lost, a broken challenger i
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from features.definitions import FEATURE_NAMES, feature_schema_digest
@@ -21,6 +19,7 @@ from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.metrics import counter_value
 from tests.model_factory import write_model
 from tests.population import recent
+from tests.waiting import wait_for
 
 SCHEMA = feature_schema_digest()
 
@@ -100,10 +99,8 @@ def test_a_promotion_mid_stream_takes_over_between_batches(
         produce_frame(settings, frame.iloc[:half])
         read_topic(settings, settings.topic_decisions, expect=half, settle=0.1)
         registry.promote(newcomer, FEATURE_NAMES, SCHEMA)
-        deadline = time.monotonic() + 20
-        while worker.scorer.version != newcomer and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert worker.scorer.version == newcomer, "the promotion was not picked up"
+        wait_for(lambda: worker.scorer.version == newcomer, "the promotion to be picked up",
+                 20, 0.05)
         produce_frame(settings, frame.iloc[half:])
         decided = decisions_of(settings, settings.topic_decisions, len(frame))
         swaps = counter_value(worker.metrics.model_swaps)

@@ -128,12 +128,15 @@ def test_azureml_entry_script_init_and_run(settings: Settings,
     monkeypatch.setenv("AZUREML_MODEL_DIR", settings.model_dir)
     script = entry_script()
     script.init()
-    one = transaction("z1", "c1", "t1", 42.0, NOW_MS - 60_000)
-    decision = script.run(msgspec.json.encode(one).decode())
+    try:
+        one = transaction("z1", "c1", "t1", 42.0, NOW_MS - 60_000)
+        decision = script.run(msgspec.json.encode(one).decode())
+        batch = script.run(msgspec.json.encode({"transactions": [one]}))
+        invalid = script.run('{"transaction_id": "z2"}')
+    finally:
+        script.shutdown()
     assert decision["transaction_id"] == "z1" and 0 <= decision["score"] <= 1
-    batch = script.run(msgspec.json.encode({"transactions": [one]}))
     assert [d["transaction_id"] for d in batch["decisions"]] == ["z1"]
-    invalid = script.run('{"transaction_id": "z2"}')
     assert invalid["detail"][0]["loc"] == ["body", "timestamp"]
 
 
@@ -168,7 +171,10 @@ def test_every_contract_scores_like_the_stream(settings: Settings,
                           headers={"Content-Type": "text/csv", "Accept": "text/csv"}).text
         script = entry_script()
         script.init()
-        azure = script.run(msgspec.json.encode({"transactions": items}).decode())
+        try:
+            azure = script.run(msgspec.json.encode({"transactions": items}).decode())
+        finally:
+            script.shutdown()
         produce_frame(settings, probe)
         records = read_topic(settings, settings.topic_decisions, expect=len(frame))
     stream = {d.transaction_id: d for d in (decision_decoder.decode(r.value) for r in records)}

@@ -21,6 +21,7 @@ from stream.quality import LiveQuality
 from stream.quality_store import RedisLiveQuality
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.population import recent
+from tests.waiting import wait_for
 
 
 def test_live_quality_matches_the_decisions_and_labels(settings: Settings) -> None:
@@ -42,13 +43,12 @@ def test_live_quality_matches_the_decisions_and_labels(settings: Settings) -> No
                              LiveQuality(window=len(frame)))
     thread = threading.Thread(target=monitor.run, daemon=True)
     thread.start()
+    def all_labelled() -> bool:
+        monitor.report()
+        return registry.get_sample_value("fraudstream_live_labelled") == len(frame)
+
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            monitor.report()
-            if registry.get_sample_value("fraudstream_live_labelled") == len(frame):
-                break
-            time.sleep(0.2)
+        wait_for(all_labelled, "every decision labelled", 60, 0.2)
     finally:
         monitor.stop()
         thread.join(10)
@@ -81,12 +81,12 @@ class CountingLive(RedisLiveQuality):
 def _run_until(monitor: QualityMonitor, done: Callable[[], bool]) -> None:
     thread = threading.Thread(target=monitor.run, daemon=True)
     thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not done():
-            monitor.report()
-            time.sleep(0.2)
+    def reported() -> bool:
         monitor.report()
+        return done()
+
+    try:
+        wait_for(reported, "the monitor's figures", 60, 0.2)
     finally:
         monitor.stop()
         thread.join(10)

@@ -18,8 +18,10 @@ from models.evaluation import default_plan, time_split
 from models.registry import Registry
 from models.scorer import Scorer
 from models.train import train
+from tests.tools import tool_missing
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
+if shutil.which("gcc") is None:
+    tool_missing("no C compiler", "Debian package gcc", module_level=True)
 
 CONFIG = SimulationConfig(customers=400, terminals=800, days=40, seed=3)
 

@@ -3,7 +3,6 @@ handed over once; a refused version never replaces the model being scored."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from models.follower import ModelSet, RegistryFollower
 from models.registry import CHAMPION_FILE, Registry
 from models.scorer import Scorer
 from tests.model_factory import probe_rows, write_model
+from tests.waiting import wait_for
 
 SCHEMA = feature_schema_digest()
 
@@ -106,11 +106,7 @@ def test_the_thread_picks_up_a_promotion_by_itself(registry: Registry) -> None:
     follower = follower_of(registry).start()
     try:
         registry.promote("v3", FEATURE_NAMES, SCHEMA)
-        deadline = time.monotonic() + 10
-        taken = None
-        while taken is None and time.monotonic() < deadline:
-            taken = follower.take()
-            time.sleep(0.01)
+        taken = wait_for(follower.take, "the follower to load v3", 10, 0.01)
     finally:
         follower.stop()
     assert taken is not None and taken.versions == ("v3", None)
