@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 
+from features import resp
 from features.redis_auth import NO_AUTH, RedisAuth
 
 # Absent keys are passed as the empty string: a real state is never empty.
@@ -60,7 +61,6 @@ class StateStore(Protocol):
 class RedisStateStore:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._cas = client.register_script(CAS_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5,
@@ -77,14 +77,35 @@ class RedisStateStore:
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        return list(self._client.mget(keys))
+        return list(self._round_trip(("MGET", *keys)))
 
     def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         if not keys:
             return []
-        return [int(i) for i in self._cas(keys=list(keys), args=cas_args(expected, values,
-                                                                          ttl_ms))]
+        return [int(i) for i in self._round_trip(cas_command(keys, expected, values, ttl_ms))]
+
+    def _round_trip(self, command: resp.Command) -> Any:
+        """One command and its reply on a pooled connection, packed natively. A pooled
+        connection the server has dropped meanwhile is retried once on a new one (as
+        redis-py does); a compare-and-set run twice only finds its own write: a conflict,
+        redone without counting anything twice."""
+        pool = self._client.connection_pool
+        for attempt in (0, 1):
+            connection = pool.get_connection()
+            try:
+                resp.send(connection, [command])
+                return connection.read_response()
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                if attempt:
+                    raise
+            except BaseException:
+                connection.disconnect()  # a half-read reply must never be read by another
+                raise
+            finally:
+                pool.release(connection)
+        raise AssertionError("unreachable")
 
     def send_compare_and_set_many(self, keys: Sequence[bytes],
                                   expected: Sequence[bytes | None], values: Sequence[bytes],
@@ -96,8 +117,7 @@ class RedisStateStore:
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_command("EVAL", CAS_SCRIPT, len(keys), *keys,
-                                    *cas_args(expected, values, ttl_ms))
+            resp.send(connection, [cas_command(keys, expected, values, ttl_ms)])
         except BaseException:
             pool.release(connection)
             raise
@@ -132,7 +152,7 @@ class _SentWrite:
         connection = self._connection
         try:
             if keys:
-                connection.send_command("MGET", *keys)
+                resp.send(connection, [("MGET", *keys)])
             conflicts = [int(i) for i in connection.read_response()]
             values = list(connection.read_response()) if keys else []
             return conflicts, values
@@ -144,12 +164,21 @@ class _SentWrite:
 
 
 def cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
-              ttl_ms: int) -> list[bytes | int]:
-    args: list[bytes | int] = [ttl_ms]
-    for old, new in zip(expected, values, strict=True):
-        args.append(old if old is not None else b"")
-        args.append(new)
+             ttl_ms: int) -> list[bytes | int]:
+    """The script's ARGV: the TTL, then (expected, new) per key; absent as b""."""
+    if len(expected) != len(values):
+        raise ValueError("expected and values differ in length")
+    args: list[bytes | int] = [b""] * (2 * len(values) + 1)
+    args[0] = ttl_ms
+    args[1::2] = [old or b"" for old in expected]
+    args[2::2] = values
     return args
+
+
+def cas_command(keys: Sequence[bytes], expected: Sequence[bytes | None],
+                values: Sequence[bytes], ttl_ms: int) -> resp.Command:
+    """The whole compare-and-set of ``keys`` as one EVAL."""
+    return ("EVAL", CAS_SCRIPT, len(keys), *keys, *cas_args(expected, values, ttl_ms))
 
 
 class MemoryStateStore:
