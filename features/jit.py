@@ -17,6 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+import numba
+
 log = logging.getLogger("fraudstream.features")
 
 
@@ -44,14 +46,16 @@ def _cache_candidates() -> list[Path]:
 
 
 def choose_cache_dir() -> str | None:
-    """The cache directory to use (also set as ``NUMBA_CACHE_DIR``), or None: no cache."""
+    """The cache directory to use, or None: no cache."""
     for candidate in _cache_candidates():
         if _private_writable(candidate):
-            os.environ["NUMBA_CACHE_DIR"] = str(candidate)
             return str(candidate)
     return None
 
 
-# Must run before numba is imported: numba reads NUMBA_CACHE_DIR once, at import.
 CACHE_DIR = choose_cache_dir()
 CACHE = CACHE_DIR is not None
+if CACHE:
+    # numba read NUMBA_CACHE_DIR when it was imported; its cache locator reads this
+    # setting when a kernel is declared (the environment is left as it was).
+    numba.config.CACHE_DIR = CACHE_DIR

@@ -19,7 +19,6 @@ import time
 import numba
 import numpy as np
 
-from features import jit  # before numba: it chooses NUMBA_CACHE_DIR
 from features.customer_state import NO_GAP, NO_PARTITION, STATE_BYTES, STATE_DTYPE
 from features.customer_state import VERSION as CUSTOMER_VERSION
 from features.definitions import (
@@ -45,6 +44,7 @@ from features.definitions import (
     TERMINAL_RING_DAYS,
     WINDOWS,
 )
+from features.jit import CACHE, CACHE_DIR
 from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 from features.terminal_state import VERSION as TERMINAL_VERSION
 
@@ -65,7 +65,7 @@ TERMINAL_RISK_COLS = tuple(COL_TERMINAL_RISK[w] for w in WINDOWS)
 AVG_LONGEST = COL_AVG[max(WINDOWS)]
 RING, TRING = RING_DAYS, TERMINAL_RING_DAYS
 
-njit = numba.njit(cache=jit.CACHE, nogil=True)
+njit = numba.njit(cache=CACHE, nogil=True)
 
 
 # -- little-endian fields of a byte buffer ---------------------------------------------
@@ -362,6 +362,6 @@ def compile_kernels() -> float:
     _compiled = True
     cached = batch_features.stats.cache_hits
     log.info("feature kernels ready in %.2f s (%s)", seconds,
-             f"cache {jit.CACHE_DIR}, {'loaded' if sum(cached.values()) else 'compiled'}"
-             if jit.CACHE else "no writable cache directory: compiled in memory")
+             f"cache {CACHE_DIR}, {'loaded' if sum(cached.values()) else 'compiled'}"
+             if CACHE else "no writable cache directory: compiled in memory")
     return seconds
