@@ -15,7 +15,10 @@ import logging
 import os
 import stat
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numba
 
@@ -59,3 +62,25 @@ if CACHE:
     # numba read NUMBA_CACHE_DIR when it was imported; its cache locator reads this
     # setting when a kernel is declared (the environment is left as it was).
     numba.config.CACHE_DIR = CACHE_DIR
+
+
+_ready: set[str] = set()
+
+
+def warm_up(name: str, kernels: Sequence[Any], call: Callable[[], object]) -> float:
+    """Compile (or load from the cache) ``kernels`` by running ``call`` on tiny inputs,
+    once per process; then refuse to compile them again, so no live batch ever pays for
+    it (arguments of another type raise instead). Logs and returns the seconds taken."""
+    if name in _ready:
+        return 0.0
+    began = time.perf_counter()
+    call()
+    for kernel in kernels:
+        kernel.disable_compile()
+    seconds = time.perf_counter() - began
+    _ready.add(name)
+    loaded = sum(sum(kernel.stats.cache_hits.values()) for kernel in kernels)
+    log.info("%s ready in %.2f s (%s)", name, seconds,
+             f"cache {CACHE_DIR}, {'loaded' if loaded else 'compiled'}" if CACHE
+             else "no writable cache directory: compiled in memory")
+    return seconds

@@ -13,9 +13,6 @@ are read from those modules, so a layout change shows up here.
 
 from __future__ import annotations
 
-import logging
-import time
-
 import numba
 import numpy as np
 
@@ -44,11 +41,9 @@ from features.definitions import (
     TERMINAL_RING_DAYS,
     WINDOWS,
 )
-from features.jit import CACHE, CACHE_DIR
+from features.jit import CACHE, warm_up
 from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 from features.terminal_state import VERSION as TERMINAL_VERSION
-
-log = logging.getLogger("fraudstream.features")
 
 _FIELD = {name: offset for name, (_, offset) in STATE_DTYPE.fields.items()}
 C_PARTITION, C_OFFSET, C_LAST_DAY = _FIELD["partition"], _FIELD["offset"], _FIELD["last_day"]
@@ -342,26 +337,9 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     return matrix, out, bounds, unreadable
 
 
-_compiled = False
-
-
 def compile_kernels() -> float:
-    """Compile (or load from the cache) every kernel, once per process, on a tiny batch;
-    then refuse to compile again, so no live batch ever pays for it (an argument of
-    another type raises instead). Returns the seconds it took; logged once."""
-    global _compiled
-    if _compiled:
-        return 0.0
-    began = time.perf_counter()
+    """Compile the kernels before any batch (once per process; see ``jit.warm_up``)."""
     one = np.zeros(1, np.int64)
-    batch_features(np.frombuffer(b"", np.uint8), np.full(2, -1, np.int64), 1, one, one,
-                   np.full(1, DAY_MS, np.int64), np.ones(1, np.float64), one, one)
-    for kernel in (batch_features,):
-        kernel.disable_compile()
-    seconds = time.perf_counter() - began
-    _compiled = True
-    cached = batch_features.stats.cache_hits
-    log.info("feature kernels ready in %.2f s (%s)", seconds,
-             f"cache {CACHE_DIR}, {'loaded' if sum(cached.values()) else 'compiled'}"
-             if CACHE else "no writable cache directory: compiled in memory")
-    return seconds
+    return warm_up("feature kernels", [batch_features], lambda: batch_features(
+        np.frombuffer(b"", np.uint8), np.full(2, -1, np.int64), 1, one, one,
+        np.full(1, DAY_MS, np.int64), np.ones(1, np.float64), one, one))
