@@ -9,6 +9,7 @@ next batch's ``MGET`` (``get_many_after``): one round trip per batch in the stea
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -59,8 +60,14 @@ class StateStore(Protocol):
 
 
 class RedisStateStore:
-    def __init__(self, client: redis.Redis) -> None:
+    """``guarded_set``: write with one ``SET ... IFEQ`` (``NX`` for absent keys) per key
+    instead of the Lua script; None (the default) uses it when the server has it (valkey
+    8.1+, Redis 8.4+): the same compare-and-set per key, which Redis runs in about half
+    the time of the script."""
+
+    def __init__(self, client: redis.Redis, guarded_set: bool | None = None) -> None:
         self._client = client
+        self._guarded_set = guarded_set
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5,
@@ -77,16 +84,30 @@ class RedisStateStore:
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        return list(self._round_trip(("MGET", *keys)))
+        return list(self._round_trip([("MGET", *keys)])[0])
 
     def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         if not keys:
             return []
-        return [int(i) for i in self._round_trip(cas_command(keys, expected, values, ttl_ms))]
+        write = self._write(keys, expected, values, ttl_ms)
+        return write.conflicts(self._round_trip(write.commands))
 
-    def _round_trip(self, command: resp.Command) -> Any:
-        """One command and its reply on a pooled connection, packed natively. A pooled
+    @property
+    def guarded_set(self) -> bool:
+        """Whether writes are ``SET ... IFEQ`` commands (asks the server once)."""
+        if self._guarded_set is None:
+            self._guarded_set = supports_guarded_set(self._client)
+        return self._guarded_set
+
+    def _write(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
+               values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        if self.guarded_set:
+            return GuardedWrite.of_sets(keys, expected, values, ttl_ms)
+        return GuardedWrite.of_script(keys, expected, values, ttl_ms)
+
+    def _round_trip(self, commands: Sequence[resp.Command]) -> list[Any]:
+        """Commands and their replies on a pooled connection, packed natively. A pooled
         connection the server has dropped meanwhile is retried once on a new one (as
         redis-py does); a compare-and-set run twice only finds its own write: a conflict,
         redone without counting anything twice."""
@@ -94,8 +115,8 @@ class RedisStateStore:
         for attempt in (0, 1):
             connection = pool.get_connection()
             try:
-                resp.send(connection, [command])
-                return connection.read_response()
+                resp.send(connection, commands)
+                return [connection.read_response() for _ in commands]
             except (redis.ConnectionError, redis.TimeoutError):
                 connection.disconnect()
                 if attempt:
@@ -110,18 +131,19 @@ class RedisStateStore:
     def send_compare_and_set_many(self, keys: Sequence[bytes],
                                   expected: Sequence[bytes | None], values: Sequence[bytes],
                                   ttl_ms: int) -> Conflicts:
-        """Send the write on a connection of its own and return at once: Redis runs the
-        script while the worker polls and decodes its next batch."""
+        """Send the write on a connection of its own and return at once: Redis runs it
+        while the worker polls and decodes its next batch."""
         if not keys:
             return list
+        write = self._write(keys, expected, values, ttl_ms)
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            resp.send(connection, [cas_command(keys, expected, values, ttl_ms)])
+            resp.send(connection, write.commands)
         except BaseException:
             pool.release(connection)
             raise
-        return _SentWrite(pool, connection)
+        return _SentWrite(pool, connection, write)
 
     def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
                        ) -> tuple[list[int], list[bytes | None]]:
@@ -134,13 +156,15 @@ class RedisStateStore:
 
 
 class _SentWrite:
-    """A compare-and-set sent on a connection of its own, its reply not yet read. The
+    """A compare-and-set sent on a connection of its own, its replies not yet read. The
     next MGET goes down the same connection behind it, so Redis runs the two in order
-    and both replies come back in one round trip."""
+    and all replies come back in one round trip."""
 
-    def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection) -> None:
+    def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection,
+                 write: GuardedWrite) -> None:
         self._pool = pool
         self._connection = connection
+        self._write = write
 
     def __call__(self) -> list[int]:
         return self._read(())[0]
@@ -153,14 +177,66 @@ class _SentWrite:
         try:
             if keys:
                 resp.send(connection, [("MGET", *keys)])
-            conflicts = [int(i) for i in connection.read_response()]
+            replies = [connection.read_response() for _ in self._write.commands]
             values = list(connection.read_response()) if keys else []
-            return conflicts, values
+            return self._write.conflicts(replies), values
         except BaseException:
             connection.disconnect()  # a half-read reply must never be read by another
             raise
         finally:
             self._pool.release(connection)
+
+
+class GuardedWrite:
+    """A batch's compare-and-set as the commands that make it, and how their replies give
+    the positions that conflicted (the stored value was no longer the one read)."""
+
+    def __init__(self, commands: list[resp.Command], script: bool) -> None:
+        self.commands = commands
+        self._script = script
+
+    @classmethod
+    def of_script(cls, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                  values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        """One EVAL of CAS_SCRIPT: it replies with the conflicting positions."""
+        return cls([cas_command(keys, expected, values, ttl_ms)], script=True)
+
+    @classmethod
+    def of_sets(cls, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        """One SET per key, only if it still holds what was read (IFEQ) or, read absent,
+        is still absent (NX): each replies OK, or nil when it conflicted."""
+        if not len(keys) == len(expected) == len(values):
+            raise ValueError("keys, expected and values differ in length")
+        return cls([("SET", key, new, "NX", "PX", ttl_ms) if old is None
+                    else ("SET", key, new, "IFEQ", old, "PX", ttl_ms)
+                    for key, old, new in zip(keys, expected, values, strict=True)],
+                   script=False)
+
+    def conflicts(self, replies: list[Any]) -> list[int]:
+        if self._script:
+            return [int(i) for i in replies[0]]
+        return [i for i, reply in enumerate(replies) if reply is None]
+
+
+def supports_guarded_set(client: redis.Redis) -> bool:
+    """Whether the server has ``SET ... IFEQ`` (valkey 8.1+, Redis 8.4+), from INFO; a
+    server that will not say gets the Lua script, which every version runs."""
+    try:
+        info = client.info("server")
+    except redis.ResponseError:
+        return False
+    if "valkey_version" in info:
+        return _version(info["valkey_version"]) >= (8, 1)
+    return _version(info.get("redis_version", "0")) >= (8, 4)
+
+
+def _version(text: object) -> tuple[int, ...]:
+    parts = []
+    for part in str(text).split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
 
 def cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
