@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import redis
@@ -59,6 +60,12 @@ class StateStore(Protocol):
         ...
 
 
+# A write larger than this is sent by a helper thread while the worker goes on: the
+# socket takes only part of it at once, and Redis runs one-SET-per-key commands as it
+# reads them, so a blocking send would wait for most of the write to run.
+BACKGROUND_SEND_BYTES = 64 * 1024
+
+
 class RedisStateStore:
     """``guarded_set``: write with one ``SET ... IFEQ`` (``NX`` for absent keys) per key
     instead of the Lua script; None (the default) uses it when the server has it (valkey
@@ -68,6 +75,7 @@ class RedisStateStore:
     def __init__(self, client: redis.Redis, guarded_set: bool | None = None) -> None:
         self._client = client
         self._guarded_set = guarded_set
+        self._send_thread: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5,
@@ -139,11 +147,21 @@ class RedisStateStore:
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            resp.send(connection, write.commands)
+            packed = resp.pack_commands(connection, write.commands)
+            if sum(map(len, packed)) < BACKGROUND_SEND_BYTES:
+                connection.send_packed_command(packed)
+                sending = None
+            else:
+                sending = self._sender().submit(connection.send_packed_command, packed, False)
         except BaseException:
             pool.release(connection)
             raise
-        return _SentWrite(pool, connection, write)
+        return _SentWrite(pool, connection, write, sending)
+
+    def _sender(self) -> ThreadPoolExecutor:
+        if self._send_thread is None:
+            self._send_thread = ThreadPoolExecutor(1, thread_name_prefix="redis-send")
+        return self._send_thread
 
     def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
                        ) -> tuple[list[int], list[bytes | None]]:
@@ -152,6 +170,9 @@ class RedisStateStore:
         return write(), self.get_many(keys)
 
     def close(self) -> None:
+        if self._send_thread is not None:
+            self._send_thread.shutdown(wait=True)
+            self._send_thread = None
         self._client.close()
 
 
@@ -161,10 +182,11 @@ class _SentWrite:
     and all replies come back in one round trip."""
 
     def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection,
-                 write: GuardedWrite) -> None:
+                 write: GuardedWrite, sending: Future[None] | None = None) -> None:
         self._pool = pool
         self._connection = connection
         self._write = write
+        self._sending = sending  # a large write still being sent by the helper thread
 
     def __call__(self) -> list[int]:
         return self._read(())[0]
@@ -175,6 +197,8 @@ class _SentWrite:
     def _read(self, keys: Sequence[bytes]) -> tuple[list[int], list[bytes | None]]:
         connection = self._connection
         try:
+            if self._sending is not None:
+                self._sending.result()  # its error, if any, is this write's
             if keys:
                 resp.send(connection, [("MGET", *keys)])
             replies = [connection.read_response() for _ in self._write.commands]

@@ -13,7 +13,7 @@ import redis
 
 from features.definitions import COL_COUNT
 from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore, supports_guarded_set
+from features.store import BACKGROUND_SEND_BYTES, RedisStateStore, supports_guarded_set
 from fraudstream import services
 
 
@@ -125,3 +125,17 @@ def test_a_redis_without_ifeq_writes_with_the_script() -> None:
         store.close()
     finally:
         server.stop()
+
+
+def test_a_write_too_large_for_one_socket_write_is_sent_in_the_background(
+        store: RedisStateStore) -> None:
+    k = keys(400)
+    old = [bytes([i % 251]) * 300 for i in range(400)]
+    assert store.compare_and_set_many(k, [None] * 400, old, 60_000) == []
+    store.client.set(k[7], b"someone else")
+    new = [value[::-1] + b"!" for value in old]
+    assert sum(map(len, old + new)) > BACKGROUND_SEND_BYTES
+    sent = store.send_compare_and_set_many(k, old, new, 60_000)
+    conflicts, values = store.get_many_after(sent, k)
+    assert conflicts == [7]
+    assert values == [b"someone else" if i == 7 else v for i, v in enumerate(new)]
