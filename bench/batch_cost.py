@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,8 +69,9 @@ def measure_batch_costs(redis_url: str, scorer: Scorer, frame: pd.DataFrame,
     """Median stage times of ``batches`` batches of each size (fewer for the large ones
     when the frame runs out), after ``warm_events`` events have filled the state."""
     store = RedisStateStore.from_url(redis_url)
-    store.client.flushdb()
-    core = DecisionCore(OnlineFeatureStore(store, "bench"), CircuitBreaker(5, 1.0),
+    # Keys of this run's own, with a TTL like every feature key: nothing else is touched.
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    core = DecisionCore(OnlineFeatureStore(store, prefix, ttl_days=1), CircuitBreaker(5, 1.0),
                         WorkerMetrics.create(CollectorRegistry()))
     stream = _Stream(frame)
     _run(core, scorer, stream, 512, warm_events // 512)

@@ -41,7 +41,8 @@ def train_registry() -> Path:
 
 
 def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
-                   registry: Path) -> StageReport:
+                   registry: Path | None = None) -> StageReport:
+    registry = registry or train_registry()
     settings = isolated(settings, "stages").replace(
         model_dir=str(registry), session_timeout_ms=6000, heartbeat_interval_ms=500)
     create_topics(settings, 4)
