@@ -13,6 +13,8 @@ QUIX_VENV = ROOT / ".venv-quix"
 REQUIREMENTS = ["quixstreams==3.28.1", "numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1",
                 "joblib==1.6.0", "redis[hiredis]==8.1.0", "msgspec==0.22.0",
                 "threadpoolctl==3.8.0", "tl2cgen==1.0.0", "prometheus-client==0.26.0",
+                # The compiled feature and decision kernels.
+                "numba==0.68.1", "llvmlite==0.50.0",
                 # Models are signed: verifying one needs Ed25519.
                 "cryptography==50.0.2"]
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.batch_cost import FIXED_COST_SIZE, LARGE_SIZE, BatchCost, measure_batch_costs
 from bench.pipeline import isolated
 from bench.report import markdown_table, print_table, write_results
 from fraudstream import services
@@ -16,6 +17,8 @@ from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from fraudstream.simulator.streamer import produce_frame
 from fraudstream.topics import create_topics
+from models.registry import Registry
+from models.scorer import load_scorer
 from models.train import train
 from stream.app import build_worker
 
@@ -31,10 +34,15 @@ class StageReport:
         return self.events / self.seconds
 
 
-def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
-                   ) -> StageReport:
+def train_registry() -> Path:
     registry = Path(tempfile.mkdtemp(prefix="fraudstream-stages-"))
     train(simulate(SimulationConfig(customers=2000, terminals=4000, days=60)), registry)
+    return registry
+
+
+def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
+                   registry: Path | None = None) -> StageReport:
+    registry = registry or train_registry()
     settings = isolated(settings, "stages").replace(
         model_dir=str(registry), session_timeout_ms=6000, heartbeat_interval_ms=500)
     create_topics(settings, 4)
@@ -72,18 +80,37 @@ def measure_stages(settings: Settings, frame_events: int, population: Simulation
 
 def run_stages(out: Path, quick: bool, settings: Settings, population: SimulationConfig,
                ) -> StageReport:
+    registry = train_registry()
     with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
             services.redis_url(settings.redis_url) as redis_url:
         report = measure_stages(settings.replace(kafka_bootstrap=bootstrap,
                                                  redis_url=redis_url),
-                                30_000 if quick else 100_000, population)
+                                30_000 if quick else 100_000, population, registry)
+        costs = measure_batch_costs(redis_url, load_scorer(Registry(registry).load_champion()),
+                                    simulate(population))
     headers = ["stage", "us per event", "share"]
     total = sum(report.micros_per_event.values())
     rows = [[stage, f"{value:.1f}", f"{value / total:.0%}"]
             for stage, value in report.micros_per_event.items()]
     rows.append(["total", f"{total:.1f}", f"{report.rate:,.0f} events/s"])
     print_table(f"worker stages ({report.events:,} events drained in-process)", headers, rows)
-    write_results(out, "stages", {"events": report.events, "seconds": report.seconds,
-                                  "micros_per_event": report.micros_per_event},
-                  markdown_table(headers, rows))
+    cost_headers = ["batch", "fetch us", "score us", "update us", "total us", "us per event"]
+    cost_rows = [[str(c.size), f"{c.fetch_us:,.0f}", f"{c.score_us:,.0f}",
+                  f"{c.update_us:,.0f}", f"{c.total_us:,.0f}", f"{c.per_event_us:.1f}"]
+                 for c in costs]
+    print_table("one batch, in process against Redis (medians)", cost_headers, cost_rows)
+    by_size = {c.size: c for c in costs}
+    write_results(out, "stages", {
+        "events": report.events, "seconds": report.seconds,
+        "micros_per_event": report.micros_per_event,
+        "batch_of_1_us": by_size[FIXED_COST_SIZE].total_us,
+        "per_event_us_at_512": by_size[LARGE_SIZE].per_event_us,
+        "batches": [_cost_dict(c) for c in costs],
+    }, markdown_table(headers, rows) + "\n" + markdown_table(cost_headers, cost_rows))
     return report
+
+
+def _cost_dict(cost: BatchCost) -> dict[str, float]:
+    return {"size": cost.size, "fetch_us": cost.fetch_us, "score_us": cost.score_us,
+            "update_us": cost.update_us, "total_us": cost.total_us,
+            "per_event_us": cost.per_event_us}

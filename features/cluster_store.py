@@ -27,6 +27,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from features import resp
 from features.redis_auth import NO_AUTH, RedisAuth
 from features.store import CAS_SCRIPT, Conflicts, RedisStateStore, cas_args
 
@@ -141,7 +142,7 @@ class _Round:
                 entry = self._open[node.name] = (pool, pool.get_connection(), [])
             connection, tags = entry[1], entry[2]
             tags.extend(tag for tag, _ in batch)
-            connection.send_packed_command(connection.pack_commands([c for _, c in batch]))
+            resp.send(connection, [c for _, c in batch])
         except redis.RedisError as exc:
             lost = [tag for tag, _ in batch]
             if entry is not None:

@@ -1,214 +1,345 @@
-"""Vectorised feature arithmetic for the common case: one event per key in the batch.
+"""The compiled hot path: a whole batch's stored states, events and features in one call.
 
-``features.online`` sends an event here when its customer (or terminal) appears once in
-the batch, the event is not a replay, and its day does not move backwards; everything
-else takes the sequential path in ``customer_state`` / ``terminal_state``, which is the
-definition these kernels are tested against.
+``batch_features`` decodes the packed customer and terminal values of a batch (one byte
+buffer), applies every event in arrival order (replays skipped, exactly as
+``features.online.apply_batch``, the sequential definition it is tested against for
+exact equality), writes the feature matrix and encodes every changed state into one
+output buffer. Nothing in it is done per key in Python. It is compiled by Numba once per
+process (``compile_kernels``, before any batch), and cached where ``features.jit`` says.
+
+The byte layouts are those of ``customer_state`` and ``terminal_state``; their offsets
+are read from those modules, so a layout change shows up here.
 """
 
 from __future__ import annotations
 
-import struct
-
+import numba
 import numpy as np
 
-from features.customer_state import (
-    NO_GAP,
-    NO_PARTITION,
-    STATE_DTYPE,
-    VERSION,
-    StateFormatError,
-)
+from features.customer_state import NO_GAP, NO_PARTITION, STATE_BYTES, STATE_DTYPE
+from features.customer_state import VERSION as CUSTOMER_VERSION
 from features.definitions import (
     CENTS_MAX,
+    COL_AMOUNT,
+    COL_AMOUNT_RATIO,
+    COL_AVG,
+    COL_COUNT,
+    COL_GAP,
+    COL_NIGHT,
+    COL_TERMINAL_COUNT,
+    COL_TERMINAL_RISK,
+    COL_WEEKEND,
     COUNT_MAX,
+    DAY_MS,
     GAP_CAP_MS,
+    HOUR_MS,
     LABEL_DELAY_DAYS,
+    MIN_MEAN_AMOUNT,
+    N_FEATURES,
+    NIGHT_LAST_HOUR,
     RING_DAYS,
     TERMINAL_RING_DAYS,
     WINDOWS,
 )
+from features.jit import CACHE, warm_up
 from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 from features.terminal_state import VERSION as TERMINAL_VERSION
-from features.terminal_state import TerminalStateError
 
-_CUSTOMER_SLOTS = np.arange(RING_DAYS, dtype=np.int64)
-_TERMINAL_SLOTS = np.arange(TERMINAL_RING_DAYS, dtype=np.int64)
-EMPTY_CUSTOMER = np.zeros(1, dtype=STATE_DTYPE)
-EMPTY_CUSTOMER["version"] = VERSION
-EMPTY_CUSTOMER["partition"] = NO_PARTITION
-EMPTY_CUSTOMER["offset"] = -1
-EMPTY_CUSTOMER["prev_gap"] = NO_GAP
+_FIELD = {name: offset for name, (_, offset) in STATE_DTYPE.fields.items()}
+C_PARTITION, C_OFFSET, C_LAST_DAY = _FIELD["partition"], _FIELD["offset"], _FIELD["last_day"]
+C_LAST_TS, C_PREV_GAP = _FIELD["last_ts"], _FIELD["prev_gap"]
+C_COUNTS, C_CENTS = _FIELD["counts"], _FIELD["cents"]
+T_HEADER = 11  # version u1, last_day i4, marks u2, fraud ids u4 (terminal_state._HEADER)
+T_PREFIX = T_HEADER + 2 * 4 * TERMINAL_RING_DAYS  # header and the two u4 rings
+MARK_BYTES, FRAUD_BYTES = 10, 12  # (u2 partition, i8 offset), (i4 day, u8 id)
+NW = len(WINDOWS)
+COUNT_COLS = tuple(COL_COUNT[w] for w in WINDOWS)
+AVG_COLS = tuple(COL_AVG[w] for w in WINDOWS)
+TERMINAL_COUNT_COLS = tuple(COL_TERMINAL_COUNT[w] for w in WINDOWS)
+TERMINAL_RISK_COLS = tuple(COL_TERMINAL_RISK[w] for w in WINDOWS)
+AVG_LONGEST = COL_AVG[max(WINDOWS)]
+RING, TRING = RING_DAYS, TERMINAL_RING_DAYS
 
-
-def _slot_days(last_day: np.ndarray, slots: np.ndarray, ring: int) -> np.ndarray:
-    """The day each ring slot holds, for rings whose newest day is ``last_day``."""
-    return last_day[:, None] - np.mod(last_day[:, None] - slots[None, :], ring)
-
-
-def customer_step(rows: np.ndarray, day: np.ndarray, ts: np.ndarray, cents: np.ndarray,
-                  partition: np.ndarray, offset: np.ndarray,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply one in-order event to each row; return (counts, cents sums, gaps) per event.
-
-    ``rows`` are customer states (STATE_DTYPE), updated in place; day >= last_day or the
-    state is new."""
-    is_new = (rows["partition"] == NO_PARTITION) & (rows["offset"] < 0)
-    last = np.where(is_new, day, rows["last_day"].astype(np.int64))
-    counts = np.where(is_new[:, None], 0, rows["counts"]).astype(np.int64)
-    sums = np.where(is_new[:, None], 0, rows["cents"]).astype(np.int64)
-    held = _slot_days(last, _CUSTOMER_SLOTS, RING_DAYS)
-    keep = held > (day - RING_DAYS)[:, None]  # still inside the ring once it rolls to day
-    counts = np.where(keep, counts, 0)
-    sums = np.where(keep, sums, 0)
-    slot = np.mod(day, RING_DAYS)
-    index = np.arange(len(day))
-    today = held[index, slot] == day
-    counts[index, slot] = np.where(today, counts[index, slot], 0)
-    sums[index, slot] = np.where(today, sums[index, slot], 0)
-    counts[index, slot] = np.minimum(counts[index, slot] + 1, COUNT_MAX)
-    sums[index, slot] = np.minimum(sums[index, slot] + cents, CENTS_MAX)
-
-    new_days = _slot_days(day, _CUSTOMER_SLOTS, RING_DAYS)
-    window_counts = np.empty((len(day), len(WINDOWS)), dtype=np.int64)
-    window_sums = np.empty((len(day), len(WINDOWS)), dtype=np.int64)
-    for w, window in enumerate(WINDOWS):
-        inside = new_days > (day - window)[:, None]
-        window_counts[:, w] = (counts * inside).sum(axis=1)
-        window_sums[:, w] = (sums * inside).sum(axis=1)
-    gap = np.where(is_new, GAP_CAP_MS,
-                   np.clip(ts - rows["last_ts"], 0, GAP_CAP_MS)).astype(np.int64)
-
-    rows["counts"] = counts
-    rows["cents"] = sums
-    rows["last_day"] = day
-    rows["prev_gap"] = np.where(is_new, NO_GAP, gap)
-    rows["last_ts"] = ts
-    rows["partition"] = partition
-    rows["offset"] = offset
-    rows["version"] = VERSION
-    return window_counts, window_sums, gap
+njit = numba.njit(cache=CACHE, nogil=True)
 
 
-TERMINAL_PREFIX_DTYPE = np.dtype([
-    ("version", "u1"), ("last_day", "<i4"), ("n_marks", "<u2"), ("n_frauds", "<u4"),
-    ("counts", "<u4", (TERMINAL_RING_DAYS,)), ("frauds", "<u4", (TERMINAL_RING_DAYS,)),
-])
+# -- little-endian fields of a byte buffer ---------------------------------------------
+
+@njit
+def _get(b: np.ndarray, p: int, size: int) -> int:
+    v = np.uint64(0)
+    for i in range(size):
+        v |= np.uint64(b[p + i]) << np.uint64(8 * i)
+    return v
 
 
-def terminal_windows(last_day: np.ndarray, counts: np.ndarray, frauds: np.ndarray,
-                     is_new: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(transactions, frauds) per window over days d-7-W+1 .. d-7, from the rings as they
-    are (the event's own day is never inside its windows)."""
-    held = _slot_days(last_day.astype(np.int64), _TERMINAL_SLOTS, TERMINAL_RING_DAYS)
-    counts = np.where(is_new[:, None], 0, counts).astype(np.int64)
-    frauds = np.where(is_new[:, None], 0, frauds).astype(np.int64)
-    last = (day - LABEL_DELAY_DAYS)[:, None]
-    out_counts = np.empty((len(day), len(WINDOWS)), dtype=np.int64)
-    out_frauds = np.empty((len(day), len(WINDOWS)), dtype=np.int64)
-    for w, window in enumerate(WINDOWS):
-        inside = (held <= last) & (held > last - window)
-        out_counts[:, w] = (counts * inside).sum(axis=1)
-        out_frauds[:, w] = (frauds * inside).sum(axis=1)
-    return out_counts, out_frauds
+@njit
+def _u(b: np.ndarray, p: int, size: int) -> int:
+    return np.int64(_get(b, p, size))
 
 
-def terminal_count(rows: np.ndarray, is_new: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Count one transaction per row on ``day`` (rolling the ring forward when the day is
-    newer). Returns the rows whose ring rolled, whose fraud ids may need pruning."""
-    last = np.where(is_new, day, rows["last_day"].astype(np.int64))
-    rolls = day > last
-    new_last = np.maximum(last, day)
-    held = _slot_days(last, _TERMINAL_SLOTS, TERMINAL_RING_DAYS)
-    keep = (held > (new_last - TERMINAL_RING_DAYS)[:, None]) & ~is_new[:, None]
-    counts = np.where(keep, rows["counts"], 0).astype(np.int64)
-    frauds = np.where(keep, rows["frauds"], 0).astype(np.int64)
-    inside = day > new_last - TERMINAL_RING_DAYS
-    index = np.flatnonzero(inside)
-    slot = np.mod(day[index], TERMINAL_RING_DAYS)
-    counts[index, slot] = np.minimum(counts[index, slot] + 1, TERMINAL_COUNT_MAX)
-    rows["counts"] = counts
-    rows["frauds"] = frauds
-    rows["last_day"] = new_last
-    return rolls & ~is_new
+@njit
+def _i4(b: np.ndarray, p: int) -> int:
+    v = np.int64(_get(b, p, 4))
+    return v - 2**32 if v >= 2**31 else v
 
 
-def customer_rows(raws: list[bytes | None]) -> np.ndarray:
-    """Stored customer values as one structured array (new customers as empty states)."""
-    empty = EMPTY_CUSTOMER.tobytes()
-    for raw in raws:
-        if raw is not None and (len(raw) != STATE_DTYPE.itemsize or raw[0] != VERSION):
-            raise StateFormatError(f"customer state of {len(raw)} bytes, version {raw[:1]!r}")
-    blob = b"".join(empty if raw is None else raw for raw in raws)
-    return np.frombuffer(blob, dtype=STATE_DTYPE).copy()
+@njit
+def _i8(b: np.ndarray, p: int) -> int:
+    return np.int64(_get(b, p, 8))
 
 
-_MARK = struct.Struct("<Hq")
-_FRAUD_BYTES = 12  # (i32 day, u64 id)
-_FRAUD_DAYS = np.dtype([("day", "<i4"), ("id", "<u8")])
-_EMPTY_PREFIX = np.zeros(1, dtype=TERMINAL_PREFIX_DTYPE)
-_EMPTY_PREFIX["version"] = TERMINAL_VERSION
-_PREFIX_BYTES = TERMINAL_PREFIX_DTYPE.itemsize
+@njit
+def _put(b: np.ndarray, p: int, size: int, value: int) -> None:
+    v = np.uint64(value)  # two's complement for negative values
+    for i in range(size):
+        b[p + i] = np.uint8((v >> np.uint64(8 * i)) & np.uint64(0xFF))
 
 
-class TerminalTail:
-    """The variable part of a terminal value: partition marks and counted fraud ids."""
+# -- the batch ---------------------------------------------------------------------------
 
-    __slots__ = ("frauds", "marks")
+@njit
+def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
+                   c_index: np.ndarray, t_index: np.ndarray, ts: np.ndarray,
+                   amounts: np.ndarray, partitions: np.ndarray, offsets: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(feature matrix, new values, their bounds, unreadable) for one batch.
 
-    def __init__(self, marks: dict[int, int], frauds: bytes) -> None:
-        self.marks = marks
-        self.frauds = frauds
+    ``blob`` holds the stored values back to back, customers first; ``lengths[k]`` is
+    value k's size, -1 when absent. New value k is ``out[bounds[k]:bounds[k + 1]]``,
+    empty when that state did not change. A value that is not a state of its kind is
+    flagged in ``unreadable`` and read as absent."""
+    n, n_keys = ts.shape[0], lengths.shape[0]
+    n_terminals = n_keys - n_customers
+    starts = np.empty(n_keys, np.int64)
+    at = 0
+    for k in range(n_keys):
+        starts[k] = at
+        at += max(lengths[k], 0)
+    unreadable = np.zeros(n_keys, np.bool_)
 
-    def has_applied(self, partition: int, offset: int) -> bool:
-        return offset <= self.marks.get(partition, -1)
-
-    def mark(self, partition: int, offset: int) -> None:
-        self.marks[partition] = max(offset, self.marks.get(partition, -1))
-
-    def prune(self, last_day: int) -> None:
-        """Forget fraud ids whose day has left the ring."""
-        if self.frauds:
-            ids = np.frombuffer(self.frauds, dtype=_FRAUD_DAYS)
-            self.frauds = ids[ids["day"] > last_day - TERMINAL_RING_DAYS].tobytes()
-
-    def to_bytes(self) -> bytes:
-        return b"".join(_MARK.pack(p, o) for p, o in sorted(self.marks.items())) + self.frauds
-
-
-def terminal_rows(raws: list[bytes | None]) -> tuple[np.ndarray, list[TerminalTail]]:
-    """Stored terminal values as one structured array of prefixes plus their tails."""
-    empty = _EMPTY_PREFIX.tobytes()
-    prefixes: list[bytes] = []
-    tails: list[TerminalTail] = []
-    for raw in raws:
-        if raw is None:
-            prefixes.append(empty)
-            tails.append(TerminalTail({}, b""))
+    # customers as columns
+    c_part = np.full(n_customers, NO_PARTITION, np.int64)
+    c_off = np.full(n_customers, -1, np.int64)
+    c_day = np.zeros(n_customers, np.int64)
+    c_ts = np.zeros(n_customers, np.int64)
+    c_gap = np.full(n_customers, NO_GAP, np.int64)
+    c_counts = np.zeros((n_customers, RING), np.int64)
+    c_cents = np.zeros((n_customers, RING), np.int64)
+    for k in range(n_customers):
+        if lengths[k] < 0:
             continue
-        if len(raw) < _PREFIX_BYTES or raw[0] != TERMINAL_VERSION:
-            raise TerminalStateError(f"terminal state of {len(raw)} bytes, version {raw[:1]!r}")
-        n_marks = int.from_bytes(raw[5:7], "little")
-        n_frauds = int.from_bytes(raw[7:11], "little")
-        marks_end = _PREFIX_BYTES + n_marks * _MARK.size
-        if len(raw) != marks_end + n_frauds * _FRAUD_BYTES:
-            raise TerminalStateError(f"terminal state of {len(raw)} bytes is truncated")
-        prefixes.append(raw[:_PREFIX_BYTES])
-        tails.append(TerminalTail(dict(_MARK.iter_unpack(raw[_PREFIX_BYTES:marks_end])),
-                                  raw[marks_end:]))
-    rows = np.frombuffer(b"".join(prefixes), dtype=TERMINAL_PREFIX_DTYPE).copy()
-    return rows, tails
+        p = starts[k]
+        if lengths[k] != STATE_BYTES or blob[p] != CUSTOMER_VERSION:
+            unreadable[k] = True
+            continue
+        c_part[k] = _u(blob, p + C_PARTITION, 2)
+        c_off[k] = _i8(blob, p + C_OFFSET)
+        c_day[k] = _i4(blob, p + C_LAST_DAY)
+        c_ts[k] = _i8(blob, p + C_LAST_TS)
+        c_gap[k] = _u(blob, p + C_PREV_GAP, 4)
+        for s in range(RING):
+            c_counts[k, s] = blob[p + C_COUNTS + s]
+            c_cents[k, s] = _u(blob, p + C_CENTS + 4 * s, 4)
+
+    # terminals: rings as columns, partition marks in a region per terminal with room
+    # for one new mark per event of the batch, fraud ids left in the blob
+    events_of = np.zeros(n_terminals, np.int64)
+    for i in range(n):
+        events_of[t_index[i]] += 1
+    t_day = np.zeros(n_terminals, np.int64)
+    t_counts = np.zeros((n_terminals, TRING), np.int64)
+    t_frauds = np.zeros((n_terminals, TRING), np.int64)
+    n_marks = np.zeros(n_terminals, np.int64)
+    n_ids = np.zeros(n_terminals, np.int64)
+    ids_from = np.zeros(n_terminals, np.int64)  # where the stored fraud ids start
+    for j in range(n_terminals):
+        k = n_customers + j
+        size = lengths[k]
+        if size < 0:
+            continue
+        p = starts[k]
+        if size < T_PREFIX or blob[p] != TERMINAL_VERSION:
+            unreadable[k] = True
+            continue
+        marks, ids = _u(blob, p + 5, 2), _u(blob, p + 7, 4)
+        if size != T_PREFIX + marks * MARK_BYTES + ids * FRAUD_BYTES:
+            unreadable[k] = True
+            continue
+        t_day[j] = _i4(blob, p + 1)
+        for s in range(TRING):
+            t_counts[j, s] = _u(blob, p + T_HEADER + 4 * s, 4)
+            t_frauds[j, s] = _u(blob, p + T_HEADER + 4 * (TRING + s), 4)
+        n_marks[j], n_ids[j] = marks, ids
+        ids_from[j] = p + T_PREFIX + marks * MARK_BYTES
+    mark_at = np.empty(n_terminals, np.int64)
+    room = 0
+    for j in range(n_terminals):
+        mark_at[j] = room
+        room += n_marks[j] + events_of[j]
+    mark_part = np.empty(room, np.int64)
+    mark_off = np.empty(room, np.int64)
+    for j in range(n_terminals):
+        p = starts[n_customers + j] + T_PREFIX
+        for m in range(n_marks[j]):
+            mark_part[mark_at[j] + m] = _u(blob, p + MARK_BYTES * m, 2)
+            mark_off[mark_at[j] + m] = _i8(blob, p + MARK_BYTES * m + 2)
+    rolled = np.zeros(n_terminals, np.bool_)
+
+    matrix = np.empty((n, N_FEATURES), np.float64)
+    c_changed = np.zeros(n_customers, np.bool_)
+    t_changed = np.zeros(n_terminals, np.bool_)
+    for i in range(n):
+        t, part, off, amount = ts[i], partitions[i], offsets[i], amounts[i]
+        day = t // DAY_MS
+        cents = np.int64(np.rint(amount * 100.0))
+        matrix[i, COL_AMOUNT] = amount
+        matrix[i, COL_WEEKEND] = 1.0 if (day + 3) % 7 >= 5 else 0.0
+        matrix[i, COL_NIGHT] = 1.0 if (t - day * DAY_MS) // HOUR_MS <= NIGHT_LAST_HOUR else 0.0
+
+        # the customer: CustomerState.add and window_totals, online._customer_event
+        k = c_index[i]
+        extra_count, extra_cents = 0, 0
+        if part == c_part[k] and off <= c_off[k]:  # a replay: counted already
+            gap = c_gap[k] if off == c_off[k] else t - c_ts[k]
+        else:
+            if c_part[k] == NO_PARTITION and c_off[k] < 0:
+                c_day[k] = day
+                gap = NO_GAP
+            else:
+                gap = min(max(t - c_ts[k], 0), GAP_CAP_MS)
+                if day > c_day[k]:
+                    for d in range(max(c_day[k] + 1, day - RING + 1), day + 1):
+                        c_counts[k, d % RING] = 0
+                        c_cents[k, d % RING] = 0
+                    c_day[k] = day
+            if day > c_day[k] - RING:
+                s = day % RING
+                c_counts[k, s] = min(c_counts[k, s] + 1, COUNT_MAX)
+                c_cents[k, s] = min(c_cents[k, s] + cents, CENTS_MAX)
+            else:  # too old for the ring: it still counts in its own windows
+                extra_count, extra_cents = 1, cents
+            c_gap[k], c_ts[k], c_part[k], c_off[k] = gap, t, part, off
+            c_changed[k] = True
+        new = c_part[k] == NO_PARTITION and c_off[k] < 0
+        for w in range(NW):
+            count, total = extra_count, extra_cents
+            if not new:
+                for d in range(max(day - WINDOWS[w] + 1, c_day[k] - RING + 1),
+                               min(day, c_day[k]) + 1):
+                    count += c_counts[k, d % RING]
+                    total += c_cents[k, d % RING]
+            matrix[i, COUNT_COLS[w]] = count
+            matrix[i, AVG_COLS[w]] = np.float64(total) / np.float64(max(count, 1)) / 100.0
+        if gap == NO_GAP:
+            gap = GAP_CAP_MS
+        matrix[i, COL_GAP] = np.float64(min(max(gap, 0), GAP_CAP_MS)) / 1000.0
+        matrix[i, COL_AMOUNT_RATIO] = amount / max(matrix[i, AVG_LONGEST], MIN_MEAN_AMOUNT)
+
+        # the terminal: TerminalState.window_totals and add_transaction
+        j = t_index[i]
+        new = n_marks[j] == 0
+        if new:
+            for s in range(TRING):
+                if t_counts[j, s] != 0:
+                    new = False
+                    break
+        last = day - LABEL_DELAY_DAYS
+        for w in range(NW):
+            count, frauds = 0, 0
+            if not new:
+                for d in range(max(last - WINDOWS[w] + 1, t_day[j] - TRING + 1),
+                               min(last, t_day[j]) + 1):
+                    count += t_counts[j, d % TRING]
+                    frauds += t_frauds[j, d % TRING]
+            matrix[i, TERMINAL_COUNT_COLS[w]] = count
+            matrix[i, TERMINAL_RISK_COLS[w]] = (np.float64(frauds) / np.float64(count)
+                                                if count > 0 else 0.0)
+        first, end = mark_at[j], mark_at[j] + n_marks[j]
+        m = first
+        while m < end and mark_part[m] < part:
+            m += 1
+        if m < end and mark_part[m] == part and off <= mark_off[m]:
+            continue  # a replay at this terminal
+        if new:
+            t_day[j] = day
+        elif day > t_day[j]:
+            for d in range(max(t_day[j] + 1, day - TRING + 1), day + 1):
+                t_counts[j, d % TRING] = 0
+                t_frauds[j, d % TRING] = 0
+            t_day[j] = day
+            rolled[j] = True
+        if m < end and mark_part[m] == part:
+            mark_off[m] = max(off, mark_off[m])
+        else:  # a new partition: keep the marks sorted, as terminal_state.encode does
+            for q in range(end, m, -1):
+                mark_part[q], mark_off[q] = mark_part[q - 1], mark_off[q - 1]
+            mark_part[m], mark_off[m] = part, off
+            n_marks[j] += 1
+        if t_day[j] - TRING < day <= t_day[j]:
+            s = day % TRING
+            t_counts[j, s] = min(t_counts[j, s] + 1, TERMINAL_COUNT_MAX)
+        t_changed[j] = True
+
+    # encode the changed states
+    kept = np.zeros(n_terminals, np.int64)
+    size = 0
+    for k in range(n_customers):
+        if c_changed[k]:
+            size += STATE_BYTES
+    for j in range(n_terminals):
+        if not t_changed[j]:
+            continue
+        for q in range(n_ids[j]):
+            if not rolled[j] or _i4(blob, ids_from[j] + FRAUD_BYTES * q) > t_day[j] - TRING:
+                kept[j] += 1
+        size += T_PREFIX + MARK_BYTES * n_marks[j] + FRAUD_BYTES * kept[j]
+    out = np.empty(size, np.uint8)
+    bounds = np.empty(n_keys + 1, np.int64)
+    at = 0
+    for k in range(n_customers):
+        bounds[k] = at
+        if not c_changed[k]:
+            continue
+        out[at] = CUSTOMER_VERSION
+        _put(out, at + C_PARTITION, 2, c_part[k])
+        _put(out, at + C_OFFSET, 8, c_off[k])
+        _put(out, at + C_LAST_DAY, 4, c_day[k])
+        _put(out, at + C_LAST_TS, 8, c_ts[k])
+        _put(out, at + C_PREV_GAP, 4, c_gap[k])
+        for s in range(RING):
+            out[at + C_COUNTS + s] = c_counts[k, s]
+            _put(out, at + C_CENTS + 4 * s, 4, c_cents[k, s])
+        at += STATE_BYTES
+    for j in range(n_terminals):
+        k = n_customers + j
+        bounds[k] = at
+        if not t_changed[j]:
+            continue
+        out[at] = TERMINAL_VERSION
+        _put(out, at + 1, 4, t_day[j])
+        _put(out, at + 5, 2, n_marks[j])
+        _put(out, at + 7, 4, kept[j])
+        for s in range(TRING):
+            _put(out, at + T_HEADER + 4 * s, 4, t_counts[j, s])
+            _put(out, at + T_HEADER + 4 * (TRING + s), 4, t_frauds[j, s])
+        at += T_PREFIX
+        for m in range(mark_at[j], mark_at[j] + n_marks[j]):
+            _put(out, at, 2, mark_part[m])
+            _put(out, at + 2, 8, mark_off[m])
+            at += MARK_BYTES
+        for q in range(n_ids[j]):
+            p = ids_from[j] + FRAUD_BYTES * q
+            if not rolled[j] or _i4(blob, p) > t_day[j] - TRING:
+                out[at:at + FRAUD_BYTES] = blob[p:p + FRAUD_BYTES]
+                at += FRAUD_BYTES
+    bounds[n_keys] = at
+    return matrix, out, bounds, unreadable
 
 
-def encode_terminals(rows: np.ndarray, tails: list[TerminalTail],
-                     which: np.ndarray) -> dict[int, bytes]:
-    """New stored values of the terminals ``which`` (indices into rows and tails)."""
-    if not which.size:
-        return {}
-    chosen = rows[which]
-    chosen["version"] = TERMINAL_VERSION
-    chosen["n_marks"] = [len(tails[k].marks) for k in which.tolist()]
-    chosen["n_frauds"] = [len(tails[k].frauds) // _FRAUD_BYTES for k in which.tolist()]
-    blob = chosen.tobytes()
-    return {k: blob[i * _PREFIX_BYTES:(i + 1) * _PREFIX_BYTES] + tails[k].to_bytes()
-            for i, k in enumerate(which.tolist())}
+def compile_kernels() -> float:
+    """Compile the kernels before any batch (once per process; see ``jit.warm_up``)."""
+    one = np.zeros(1, np.int64)
+    return warm_up("feature kernels", [batch_features], lambda: batch_features(
+        np.frombuffer(b"", np.uint8), np.full(2, -1, np.int64), 1, one, one,
+        np.full(1, DAY_MS, np.int64), np.ones(1, np.float64), one, one))

@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 
 from features import customer_state, kernels, terminal_state
-from features.customer_state import NO_GAP, NO_PARTITION, CustomerState, StateFormatError
+from features.customer_state import NO_GAP, CustomerState, StateFormatError
 from features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
@@ -129,6 +129,9 @@ class OnlineFeatureStore:
         self.unresolved = 0  # keys whose write was carried to the next batch, ever
         self._unreadable: collections.Counter[str] = collections.Counter()
         self.calls = 0  # round trips made: only an answer from Redis proves it is up
+        self._customer_prefix = self._prefix + b":c:"
+        self._terminal_prefix = self._prefix + b":t:"
+        kernels.compile_kernels()  # before any batch: never on a live one
 
     def customer_key(self, customer_id: str) -> bytes:
         return customer_key(self._prefix, customer_id)
@@ -139,26 +142,23 @@ class OnlineFeatureStore:
     # -- transactions -----------------------------------------------------------------
 
     def fetch(self, batch: TransactionBatch) -> tuple[np.ndarray, PendingUpdate]:
-        customers = _positions(batch.customer_ids)
-        terminals = _positions(batch.terminal_ids)
-        keys = ([self.customer_key(c) for c in customers]
-                + [self.terminal_key(t) for t in terminals])
+        customers, c_index = _distinct(batch.customer_ids)
+        terminals, t_index = _distinct(batch.terminal_ids)
+        keys = [*map(self._customer_prefix.__add__, map(str.encode, customers)),
+                *map(self._terminal_prefix.__add__, map(str.encode, terminals))]
         read = self._read(keys)
         n_customers = len(customers)
-        c_index = np.fromiter((customers[c] for c in batch.customer_ids), np.int64, len(batch))
-        t_index = np.fromiter((terminals[t] for t in batch.terminal_ids), np.int64, len(batch))
-        try:
-            matrix, c_values, t_values = _features(batch, c_index, t_index, read, n_customers)
-        except UNREADABLE:  # rare: find the values at fault, count them, read as absent
-            parsed = self._readable(keys, read, n_customers)
-            matrix, c_values, t_values = _features(batch, c_index, t_index, parsed,
-                                                   n_customers)
+        matrix, values, unreadable = _features(batch, c_index, t_index, read, n_customers)
+        if unreadable.any():  # rare: count the values at fault (they were read as absent)
+            for i in np.flatnonzero(unreadable).tolist():
+                self._unreadable[self._kind(i < n_customers)] += 1
+
         def redo_for(i: int) -> Redo:
             if i < n_customers:
                 return _customer_redo(batch, c_index, i)
             return _terminal_redo(batch, t_index, i - n_customers)
 
-        return matrix, PendingUpdate(keys, read, c_values + t_values, redo_for)
+        return matrix, PendingUpdate(keys, read, values, redo_for)
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
@@ -214,17 +214,20 @@ class OnlineFeatureStore:
             values = self._store.get_many(keys)  # the retries may have changed them
         return values
 
+    def _kind(self, customer: bool) -> str:
+        """The label unreadable values are counted under: the key prefix of their kind."""
+        return f"{self._prefix.decode('utf-8', 'replace')}:{'c' if customer else 't'}"
+
     def _readable(self, keys: list[bytes], read: list[bytes | None],
                   n_customers: int) -> list[bytes | None]:
         """``read`` with every value that does not parse as its kind's state replaced by
         None (absent), each counted by its key's prefix."""
         parsed: list[bytes | None] = []
-        for i, (key, raw) in enumerate(zip(keys, read, strict=True)):
+        for i, raw in enumerate(read):
             try:
                 (customer_state if i < n_customers else terminal_state).decode(raw)
             except UNREADABLE:
-                self._unreadable[key[:key.index(b":", len(self._prefix) + 1)].decode(
-                    "utf-8", "replace")] += 1
+                self._unreadable[self._kind(i < n_customers)] += 1
                 raw = None
             parsed.append(raw)
         return parsed
@@ -238,7 +241,7 @@ class OnlineFeatureStore:
         try:
             (customer_state if customer else terminal_state).decode(raw)
         except UNREADABLE:
-            self._unreadable[f"{self._prefix.decode()}:{'c' if customer else 't'}"] += 1
+            self._unreadable[self._kind(customer)] += 1
             return None
         return raw
 
@@ -288,7 +291,7 @@ class OnlineFeatureStore:
         frauds = np.flatnonzero(labels.is_fraud)
         if frauds.size == 0:
             return collections.Counter(outcomes)
-        terminals = _positions([labels.terminal_ids[i] for i in frauds])
+        terminals, _ = _distinct([labels.terminal_ids[i] for i in frauds])
         keys = [self.terminal_key(t) for t in terminals]
         read = self._readable(keys, self._read(keys), 0)
         redos, values = [], []
@@ -312,20 +315,28 @@ def terminal_key(prefix: bytes, terminal_id: str) -> bytes:
 
 def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
               read: list[bytes | None], n_customers: int,
-              ) -> tuple[np.ndarray, list[bytes | None], list[bytes | None]]:
-    """The batch's feature matrix and the new values of its customers and terminals."""
-    matrix = _calendar_columns(batch)
-    counts, sums, gaps, c_values = _customer_features(batch, c_index, read[:n_customers])
-    t_counts, t_frauds, t_values = _terminal_features(batch, t_index, read[n_customers:])
-    _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
-    return matrix, c_values, t_values
+              ) -> tuple[np.ndarray, list[bytes | None], np.ndarray]:
+    """The batch's feature matrix, the new value of every key (None: unchanged) and which
+    stored values were unreadable (read as absent), from the compiled kernel."""
+    lengths = np.fromiter([-1 if raw is None else len(raw) for raw in read], np.int64,
+                          len(read))
+    blob = np.frombuffer(b"".join(filter(None, read)), np.uint8)
+    # Fresh arrays of fixed types: the kernel is compiled for exactly these (a read-only
+    # column from pandas would be another type, and compiling on a live batch is refused).
+    ts, partitions, offsets = np.array(
+        [batch.timestamps_ms, batch.partitions, batch.offsets], np.int64).reshape(3, -1)
+    matrix, out, bounds, unreadable = kernels.batch_features(
+        blob, lengths, n_customers, c_index, t_index, ts,
+        np.array(batch.amounts, np.float64), partitions, offsets)
+    data, edges = out.tobytes(), bounds.tolist()
+    values = [data[a:b] or None for a, b in itertools.pairwise(edges)]
+    return matrix, values, unreadable
 
 
-def _positions(ids: Sequence[str]) -> dict[str, int]:
-    unique: dict[str, int] = {}
-    for value in ids:
-        unique.setdefault(value, len(unique))
-    return unique
+def _distinct(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct ids in first-seen order, and each id's position among them."""
+    positions = dict(zip(dict.fromkeys(ids), itertools.count()))
+    return list(positions), np.fromiter(map(positions.__getitem__, ids), np.int64, len(ids))
 
 
 def _customer_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
@@ -429,116 +440,6 @@ def apply_batch(cstates: list[CustomerState], c_index: np.ndarray,
         t_changed[j] |= applied
     _window_columns(matrix, counts, sums, gaps, t_counts, t_frauds)
     return matrix, c_changed, t_changed
-
-
-def _ranks(index: np.ndarray, distinct: int) -> np.ndarray:
-    """For each event, how many earlier events of the batch share its key (of
-    ``distinct`` keys)."""
-    if distinct == len(index):  # the common case in a small batch: no key repeats
-        return np.zeros(len(index), dtype=np.int64)
-    order = np.argsort(index, kind="stable")
-    sorted_keys = index[order]
-    starts = np.concatenate(([0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1))
-    run_start = np.repeat(starts, np.diff(np.append(starts, len(index))))
-    ranks = np.empty(len(index), dtype=np.int64)
-    ranks[order] = np.arange(len(index)) - run_start
-    return ranks
-
-
-def _customer_features(batch: TransactionBatch, c_index: np.ndarray,
-                       raws: list[bytes | None],
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bytes | None]]:
-    """Customer columns for every event and the new value of every changed customer.
-
-    Round r applies every customer's r-th event of the batch at once. A replay or an
-    out-of-order day sends that customer, from that event on, to the sequential path."""
-    n, size = len(batch), len(raws)
-    rows = kernels.customer_rows(raws)
-    ts, offsets, partitions = batch.timestamps_ms, batch.offsets, batch.partitions
-    day = ts // DAY_MS
-    cents = to_cents(batch.amounts)
-    ranks = _ranks(c_index, size)
-    counts = np.empty((n, len(WINDOWS)), dtype=np.int64)
-    sums = np.empty((n, len(WINDOWS)), dtype=np.int64)
-    gaps = np.empty(n, dtype=np.int64)
-    changed = np.zeros(size, dtype=bool)
-    sequential_from = np.full(size, n + 1, dtype=np.int64)  # rank from which to go slow
-    for rank in range(int(ranks.max()) + 1 if n else 0):
-        events = np.flatnonzero(ranks == rank)
-        events = events[sequential_from[c_index[events]] > rank]
-        if not events.size:
-            continue
-        keys = c_index[events]
-        at = rows[keys]
-        is_new = (at["partition"] == NO_PARTITION) & (at["offset"] < 0)
-        replay = (at["partition"] == partitions[events]) & (offsets[events] <= at["offset"])
-        ok = ~replay & (is_new | (day[events] >= at["last_day"]))
-        sequential_from[keys[~ok]] = rank
-        quick, keys, part = events[ok], keys[ok], at[ok]
-        if quick.size:
-            counts[quick], sums[quick], gaps[quick] = kernels.customer_step(
-                part, day[quick], ts[quick], cents[quick], partitions[quick], offsets[quick])
-            rows[keys] = part
-            changed[keys] = True
-    slow = np.flatnonzero(ranks >= sequential_from[c_index])
-    if slow.size:
-        states = {int(k): customer_state.decode(rows[int(k)].tobytes())
-                  for k in np.unique(c_index[slow])}
-        for event in slow.tolist():
-            k = int(c_index[event])
-            counts[event], sums[event], gaps[event], applied = _customer_event(
-                states[k], int(ts[event]), int(cents[event]), int(partitions[event]),
-                int(offsets[event]))
-            changed[k] |= applied
-        for k, state in states.items():
-            encoded = customer_state.encode(state)
-            rows[k] = np.frombuffer(encoded, dtype=customer_state.STATE_DTYPE)[0]
-    blob = rows.tobytes()
-    width = customer_state.STATE_BYTES
-    values: list[bytes | None] = [blob[k * width:(k + 1) * width] if changed[k] else None
-                                  for k in range(size)]
-    return counts, sums, gaps, values
-
-
-def _terminal_features(batch: TransactionBatch, t_index: np.ndarray,
-                       raws: list[bytes | None],
-                       ) -> tuple[np.ndarray, np.ndarray, list[bytes | None]]:
-    """Terminal columns for every event and the new value of every changed terminal.
-
-    Round r reads and counts every terminal's r-th event of the batch at once."""
-    n, size = len(batch), len(raws)
-    day = batch.timestamps_ms // DAY_MS
-    partitions, offsets = batch.partitions.tolist(), batch.offsets.tolist()
-    counts = np.empty((n, len(WINDOWS)), dtype=np.int64)
-    frauds = np.empty((n, len(WINDOWS)), dtype=np.int64)
-    rows, tails = kernels.terminal_rows(raws)
-    is_new = np.array([not t.marks for t in tails], dtype=bool) & ~rows["counts"].any(axis=1)
-    changed = np.zeros(size, dtype=bool)
-    ranks = _ranks(t_index, size)
-    for rank in range(int(ranks.max()) + 1 if n else 0):
-        events = np.flatnonzero(ranks == rank)
-        keys = t_index[events]
-        at = rows[keys]
-        counts[events], frauds[events] = kernels.terminal_windows(
-            at["last_day"], at["counts"], at["frauds"], is_new[keys], day[events])
-        apply = np.array([not tails[k].has_applied(partitions[e], offsets[e])
-                          for k, e in zip(keys.tolist(), events.tolist(), strict=True)],
-                         dtype=bool)
-        if not apply.any():
-            continue
-        keys, events, part = keys[apply], events[apply], at[apply]
-        rolled = kernels.terminal_count(part, is_new[keys], day[events])
-        rows[keys] = part
-        for k, e, was_rolled in zip(keys.tolist(), events.tolist(), rolled.tolist(),
-                                    strict=True):
-            tails[k].mark(partitions[e], offsets[e])
-            if was_rolled:
-                tails[k].prune(int(rows["last_day"][k]))
-        is_new[keys] = False
-        changed[keys] = True
-    encoded = kernels.encode_terminals(rows, tails, np.flatnonzero(changed))
-    values: list[bytes | None] = [encoded.get(k) for k in range(size)]
-    return counts, frauds, values
 
 
 def _calendar_columns(batch: TransactionBatch) -> np.ndarray:

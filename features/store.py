@@ -9,12 +9,15 @@ next batch's ``MGET`` (``get_many_after``): one round trip per batch in the stea
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
 
 import redis
 
+from features import resp
 from features.redis_auth import NO_AUTH, RedisAuth
 
 # Absent keys are passed as the empty string: a real state is never empty.
@@ -57,10 +60,22 @@ class StateStore(Protocol):
         ...
 
 
+# A write larger than this is sent by a helper thread while the worker goes on: the
+# socket takes only part of it at once, and Redis runs one-SET-per-key commands as it
+# reads them, so a blocking send would wait for most of the write to run.
+BACKGROUND_SEND_BYTES = 64 * 1024
+
+
 class RedisStateStore:
-    def __init__(self, client: redis.Redis) -> None:
+    """``guarded_set``: write with one ``SET ... IFEQ`` (``NX`` for absent keys) per key
+    instead of the Lua script; None (the default) uses it when the server has it (valkey
+    8.1+, Redis 8.4+): the same compare-and-set per key, which Redis runs in about half
+    the time of the script."""
+
+    def __init__(self, client: redis.Redis, guarded_set: bool | None = None) -> None:
         self._client = client
-        self._cas = client.register_script(CAS_SCRIPT)
+        self._guarded_set = guarded_set
+        self._send_thread: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5,
@@ -77,31 +92,76 @@ class RedisStateStore:
     def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         if not keys:
             return []
-        return list(self._client.mget(keys))
+        return list(self._round_trip([("MGET", *keys)])[0])
 
     def compare_and_set_many(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
                              values: Sequence[bytes], ttl_ms: int) -> list[int]:
         if not keys:
             return []
-        return [int(i) for i in self._cas(keys=list(keys), args=cas_args(expected, values,
-                                                                          ttl_ms))]
+        write = self._write(keys, expected, values, ttl_ms)
+        return write.conflicts(self._round_trip(write.commands))
+
+    @property
+    def guarded_set(self) -> bool:
+        """Whether writes are ``SET ... IFEQ`` commands (asks the server once)."""
+        if self._guarded_set is None:
+            self._guarded_set = supports_guarded_set(self._client)
+        return self._guarded_set
+
+    def _write(self, keys: Sequence[bytes], expected: Sequence[bytes | None],
+               values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        if self.guarded_set:
+            return GuardedWrite.of_sets(keys, expected, values, ttl_ms)
+        return GuardedWrite.of_script(keys, expected, values, ttl_ms)
+
+    def _round_trip(self, commands: Sequence[resp.Command]) -> list[Any]:
+        """Commands and their replies on a pooled connection, packed natively. A pooled
+        connection the server has dropped meanwhile is retried once on a new one (as
+        redis-py does); a compare-and-set run twice only finds its own write: a conflict,
+        redone without counting anything twice."""
+        pool = self._client.connection_pool
+        for attempt in (0, 1):
+            connection = pool.get_connection()
+            try:
+                resp.send(connection, commands)
+                return [connection.read_response() for _ in commands]
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                if attempt:
+                    raise
+            except BaseException:
+                connection.disconnect()  # a half-read reply must never be read by another
+                raise
+            finally:
+                pool.release(connection)
+        raise AssertionError("unreachable")
 
     def send_compare_and_set_many(self, keys: Sequence[bytes],
                                   expected: Sequence[bytes | None], values: Sequence[bytes],
                                   ttl_ms: int) -> Conflicts:
-        """Send the write on a connection of its own and return at once: Redis runs the
-        script while the worker polls and decodes its next batch."""
+        """Send the write on a connection of its own and return at once: Redis runs it
+        while the worker polls and decodes its next batch."""
         if not keys:
             return list
+        write = self._write(keys, expected, values, ttl_ms)
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_command("EVAL", CAS_SCRIPT, len(keys), *keys,
-                                    *cas_args(expected, values, ttl_ms))
+            packed = resp.pack_commands(connection, write.commands)
+            if sum(map(len, packed)) < BACKGROUND_SEND_BYTES:
+                connection.send_packed_command(packed)
+                sending = None
+            else:
+                sending = self._sender().submit(connection.send_packed_command, packed, False)
         except BaseException:
             pool.release(connection)
             raise
-        return _SentWrite(pool, connection)
+        return _SentWrite(pool, connection, write, sending)
+
+    def _sender(self) -> ThreadPoolExecutor:
+        if self._send_thread is None:
+            self._send_thread = ThreadPoolExecutor(1, thread_name_prefix="redis-send")
+        return self._send_thread
 
     def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
                        ) -> tuple[list[int], list[bytes | None]]:
@@ -110,17 +170,23 @@ class RedisStateStore:
         return write(), self.get_many(keys)
 
     def close(self) -> None:
+        if self._send_thread is not None:
+            self._send_thread.shutdown(wait=True)
+            self._send_thread = None
         self._client.close()
 
 
 class _SentWrite:
-    """A compare-and-set sent on a connection of its own, its reply not yet read. The
+    """A compare-and-set sent on a connection of its own, its replies not yet read. The
     next MGET goes down the same connection behind it, so Redis runs the two in order
-    and both replies come back in one round trip."""
+    and all replies come back in one round trip."""
 
-    def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection) -> None:
+    def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection,
+                 write: GuardedWrite, sending: Future[None] | None = None) -> None:
         self._pool = pool
         self._connection = connection
+        self._write = write
+        self._sending = sending  # a large write still being sent by the helper thread
 
     def __call__(self) -> list[int]:
         return self._read(())[0]
@@ -131,11 +197,13 @@ class _SentWrite:
     def _read(self, keys: Sequence[bytes]) -> tuple[list[int], list[bytes | None]]:
         connection = self._connection
         try:
+            if self._sending is not None:
+                self._sending.result()  # its error, if any, is this write's
             if keys:
-                connection.send_command("MGET", *keys)
-            conflicts = [int(i) for i in connection.read_response()]
+                resp.send(connection, [("MGET", *keys)])
+            replies = [connection.read_response() for _ in self._write.commands]
             values = list(connection.read_response()) if keys else []
-            return conflicts, values
+            return self._write.conflicts(replies), values
         except BaseException:
             connection.disconnect()  # a half-read reply must never be read by another
             raise
@@ -143,13 +211,74 @@ class _SentWrite:
             self._pool.release(connection)
 
 
+class GuardedWrite:
+    """A batch's compare-and-set as the commands that make it, and how their replies give
+    the positions that conflicted (the stored value was no longer the one read)."""
+
+    def __init__(self, commands: list[resp.Command], script: bool) -> None:
+        self.commands = commands
+        self._script = script
+
+    @classmethod
+    def of_script(cls, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                  values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        """One EVAL of CAS_SCRIPT: it replies with the conflicting positions."""
+        return cls([cas_command(keys, expected, values, ttl_ms)], script=True)
+
+    @classmethod
+    def of_sets(cls, keys: Sequence[bytes], expected: Sequence[bytes | None],
+                values: Sequence[bytes], ttl_ms: int) -> GuardedWrite:
+        """One SET per key, only if it still holds what was read (IFEQ) or, read absent,
+        is still absent (NX): each replies OK, or nil when it conflicted."""
+        if not len(keys) == len(expected) == len(values):
+            raise ValueError("keys, expected and values differ in length")
+        return cls([("SET", key, new, "NX", "PX", ttl_ms) if old is None
+                    else ("SET", key, new, "IFEQ", old, "PX", ttl_ms)
+                    for key, old, new in zip(keys, expected, values, strict=True)],
+                   script=False)
+
+    def conflicts(self, replies: list[Any]) -> list[int]:
+        if self._script:
+            return [int(i) for i in replies[0]]
+        return [i for i, reply in enumerate(replies) if reply is None]
+
+
+def supports_guarded_set(client: redis.Redis) -> bool:
+    """Whether the server has ``SET ... IFEQ`` (valkey 8.1+, Redis 8.4+), from INFO; a
+    server that will not say gets the Lua script, which every version runs."""
+    try:
+        info = client.info("server")
+    except redis.ResponseError:
+        return False
+    if "valkey_version" in info:
+        return _version(info["valkey_version"]) >= (8, 1)
+    return _version(info.get("redis_version", "0")) >= (8, 4)
+
+
+def _version(text: object) -> tuple[int, ...]:
+    parts = []
+    for part in str(text).split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def cas_args(expected: Sequence[bytes | None], values: Sequence[bytes],
-              ttl_ms: int) -> list[bytes | int]:
-    args: list[bytes | int] = [ttl_ms]
-    for old, new in zip(expected, values, strict=True):
-        args.append(old if old is not None else b"")
-        args.append(new)
+             ttl_ms: int) -> list[bytes | int]:
+    """The script's ARGV: the TTL, then (expected, new) per key; absent as b""."""
+    if len(expected) != len(values):
+        raise ValueError("expected and values differ in length")
+    args: list[bytes | int] = [b""] * (2 * len(values) + 1)
+    args[0] = ttl_ms
+    args[1::2] = [old or b"" for old in expected]
+    args[2::2] = values
     return args
+
+
+def cas_command(keys: Sequence[bytes], expected: Sequence[bytes | None],
+                values: Sequence[bytes], ttl_ms: int) -> resp.Command:
+    """The whole compare-and-set of ``keys`` as one EVAL."""
+    return ("EVAL", CAS_SCRIPT, len(keys), *keys, *cas_args(expected, values, ttl_ms))
 
 
 class MemoryStateStore:

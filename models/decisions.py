@@ -52,13 +52,24 @@ class ReasonExplainer:
                       ) -> ReasonExplainer:
         return cls(names, explain["means"], explain["stds"], explain["importances"])
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def parameters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(means, stds with zeros as 1, non-negative weights, how many reasons)."""
+        return self._means, self._stds, self._weights, self._top
+
     def reasons(self, matrix: np.ndarray, codes: np.ndarray) -> list[list[str]]:
+        """The definition (``models.decision_kernel`` computes the same, compiled): the
+        ``top`` largest positive weighted distances, ties in feature order."""
         out: list[list[str]] = [[] for _ in range(matrix.shape[0])]
         flagged = np.flatnonzero(codes != APPROVE)
         if flagged.size == 0:
             return out
         z = np.abs(matrix[flagged] - self._means) / self._stds * self._weights
-        top = np.argsort(-z, axis=1)[:, : self._top]
+        top = np.argsort(-z, axis=1, kind="stable")[:, : self._top]
         for row, event in enumerate(flagged):
             out[event] = [self._names[j] for j in top[row] if z[row, j] > 0]
         return out

@@ -17,7 +17,8 @@ from models.compiled import (
     probe_matrix,
     split_thresholds,
 )
-from models.decisions import ReasonExplainer, decide
+from models.decision_kernel import BatchDecisions
+from models.decisions import ReasonExplainer
 
 log = logging.getLogger("fraudstream.models")
 Probability = Callable[[np.ndarray], np.ndarray]
@@ -42,13 +43,14 @@ class Scorer:
         self.version = artifact.version
         self.thresholds = artifact.thresholds
         explain = artifact.manifest["explain"]
-        self._explainer = ReasonExplainer.from_manifest(artifact.feature_names, explain)
+        self._decisions = BatchDecisions(
+            self.thresholds, ReasonExplainer.from_manifest(artifact.feature_names, explain))
         self.backend, self.fallback, self._probability = _choose_backend(artifact, explain)
 
     def score(self, matrix: np.ndarray) -> ScoredBatch:
-        scores = np.clip(self._probability(matrix), 0.0, 1.0)
-        codes = decide(scores, self.thresholds)
-        return ScoredBatch(scores, codes, self._explainer.reasons(matrix, codes))
+        """The compiled tree once for the whole batch, then thresholds and reasons in one
+        compiled pass."""
+        return ScoredBatch(*self._decisions.apply(self._probability(matrix), matrix))
 
 
 def load_scorer(artifact: Artifact) -> Scorer:

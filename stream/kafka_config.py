@@ -56,7 +56,9 @@ def connection_config(settings: Settings) -> dict[str, Any]:
 
 def common_config(settings: Settings) -> dict[str, Any]:
     """The base of every librdkafka client the project creates."""
-    return {**connection_config(settings), "client.id": "fraudstream"}
+    # Nagle would hold a small request (a fetch, a few decisions) back on the socket.
+    return {**connection_config(settings), "client.id": "fraudstream",
+            "socket.nagle.disable": True}
 
 
 def _revealed(secret: Secret | None) -> str | None:

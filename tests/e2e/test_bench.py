@@ -52,3 +52,18 @@ def test_stage_breakdown_accounts_for_the_drain(settings: Settings) -> None:
     assert {"decode", "features", "score", "produce", "update"} <= set(stages)
     assert all(value > 0 for name, value in stages.items() if name != "update_wait")
     assert abs(sum(stages.values()) - report.seconds / report.events * 1e6) < 1e-6
+
+
+def test_batch_costs_are_measured_on_real_batches(redis_url: str, model_registry: Path) -> None:
+    from bench.batch_cost import measure_batch_costs
+    from models.registry import Registry
+    from models.scorer import load_scorer
+
+    scorer = load_scorer(Registry(model_registry).load_champion())
+    frame = simulate(recent(6, seed=4))
+    costs = measure_batch_costs(redis_url, scorer, frame, sizes=(1, 16), batches=20,
+                                warm_events=512)
+    assert [c.size for c in costs] == [1, 16]
+    for cost in costs:
+        assert min(cost.fetch_us, cost.score_us, cost.update_us) > 0
+        assert cost.per_event_us == cost.total_us / cost.size

@@ -3,6 +3,7 @@ share one connection, in order, and a failed reply never poisons the pool."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -12,12 +13,17 @@ import redis
 
 from features.definitions import COL_COUNT
 from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore
+from features.store import BACKGROUND_SEND_BYTES, RedisStateStore, supports_guarded_set
+from fraudstream import services
 
 
-@pytest.fixture
-def store(redis_url: str) -> Iterator[RedisStateStore]:
+@pytest.fixture(params=[True, False], ids=["guarded-set", "lua-script"])
+def store(redis_url: str, request: pytest.FixtureRequest) -> Iterator[RedisStateStore]:
+    """Both ways of writing: SET ... IFEQ per key and the Lua compare-and-set."""
     state_store = RedisStateStore.from_url(redis_url)
+    if request.param and not supports_guarded_set(state_store.client):
+        pytest.skip("this Redis has no SET ... IFEQ")
+    state_store = RedisStateStore(state_store.client, guarded_set=request.param)
     yield state_store
     state_store.close()
 
@@ -76,3 +82,60 @@ def test_online_store_reads_a_batch_behind_its_own_write(store: RedisStateStore)
     assert online.complete_update() == 0
     assert online.take_conflicts() == 0
     assert counts == [1, 2, 3, 4]
+
+
+def test_a_value_changed_since_it_was_read_is_a_conflict(store: RedisStateStore) -> None:
+    k = keys(3)
+    store.client.set(k[0], b"read")
+    store.client.set(k[1], b"read")
+    assert store.compare_and_set_many(k[:2], [b"read", b"read"], [b"x", b"y"], 60_000) == []
+    store.client.set(k[1], b"someone else")
+    conflicts = store.compare_and_set_many(k, [b"x", b"read", None], [b"1", b"2", b"3"],
+                                           60_000)
+    assert conflicts == [1]
+    assert store.get_many(k) == [b"1", b"someone else", b"3"]
+    assert 0 < store.client.pttl(k[0]) <= 60_000
+
+
+def test_the_embedded_valkey_writes_with_guarded_sets(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    if "valkey_version" not in client.info("server"):
+        pytest.skip("a configured Redis, not the embedded valkey")
+    assert RedisStateStore(client).guarded_set
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="no redis-server on PATH")
+def test_a_redis_without_ifeq_writes_with_the_script() -> None:
+    """Debian's redis-server (7.x) has no SET ... IFEQ: the store uses the Lua script."""
+    port = services.free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    server = services.start_process(
+        "redis7", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no"], lambda: services.redis_answers(url))
+    try:
+        store = RedisStateStore.from_url(url)
+        info = store.client.info("server")
+        if "valkey_version" in info or not str(info["redis_version"]).startswith("7."):
+            pytest.skip(f"redis-server on PATH is not Redis 7 but {info['redis_version']}")
+        assert not store.guarded_set
+        k = keys(2)
+        assert store.compare_and_set_many(k, [None, None], [b"a", b"b"], 60_000) == []
+        assert store.compare_and_set_many(k, [b"a", None], [b"c", b"d"], 60_000) == [1]
+        assert store.get_many(k) == [b"c", b"b"]
+        store.close()
+    finally:
+        server.stop()
+
+
+def test_a_write_too_large_for_one_socket_write_is_sent_in_the_background(
+        store: RedisStateStore) -> None:
+    k = keys(400)
+    old = [bytes([i % 251]) * 300 for i in range(400)]
+    assert store.compare_and_set_many(k, [None] * 400, old, 60_000) == []
+    store.client.set(k[7], b"someone else")
+    new = [value[::-1] + b"!" for value in old]
+    assert sum(map(len, old + new)) > BACKGROUND_SEND_BYTES
+    sent = store.send_compare_and_set_many(k, old, new, 60_000)
+    conflicts, values = store.get_many_after(sent, k)
+    assert conflicts == [7]
+    assert values == [b"someone else" if i == 7 else v for i, v in enumerate(new)]

@@ -1,0 +1,98 @@
+"""Scores to outcomes and reasons for a whole batch in one compiled call.
+
+The same arithmetic as ``np.clip``, ``models.decisions.decide`` and
+``ReasonExplainer.reasons`` (the definitions, which the tests hold this to exactly), done
+in one pass per row: a batch of one no longer pays for a dozen small NumPy calls, and
+only the flagged rows build their lists of names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numba
+import numpy as np
+
+from features.jit import CACHE, warm_up
+from models.decisions import APPROVE, DECLINE, REVIEW, ReasonExplainer
+
+njit = numba.njit(cache=CACHE, nogil=True)
+
+
+@njit
+def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: float,
+                       decline: float, means: np.ndarray, stds: np.ndarray,
+                       weights: np.ndarray, top: int,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores clipped to [0, 1], outcome codes, reason feature indices; -1: none)."""
+    n, width = matrix.shape
+    scores = np.empty(n, np.float64)
+    codes = np.zeros(n, np.int8)
+    reasons = np.full((n, top), -1, np.int64)
+    z = np.empty(width, np.float64)
+    for i in range(n):
+        score = probabilities[i]
+        if score < 0.0:
+            score = 0.0
+        elif score > 1.0:
+            score = 1.0
+        scores[i] = score
+        if score >= decline:
+            codes[i] = DECLINE
+        elif score >= review:
+            codes[i] = REVIEW
+        else:
+            continue
+        for j in range(width):
+            z[j] = abs(matrix[i, j] - means[j]) / stds[j] * weights[j]
+        for r in range(top):
+            best = -1
+            for j in range(width):
+                if z[j] > 0.0 and (best < 0 or z[j] > z[best]):
+                    best = j
+            if best < 0:
+                break
+            reasons[i, r] = best
+            z[best] = -1.0  # taken
+    return scores, codes, reasons
+
+
+class BatchDecisions:
+    """Thresholds and an explainer, applied to a batch's probabilities."""
+
+    def __init__(self, thresholds: Mapping[str, float], explainer: ReasonExplainer) -> None:
+        self._review = float(thresholds["review"])
+        self._decline = float(thresholds["decline"])
+        means, stds, weights, self._top = explainer.parameters
+        self._means, self._stds, self._weights = (np.ascontiguousarray(a, np.float64)
+                                                  for a in (means, stds, weights))
+        # Index -1 (no reason) picks the None at the end.
+        self._names = np.array([*explainer.names, None], dtype=object)
+        compile_decisions()
+
+    def apply(self, probabilities: np.ndarray, matrix: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        """(scores, codes, reasons per row)."""
+        matrix = np.ascontiguousarray(matrix, np.float64)
+        if not matrix.flags.writeable:  # the kernel is compiled for writable arrays only
+            matrix = matrix.copy()
+        scores, codes, chosen = decide_and_explain(
+            np.array(probabilities, np.float64), matrix, self._review, self._decline,
+            self._means, self._stds, self._weights, self._top)
+        reasons: list[list[str]] = [[] for _ in range(len(scores))]
+        flagged = np.flatnonzero(codes != APPROVE)
+        if flagged.size:
+            picked = chosen[flagged]
+            names = self._names[picked].tolist()
+            short = (picked < 0).any(axis=1).tolist()
+            for row, event in enumerate(flagged.tolist()):
+                reasons[event] = ([name for name in names[row] if name is not None]
+                                  if short[row] else names[row])
+        return scores, codes, reasons
+
+
+def compile_decisions() -> float:
+    """Compile the kernel before any batch (once per process; see ``jit.warm_up``)."""
+    one = np.ones(1, np.float64)
+    return warm_up("decision kernel", [decide_and_explain], lambda: decide_and_explain(
+        one, np.ones((1, 1), np.float64), 0.5, 0.9, one, one, one, 3))
