@@ -11,6 +11,8 @@ from types import FrameType
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
+from features.definitions import DAY_MS
+from features.epoch import StateEpoch
 from features.online import OnlineFeatureStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
@@ -58,8 +60,9 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    epoch = StateEpoch(store, settings.redis_prefix, settings.feature_ttl_days * DAY_MS)
     worker = Worker(settings, scorer, features, metrics, follower=follower,
-                    challenger=challenger)
+                    challenger=challenger, epoch=epoch)
     follower.start()
     return worker
 

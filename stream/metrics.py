@@ -76,6 +76,8 @@ class WorkerMetrics:
     state_backlog_events: Gauge
     offset_resets: Counter
     state_backlog_age: Gauge
+    feature_state_lost: Gauge
+    feature_state_losses: Counter
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
@@ -143,6 +145,14 @@ class WorkerMetrics:
             state_backlog_age=Gauge(
                 f"{prefix}_state_backlog_age_seconds", "Age of the oldest entry of the "
                 "state backlog (0 when empty)", registry=registry),
+            feature_state_lost=Gauge(
+                f"{prefix}_feature_state_lost", "1 while the feature state is known to be "
+                "incomplete (Redis lost data; decisions flagged degraded state_lost) until a "
+                "backfill rebuilds it", registry=registry),
+            feature_state_losses=Counter(
+                f"{prefix}_feature_state_losses", "Losses of feature state this worker "
+                "found by the state's epoch, by kind (missing, replaced, rolled_back)",
+                ["kind"], registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "

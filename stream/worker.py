@@ -28,6 +28,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from features.definitions import FEATURE_NAMES
+from features.epoch import StateEpoch
 from features.online import (
     LabelBatch,
     OnlineFeatureStore,
@@ -54,6 +55,7 @@ from stream.events import (
     Transaction,
     decode_transaction,
 )
+from stream.group_offsets import group_has_committed
 from stream.kafka_config import (
     admin_config,
     consumer_config,
@@ -69,6 +71,7 @@ from stream.outputs import Outputs
 from stream.poll import poll_available
 from stream.produce import produce_or_wait
 from stream.shadow import ShadowBudget
+from stream.state_epoch import EpochWatch
 from stream.status import StatusWriter, WorkerStatus
 from stream.transactions import Transactions, transactional_id
 
@@ -82,7 +85,8 @@ class Worker:
                  producer: Producer | None = None,
                  breaker: CircuitBreaker | None = None,
                  follower: RegistryFollower | None = None,
-                 challenger: Scorer | None = None) -> None:
+                 challenger: Scorer | None = None,
+                 epoch: StateEpoch | None = None) -> None:
         self.settings = settings
         self.scorer = scorer
         self.challenger: Scorer | None = None
@@ -92,7 +96,9 @@ class Worker:
                                                  settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
-        self.core = DecisionCore(features, self.breaker, metrics)
+        watch = (EpochWatch(epoch, metrics, settings.state_epoch_check_s,
+                            self._group_has_committed) if epoch is not None else None)
+        self.core = DecisionCore(features, self.breaker, metrics, epoch=watch)
         self.broker = BrokerWatch(settings.broker_timeout_s)
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
@@ -177,6 +183,7 @@ class Worker:
                     self.core.complete()
                 poll_producer(0)
                 self.core.retry_backlog()
+                self.core.check_epoch()
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
                     self._write_status(force=True)
@@ -430,6 +437,13 @@ class Worker:
                  self.outputs.max_record_bytes, self.settings.producer_max_message_bytes,
                  self.settings.topic_dlq, topic_max if topic_max is not None else "not set")
 
+    def _group_has_committed(self) -> bool:
+        """Has the consumer group committed offsets on the transactions topic? Then the
+        feature state should exist, and an empty store at start is a loss."""
+        return group_has_committed(AdminClient(admin_config(self.settings)),
+                                   self.settings.group_id, self.settings.topic_transactions,
+                                   self.settings.shutdown_timeout_s)
+
     def _offset_reset(self) -> None:
         self.metrics.offset_resets.inc()
 
@@ -503,6 +517,7 @@ class Worker:
             group_state=self.broker.group_state,
             output_error=str(self.outputs.failed_topic or ""),
             state_backlog=self.core.backlog.events, paused=self.checkpoint.paused,
+            state_lost=self.core.epoch.lost if self.core.epoch else "",
         ), force)
 
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
