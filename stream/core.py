@@ -15,6 +15,7 @@ and the benchmark peers; none re-implements a step.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from features.online import (
     TransactionBatch,
     default_matrix,
 )
+from features.recent_ids import DUPLICATE
 from models.decisions import OUTCOMES
 from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import ScoredBatch
@@ -73,6 +75,7 @@ class DecidedBatch:
     model_version: str
     features_s: float
     score_s: float
+    duplicates: frozenset[int] = frozenset()  # events marked degraded "duplicate"
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -83,7 +86,9 @@ class DecidedBatch:
         return Decision(
             transaction_id=transaction_id, customer_id=customer_id, score=self.scores[i],
             decision=OUTCOMES[self.codes[i]], model_version=self.model_version,
-            reasons=self.reasons[i], degraded=self.degraded, scored_at=scored_at_ms,
+            reasons=self.reasons[i],
+            degraded=[*self.degraded, DUPLICATE] if i in self.duplicates else self.degraded,
+            scored_at=scored_at_ms,
             latency_ms=latency_ms,
             features=dict(zip(FEATURE_NAMES, self.matrix[i].tolist(), strict=True))
             if emit_features else None)
@@ -149,6 +154,8 @@ class DecisionCore:
             degraded.append(STATE_LOST)
         decided = decide_matrix(scorer, self.rules, matrix, degraded, update,
                                 time.perf_counter() - began)
+        if update is not None and update.duplicates:
+            decided = dataclasses.replace(decided, duplicates=frozenset(update.duplicates))
         for flag in decided.degraded:
             self.metrics.degraded.labels(flag).inc(len(batch))
         return decided

@@ -77,6 +77,7 @@ class WorkerMetrics:
     offset_resets: Counter
     state_backlog_age: Gauge
     feature_state_lost: Gauge
+    duplicate_transactions: Counter
     feature_state_losses: Counter
     labels: Counter
     model_info: Info
@@ -153,6 +154,10 @@ class WorkerMetrics:
                 f"{prefix}_feature_state_losses", "Losses of feature state this worker "
                 "found by the state's epoch, by kind (missing, replaced, rolled_back)",
                 ["kind"], registry=registry),
+            duplicate_transactions=Counter(
+                f"{prefix}_duplicate_transactions", "Events whose transaction_id its "
+                "customer's last transactions already hold (produced twice): not counted "
+                "again, their decisions marked degraded duplicate", registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "

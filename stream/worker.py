@@ -184,6 +184,7 @@ class Worker:
                 poll_producer(0)
                 self.core.retry_backlog()
                 self.core.check_epoch()
+                self._count_duplicates()
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
                     self._write_status(force=True)
@@ -475,6 +476,11 @@ class Worker:
         for prefix, count in self.features.take_unreadable().items():
             self.metrics.feature_state_unreadable.labels(prefix).inc(count)
 
+    def _count_duplicates(self) -> None:
+        duplicates = self.features.take_duplicates()
+        if duplicates:
+            self.metrics.duplicate_transactions.inc(duplicates)
+
     def _count_conflicts(self) -> None:
         conflicts = self.features.take_conflicts()
         if conflicts:
@@ -609,4 +615,5 @@ class _Columns:
             self.customers, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
             np.asarray(self.amounts, dtype=np.float64),
             np.fromiter((m.partition() for m in self.messages), np.int64, len(self)),
-            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)))
+            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)),
+            self.ids)
