@@ -340,10 +340,18 @@ def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
         everything = _features(batch, c_index, t_index, stored, n_customers)[0]
         batch, c_index, t_index = batch.only(keep), c_index[keep], t_index[keep]
         ids = [d for d, kept in zip(ids, keep.tolist(), strict=True) if kept]
-    matrix, c_values, t_values = _features(batch, c_index, t_index, stored, n_customers)
-    if duplicates:
-        everything[keep] = matrix
+    if duplicates:  # some keys may have no event left: _features wants each to have one
+        cs, c_local = np.unique(c_index, return_inverse=True)
+        ts, t_local = np.unique(t_index, return_inverse=True)
+        everything[keep], c_some, t_some = _features(
+            batch, c_local, t_local,
+            [stored[k] for k in cs.tolist()] + [stored[n_customers + j] for j in ts.tolist()],
+            len(cs))
         matrix = everything
+        c_values = _spread(c_some, cs, n_customers)
+        t_values = _spread(t_some, ts, len(read) - n_customers)
+    else:
+        matrix, c_values, t_values = _features(batch, c_index, t_index, stored, n_customers)
     c_values = recent_ids.attach(c_values, recent, c_index, ids)
 
     def redo_for(i: int) -> Redo:
@@ -353,6 +361,14 @@ def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
         return _terminal_redo(batch, t_index, i - n_customers)
 
     return matrix, c_values + t_values, redo_for, duplicates
+
+
+def _spread(values: list[bytes | None], keys: np.ndarray, size: int) -> list[bytes | None]:
+    """Values of some ``keys`` as a list over all ``size`` keys (None elsewhere)."""
+    out: list[bytes | None] = [None] * size
+    for k, value in zip(keys.tolist(), values, strict=True):
+        out[k] = value
+    return out
 
 
 def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,

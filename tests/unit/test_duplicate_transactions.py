@@ -164,3 +164,14 @@ def test_a_digest_is_never_the_empty_slot() -> None:
     assert find_duplicates(np.zeros(1, np.int64), np.zeros(1, np.int64),
                            np.zeros(1, np.int64), [None], [bytes(10)],
                            recent_ids.digests(["q"])) == []
+
+
+def test_a_customer_left_without_events_does_not_hide_another_customers_second() -> None:
+    """Two keys and, once the duplicate is taken out, two events, both of one customer:
+    each must still be counted."""
+    store = MemoryStateStore()
+    fs = OnlineFeatureStore(store)
+    run(fs, [("a", "c", 0)])
+    assert run(fs, [("a", "c", 1), ("x", "d", 2), ("y", "d", 3)])[1] == [0]
+    assert sum(customer_state.decode(stored(store, "d")).counts) == 2
+    assert counts(store) == (1, 3)
