@@ -8,6 +8,7 @@ import msgspec
 import redis
 
 from features.definitions import FEATURE_NAMES
+from features.epoch import sentinel_keys
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
@@ -105,7 +106,8 @@ def test_every_feature_key_has_a_ttl_beyond_the_longest_window(
         read_topic(settings, settings.topic_decisions, expect=sent)
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
-    assert len(keys) == frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+    assert len(keys) == (frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+                         + len(sentinel_keys(settings.redis_prefix)))
     ttls = [client.pttl(k) for k in keys]
     client.close()
     # The terminal windows reach 30 days + the 7-day label delay back.
