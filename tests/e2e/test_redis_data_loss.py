@@ -2,13 +2,16 @@
 mid-stream finds the loss by the state's epoch, says so by metric, log and readiness, and
 goes on deciding: no decision is missing, those made on state from before the loss equal
 the offline engine's, and every later one is flagged degraded until a backfill rebuilds
-the state."""
+the state and says so (``features.epoch.mark_rebuilt``)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from features.definitions import DAY_MS
+from features.epoch import mark_rebuilt
+from features.store import RedisStateStore
 from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
@@ -55,6 +58,16 @@ def test_parity_after_redis_restarted_empty(settings: Settings, tmp_path: Path) 
             losses = scraped(metrics_port, "fraudstream_feature_state_losses_total")
             sent = load.finish()
             records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
+            # Rebuilding the state is the backfill's (tested with it); here the worker's
+            # answer to the call that ends it.
+            store = RedisStateStore.from_url(url)
+            mark_rebuilt(store, settings.redis_prefix, settings.feature_ttl_days * DAY_MS)
+            store.close()
+            wait_for(lambda: (now := read_status(worker.status)) is not None
+                     and not now.state_lost, "the worker to see the rebuild", timeout=30)
+            rebuilt = run_cli(settings, "health", "--ready", "--status-file",
+                              str(worker.status), timeout=30)
+            cleared = scraped(metrics_port, "fraudstream_feature_state_lost")
             assert worker.stop() == 0, worker.tail()
     finally:
         first.stop()
@@ -79,3 +92,5 @@ def test_parity_after_redis_restarted_empty(settings: Settings, tmp_path: Path) 
     assert lost_gauge == {"": 1.0}
     assert losses['kind="missing"'] == 1.0 and losses['kind="replaced"'] == 0.0
     assert "feature state lost: missing:" in worker.log.read_text(), worker.tail()
+    assert rebuilt.returncode == 0 and cleared == {"": 0.0}
+    assert "feature state rebuilt" in worker.log.read_text()
