@@ -92,13 +92,12 @@ def find_duplicates(partitions: np.ndarray, offsets: np.ndarray, c_index: np.nda
 
 
 def remembered(recent: bytes, ids: Sequence[bytes]) -> bytes:
-    """``recent`` after ``ids`` (in order; those held already stay where they are)."""
-    held = [recent[i:i + DIGEST_BYTES] for i in range(0, len(recent), DIGEST_BYTES)]
+    """``recent`` after ``ids`` (in order; one held already stays where it is)."""
+    held = recent or _EMPTY * RECENT
     for d in ids:
-        if d not in held:
-            held.insert(0, d)
-    held = (held + [_EMPTY] * RECENT)[:RECENT]
-    return b"".join(held)
+        if not _holds(held, d):
+            held = d + held[:RECENT_IDS_BYTES - DIGEST_BYTES]
+    return held
 
 
 def attach(values: list[bytes | None], recent: Sequence[bytes], c_index: np.ndarray,
@@ -106,19 +105,13 @@ def attach(values: list[bytes | None], recent: Sequence[bytes], c_index: np.ndar
     """New customer states with their recent digests appended: the stored ones advanced
     by ``ids``, the digests of the events counted (``c_index`` their customers). Without
     ids the stored digests are kept as they are."""
-    by_customer: dict[int, list[bytes]] = {}
+    now: dict[int, bytes] = {}
     if ids:
         for k, d in zip(c_index.tolist(), ids, strict=True):
-            by_customer.setdefault(k, []).append(d)
-    out: list[bytes | None] = []
-    for k, value in enumerate(values):
-        if value is None:
-            out.append(None)
-        elif ids:
-            out.append(value + remembered(recent[k], by_customer.get(k, ())))
-        else:
-            out.append(value + recent[k] if recent[k] else value)
-    return out
+            held = now.get(k) or recent[k] or _EMPTY * RECENT
+            now[k] = held if _holds(held, d) else d + held[:RECENT_IDS_BYTES - DIGEST_BYTES]
+    return [None if value is None else value + now.get(k, recent[k])
+            for k, value in enumerate(values)]
 
 
 def remembering(redo: Redo, ids: Sequence[bytes]) -> Redo:
