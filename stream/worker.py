@@ -167,6 +167,7 @@ class Worker:
             self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
             self.labels.subscribe()
+            self.core.check_epoch()  # before the first batch reads any state
             log.info("worker started", extra={"topic": s.topic_transactions,
                                                "model_version": self.scorer.version})
             next_commit = time.monotonic() + commit_every
