@@ -78,6 +78,7 @@ class WorkerMetrics:
     state_backlog_age: Gauge
     feature_state_lost: Gauge
     duplicate_transactions: Counter
+    foreign_keys: Counter
     feature_state_losses: Counter
     labels: Counter
     model_info: Info
@@ -158,6 +159,10 @@ class WorkerMetrics:
                 f"{prefix}_duplicate_transactions", "Events whose transaction_id its "
                 "customer's last transactions already hold (produced twice): not counted "
                 "again, their decisions marked degraded duplicate", registry=registry),
+            foreign_keys=Counter(
+                f"{prefix}_events_not_keyed_by_customer", "Transactions whose Kafka key is "
+                "not their customer id: that customer's events may arrive on two partitions",
+                registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "

@@ -212,6 +212,7 @@ class Worker:
         max_bytes, max_depth = self.settings.max_event_bytes, self.settings.max_json_depth
         bounds, now_ms = self._bounds, int(time.time() * 1000)
         poison = self.outputs.poison
+        foreign_keys = 0  # events whose key is not their customer id
         for message in messages:
             error = message.error()
             if error is not None:
@@ -239,6 +240,10 @@ class Worker:
                 rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
                 continue
             transactions.add_transaction(message, event, ts)
+            if message.key() != event.customer_id.encode():  # type: ignore[union-attr]
+                foreign_keys += 1
+        if foreign_keys:
+            self.metrics.foreign_keys.inc(foreign_keys)
         if not offsets:
             return
         self.metrics.events.inc(len(transactions) + len(rejected))

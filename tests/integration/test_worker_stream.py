@@ -16,6 +16,7 @@ from models.decisions import OUTCOMES
 from models.registry import Registry
 from stream.decisions import decision_decoder
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
+from tests.metrics import counter_value
 from tests.population import recent
 
 NOW_MS = int(time.time() * 1000)
@@ -158,3 +159,13 @@ def test_budget_misses_are_counted_and_the_compiled_scorer_is_reported(
     assert misses == sent
     assert info == {"compiled": 1.0}
     assert worker.sizer.size == settings.min_batch  # cut down as far as allowed
+
+
+def test_events_not_keyed_by_their_customer_are_counted(settings: Settings) -> None:
+    make_topics(settings, partitions=2)
+    keys: list[bytes | None] = [b"c1"] * 4 + [b"terminal-t1"] * 3 + [None] * 2
+    produce_raw(settings, settings.topic_transactions,
+                [(key, _valid(f"k{i}")) for i, key in enumerate(keys)])
+    with running_worker(settings) as worker:
+        read_topic(settings, settings.topic_decisions, expect=len(keys), settle=0.5)
+        assert counter_value(worker.metrics.foreign_keys) == 5
