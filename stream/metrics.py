@@ -79,6 +79,7 @@ class WorkerMetrics:
     feature_state_lost: Gauge
     duplicate_transactions: Counter
     foreign_keys: Counter
+    topic_recreations: Counter
     feature_state_losses: Counter
     labels: Counter
     model_info: Info
@@ -163,6 +164,10 @@ class WorkerMetrics:
                 f"{prefix}_events_not_keyed_by_customer", "Transactions whose Kafka key is "
                 "not their customer id: that customer's events may arrive on two partitions",
                 registry=registry),
+            topic_recreations=Counter(
+                f"{prefix}_topic_recreations", "Times this worker found the transactions "
+                "topic recreated (a new topic id): its events are then guarded as a new "
+                "generation", registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "
