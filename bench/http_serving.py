@@ -32,6 +32,7 @@ from bench.pipeline import isolated
 from bench.report import markdown_table, print_table, write_results
 from features.online import OnlineFeatureStore, TransactionBatch
 from fraudstream import services
+from fraudstream.child_process import die_with_parent
 from fraudstream.errors import ServiceError
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
@@ -127,7 +128,7 @@ def _start_server(settings: Settings, keys: Path, port: int, log: Path, workers:
             [sys.executable, "-m", "fraudstream", "serve", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers)], env=env, stdout=handle,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=services.die_with_parent)
+            preexec_fn=die_with_parent)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 
 from fraudstream import services
+from fraudstream.child_process import die_with_parent
 from fraudstream.console import DecisionReader, DecisionStats
 from fraudstream.logs import TextFormatter
 from fraudstream.settings import PREFIX, Settings
@@ -44,7 +45,7 @@ def start_child(argv: list[str], env: dict[str, str], log_path: Path) -> subproc
     with open(log_path, "wb") as log_file:
         return subprocess.Popen([sys.executable, "-m", "fraudstream", *argv], env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=services.die_with_parent)
+                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
 
 def stop_child(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:

@@ -11,11 +11,9 @@ processes die with their parent, even on SIGKILL (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,11 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from fraudstream.child_process import die_with_parent
 from fraudstream.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -35,14 +33,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def die_with_parent() -> None:
-    """Run in the child before exec: get SIGTERM when the parent dies, own process group."""
-    os.setpgrp()
-    with contextlib.suppress(OSError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass

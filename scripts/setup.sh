@@ -17,15 +17,14 @@ if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
     exit 1
   fi
 fi
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+# uv installs exactly the versions in uv.lock (--locked: a pyproject.toml that no longer
+# matches the lock is an error, not a silent re-resolution); it lives in .uv, apart.
+UV_VERSION=0.13.9
+if [ ! -x .uv/bin/uv ] || [ "$(.uv/bin/uv --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
+  "$PYTHON" -m venv .uv
+  .uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
-stamp=.venv/.fraudstream-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
-  touch "$stamp"
-fi
+UV_PROJECT_ENVIRONMENT=.venv .uv/bin/uv sync --locked --extra dev --python "$PYTHON" --quiet
 
 # check-jsonschema, which checks docker-compose.yml against the Compose specification,
 # needs click>=8.5 and faust-streaming pins click<8.4: it gets a virtual environment of

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraudstream.services import die_with_parent
+from fraudstream.child_process import die_with_parent
 from fraudstream.settings import Settings
 from stream.status import WorkerStatus, read_status
 from stream.transactions import replica_transactional_id

@@ -16,7 +16,7 @@ CONTAINERS_CONF = ROOT / "deploy" / "podman" / "containers.conf"
 BASE_SCRIPT = ROOT / "deploy" / "podman" / "base-image.sh"
 BASE_IMAGE = "localhost/fraudstream-base:bookworm"
 # What deploy/Dockerfile copies from the build context.
-CONTEXT_ENTRIES = ("pyproject.toml", "README.md", "fraudstream", "stream", "features",
+CONTEXT_ENTRIES = ("pyproject.toml", "uv.lock", "README.md", "fraudstream", "stream", "features",
                    "models", "bench", "deploy")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
 from pathlib import Path
 
@@ -96,11 +97,25 @@ def test_the_azure_model_dir_is_the_registry_or_holds_one(tmp_path: Path) -> Non
         find_registry(mounted)
 
 
-def test_the_azure_environment_pins_what_the_project_pins() -> None:
+def _locked_pins(requirements: list[str]) -> list[str]:
+    """Each requirement pinned at the version uv.lock holds for it."""
+    locked = {p["name"]: p["version"]
+              for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    pins = []
+    for requirement in requirements:
+        found = re.match(r"([A-Za-z0-9_.-]+)(\[[^\]]+\])?", requirement)
+        assert found is not None, requirement
+        name, extras = found.group(1), found.group(2) or ""
+        pins.append(f"{name}{extras}=={locked[name.lower().replace('_', '-')]}")
+    return pins
+
+
+def test_the_azure_environment_pins_what_the_project_locks() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     conda = yaml.safe_load((ROOT / "deploy/azureml/conda.yml").read_text())
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
-    assert [p for p in pip if not p.startswith("azureml-")] == project["dependencies"]
+    wanted = _locked_pins(project["dependencies"] + project["optional-dependencies"]["serve"])
+    assert [p for p in pip if not p.startswith("azureml-")] == wanted
     assert all("==" in p for p in pip)
     deployment = yaml.safe_load((ROOT / "deploy/azureml/deployment.yml").read_text())
     script = ROOT / "deploy/azureml" / deployment["code_configuration"]["code"] / \
