@@ -27,8 +27,11 @@ RETRY_S = 0.5  # a check that failed is tried again this soon
 
 
 class EpochMetrics(Protocol):
-    feature_state_lost: Gauge
-    feature_state_losses: Counter
+    @property
+    def feature_state_lost(self) -> Gauge: ...
+
+    @property
+    def feature_state_losses(self) -> Counter: ...
 
 
 class EpochWatch:

@@ -235,8 +235,9 @@ class Worker:
                     log.warning("consumer error: %s", error.str())
                 continue
             where = (message.topic(), message.partition())
-            rewound |= message.offset() <= last.get(where, -1)
-            offsets[where] = message.offset()
+            offset = message.offset()
+            rewound |= offset is not None and offset <= last.get(where, -1)
+            offsets[where] = offset
             if poison and (reason := poison.get(
                     (message.topic(), message.partition(), message.offset()))):
                 rejected.append((message, reason))
