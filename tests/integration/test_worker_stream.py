@@ -15,6 +15,7 @@ from fraudstream.simulator.streamer import produce_frame
 from models.decisions import OUTCOMES
 from models.registry import Registry
 from stream.decisions import decision_decoder
+from stream.topic_identity import identity_key
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.metrics import counter_value
 from tests.population import recent
@@ -107,8 +108,11 @@ def test_every_feature_key_has_a_ttl_beyond_the_longest_window(
         read_topic(settings, settings.topic_decisions, expect=sent)
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+    bookkeeping = [*sentinel_keys(settings.redis_prefix),  # the state's epoch
+                   identity_key(settings.redis_prefix, settings.topic_transactions)]
     assert len(keys) == (frame["customer_id"].nunique() + frame["terminal_id"].nunique()
-                         + len(sentinel_keys(settings.redis_prefix)))
+                         + len(bookkeeping))
+    assert set(bookkeeping) <= set(keys)
     ttls = [client.pttl(k) for k in keys]
     client.close()
     # The terminal windows reach 30 days + the 7-day label delay back.
