@@ -234,9 +234,10 @@ class Worker:
                     self.metrics.broker_errors.labels(error.name()).inc()
                     log.warning("consumer error: %s", error.str())
                 continue
-            where = (message.topic(), message.partition())
-            offset = message.offset()
-            rewound |= offset is not None and offset <= last.get(where, -1)
+            # A consumed record always has its topic, partition and offset.
+            where = (message.topic() or "", message.partition() or 0)
+            offset = message.offset() or 0
+            rewound |= offset <= last.get(where, -1)
             offsets[where] = offset
             if poison and (reason := poison.get(
                     (message.topic(), message.partition(), message.offset()))):
