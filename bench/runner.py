@@ -34,7 +34,8 @@ def run_memory(out: Path, quick: bool) -> dict[str, object]:
         server.stop()
     headers = ["entity", "count", "value bytes", "Redis bytes each", "target"]
     rows = [
-        ["customer (30-day ring)", f"{report.customers:,}", str(report.customer_value_bytes),
+        ["customer (30-day ring, 2 recent ids)", f"{report.customers:,}",
+         str(report.customer_value_bytes),
          f"{report.bytes_per_customer:.1f}", f"<= {TARGET_BYTES_PER_CUSTOMER}"],
         [f"terminal ({report.partitions} partition marks)", f"{report.terminals:,}",
          str(report.terminal_value_bytes), f"{report.bytes_per_terminal:.1f}", "-"],

@@ -14,7 +14,7 @@ import numpy as np
 import redis
 
 from features import terminal_state
-from features.customer_state import STATE_DTYPE, VERSION
+from features.customer_state import RECENT_IDS_BYTES, STATE_DTYPE, VERSION
 from features.definitions import DAY_MS, RING_DAYS, TERMINAL_RING_DAYS
 from features.online import customer_key, terminal_key
 
@@ -79,8 +79,11 @@ def measure(url: str, customers: int = 1_000_000, terminals: int = 200_000,
             n = min(CHUNK, customers - lo)
             blob = _customer_states(n, rng, today).tobytes()
             size = STATE_DTYPE.itemsize
+            recent = rng.bytes(n * RECENT_IDS_BYTES)  # digests of the last transaction ids
             _write(client, [customer_key(prefix, str(i)) for i in range(lo, lo + n)],
-                   [blob[k * size:(k + 1) * size] for k in range(n)], ttl_ms)
+                   [blob[k * size:(k + 1) * size]
+                    + recent[k * RECENT_IDS_BYTES:(k + 1) * RECENT_IDS_BYTES]
+                    for k in range(n)], ttl_ms)
             if progress:
                 progress(lo + n)
         after_customers = _used_memory(client)
@@ -106,7 +109,8 @@ def measure(url: str, customers: int = 1_000_000, terminals: int = 200_000,
         server = f"{info.get('server_name', 'redis')} {version}"
         return MemoryReport(
             customers=customers, terminals=terminals, partitions=partitions,
-            customer_value_bytes=STATE_DTYPE.itemsize, terminal_value_bytes=terminal_bytes,
+            customer_value_bytes=STATE_DTYPE.itemsize + RECENT_IDS_BYTES,
+            terminal_value_bytes=terminal_bytes,
             bytes_per_customer=(after_customers - before) / max(1, customers),
             bytes_per_terminal=(after_terminals - after_customers) / max(1, terminals),
             server=server)

@@ -27,6 +27,7 @@ import numpy as np
 from features import customer_state, terminal_state
 from features.customer_state import NO_PARTITION, StateFormatError
 from features.definitions import DAY_MS
+from features.epoch import mark_rebuilt
 from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from features.store import MemoryStateStore, StateStore
 from features.terminal_state import TerminalStateError
@@ -37,16 +38,6 @@ WRITE_KEYS = 2_000  # keys per write call (one round trip each)
 
 Progress = Callable[[str, float, float | None], None]
 """(stage, done, total or None): stages are "building" and "writing"."""
-AfterWrite = Callable[[StateStore], None]
-_after_write: list[AfterWrite] = []
-
-
-def after_write(hook: AfterWrite) -> AfterWrite:
-    """Register ``hook(store)``, run when a backfill's writes are complete. The hook for
-    whatever marks a store as whole again: a data-loss check that keeps workers degraded
-    until the store is rebuilt rewrites its sentinel here."""
-    _after_write.append(hook)
-    return hook
 
 
 @dataclass(frozen=True)
@@ -141,8 +132,9 @@ def write_states(store: StateStore, states: dict[bytes, bytes], prefix: str = "f
             summary.replaced += replaced
             summary.kept += len(present) - unchanged - replaced
         progress("writing", min(start + WRITE_KEYS, len(keys)), len(keys))
-    for hook in _after_write:
-        hook(store)
+    # The state is whole again: workers that flagged a loss stop flagging it, and
+    # workers that had not found it yet take the rebuilt store as whole.
+    mark_rebuilt(store, prefix, ttl_ms)
     return summary
 
 

@@ -1,7 +1,9 @@
 """Packed per-customer state: a ring of day buckets plus the high-water offset it guards.
 
 One Redis string per customer, 177 bytes, little endian. The layout is pinned by a
-golden-bytes unit test; bump VERSION when it changes.
+golden-bytes unit test; bump VERSION when it changes. The stored value may carry
+RECENT_IDS_BYTES more: digests of the customer's last transaction ids
+(features.recent_ids), which ``decode`` ignores.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ STATE_DTYPE = np.dtype([
     ("cents", "<u4", (RING_DAYS,)),
 ])
 STATE_BYTES = STATE_DTYPE.itemsize
+RECENT_IDS_BYTES = 10  # two 40-bit digests after the state (features.recent_ids)
 
 
 class StateFormatError(ValueError):
@@ -93,9 +96,9 @@ class CustomerState:
 def decode(raw: bytes | None) -> CustomerState:
     if raw is None:
         return CustomerState()
-    if len(raw) != STATE_BYTES or raw[0] != VERSION:
+    if len(raw) not in (STATE_BYTES, STATE_BYTES + RECENT_IDS_BYTES) or raw[0] != VERSION:
         raise StateFormatError(f"customer state of {len(raw)} bytes, version {raw[:1]!r}")
-    row = np.frombuffer(raw, dtype=STATE_DTYPE)[0]
+    row = np.frombuffer(raw[:STATE_BYTES], dtype=STATE_DTYPE)[0]
     return CustomerState(
         partition=int(row["partition"]), offset=int(row["offset"]),
         last_day=int(row["last_day"]), last_ts=int(row["last_ts"]),

@@ -15,12 +15,12 @@ import collections
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
-from features import customer_state, kernels, terminal_state
+from features import customer_state, kernels, recent_ids, terminal_state
 from features.customer_state import NO_GAP, CustomerState, StateFormatError
 from features.definitions import (
     COL_AMOUNT,
@@ -68,9 +68,19 @@ class TransactionBatch:
     amounts: np.ndarray  # float64
     partitions: np.ndarray  # int64
     offsets: np.ndarray  # int64
+    transaction_ids: Sequence[str] = ()  # none given: no duplicate is recognised
 
     def __len__(self) -> int:
         return len(self.customer_ids)
+
+    def only(self, keep: np.ndarray) -> TransactionBatch:
+        """The events where ``keep`` (a bool per event) holds."""
+        chosen = np.flatnonzero(keep).tolist()
+        return TransactionBatch(
+            [self.customer_ids[i] for i in chosen], [self.terminal_ids[i] for i in chosen],
+            self.timestamps_ms[keep], self.amounts[keep], self.partitions[keep],
+            self.offsets[keep],
+            [self.transaction_ids[i] for i in chosen] if self.transaction_ids else ())
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,7 @@ class PendingUpdate:
     reads: list[bytes | None]
     values: list[bytes | None]  # None: the key is unchanged
     redo_for: Callable[[int], Redo]  # the redo of key i, built only on a conflict
+    duplicates: list[int] = field(default_factory=list)  # events counted already
 
     @property
     def entries(self) -> list[_Entry]:
@@ -128,6 +139,7 @@ class OnlineFeatureStore:
         self._carried: list[_Entry] = []  # writes still conflicting after their batch
         self.unresolved = 0  # keys whose write was carried to the next batch, ever
         self._unreadable: collections.Counter[str] = collections.Counter()
+        self._duplicates = 0
         self.calls = 0  # round trips made: only an answer from Redis proves it is up
         self._customer_prefix = self._prefix + b":c:"
         self._terminal_prefix = self._prefix + b":t:"
@@ -148,17 +160,13 @@ class OnlineFeatureStore:
                 *map(self._terminal_prefix.__add__, map(str.encode, terminals))]
         read = self._read(keys)
         n_customers = len(customers)
-        matrix, values, unreadable = _features(batch, c_index, t_index, read, n_customers)
+        matrix, values, redo_for, duplicates, unreadable = _counted(
+            batch, c_index, t_index, read, n_customers)
         if unreadable.any():  # rare: count the values at fault (they were read as absent)
             for i in np.flatnonzero(unreadable).tolist():
                 self._unreadable[self._kind(i < n_customers)] += 1
-
-        def redo_for(i: int) -> Redo:
-            if i < n_customers:
-                return _customer_redo(batch, c_index, i)
-            return _terminal_redo(batch, t_index, i - n_customers)
-
-        return matrix, PendingUpdate(keys, read, values, redo_for)
+        self._duplicates += len(duplicates)
+        return matrix, PendingUpdate(keys, read, values, redo_for, duplicates)
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
@@ -193,6 +201,11 @@ class OnlineFeatureStore:
         """Keys retried after a concurrent write since the last call."""
         retried, self._retried = self._retried, 0
         return retried
+
+    def take_duplicates(self) -> int:
+        """Events recognised as duplicates (features.recent_ids) since the last call."""
+        duplicates, self._duplicates = self._duplicates, 0
+        return duplicates
 
     def take_unreadable(self) -> collections.Counter[str]:
         """Stored values that could not be parsed since the last call, by key prefix."""
@@ -311,6 +324,53 @@ def customer_key(prefix: bytes, customer_id: str) -> bytes:
 
 def terminal_key(prefix: bytes, terminal_id: str) -> bytes:
     return prefix + b":t:" + terminal_id.encode("utf-8")
+
+
+def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
+             read: list[bytes | None], n_customers: int,
+             ) -> tuple[np.ndarray, list[bytes | None], Callable[[int], Redo], list[int],
+                        np.ndarray]:
+    """The batch's matrix, its new values (None: unchanged), their redos, its duplicates
+    and which stored values were unreadable: the events but its duplicates
+    (features.recent_ids) are counted into the states. A duplicate is scored as if it
+    were new, on the state before it (without it counted)."""
+    states, recent = recent_ids.split(read[:n_customers])
+    ids = recent_ids.digests(batch.transaction_ids)
+    stored = states + read[n_customers:]
+    duplicates = recent_ids.find_duplicates(batch.partitions, batch.offsets, c_index,
+                                            states, recent, ids)
+    matrix, values, unreadable = _features(batch, c_index, t_index, stored, n_customers)
+    if duplicates:  # counted again without them, on the keys their other events have
+        keep = np.ones(len(batch), dtype=bool)
+        keep[duplicates] = False
+        batch, c_index, t_index = batch.only(keep), c_index[keep], t_index[keep]
+        ids = [d for d, kept in zip(ids, keep.tolist(), strict=True) if kept]
+        cs, c_local = np.unique(c_index, return_inverse=True)
+        ts, t_local = np.unique(t_index, return_inverse=True)
+        kept_matrix, kept_values, _ = _features(
+            batch, c_local.astype(np.int64), t_local.astype(np.int64),
+            [stored[k] for k in cs.tolist()] + [stored[n_customers + j] for j in ts.tolist()],
+            len(cs))
+        matrix[keep] = kept_matrix
+        values = (_spread(kept_values[:len(cs)], cs, n_customers)
+                  + _spread(kept_values[len(cs):], ts, len(read) - n_customers))
+    c_values = recent_ids.attach(values[:n_customers], recent, c_index, ids)
+
+    def redo_for(i: int) -> Redo:
+        if i < n_customers:
+            mine = [d for d, k in zip(ids, c_index.tolist(), strict=False) if k == i]
+            return recent_ids.remembering(_customer_redo(batch, c_index, i), mine)
+        return _terminal_redo(batch, t_index, i - n_customers)
+
+    return matrix, c_values + values[n_customers:], redo_for, duplicates, unreadable
+
+
+def _spread(values: list[bytes | None], keys: np.ndarray, size: int) -> list[bytes | None]:
+    """Values of some ``keys`` as a list over all ``size`` keys (None elsewhere)."""
+    out: list[bytes | None] = [None] * size
+    for k, value in zip(keys.tolist(), values, strict=True):
+        out[k] = value
+    return out
 
 
 def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,

@@ -162,8 +162,10 @@ def redis_binary() -> str:
     return found
 
 
-def start_redis(extra_args: list[str] | None = None) -> tuple[str, ManagedProcess]:
-    port = free_port()
+def start_redis(extra_args: list[str] | None = None,
+                port: int | None = None) -> tuple[str, ManagedProcess]:
+    """A private, empty Redis on ``port`` (default: a free one)."""
+    port = port or free_port()
     argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", *(extra_args or [])]
     url = f"redis://127.0.0.1:{port}/0"

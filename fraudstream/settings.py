@@ -107,6 +107,10 @@ class Settings:
     state_backlog_max_events: int = setting(100_000, "Events and labels that may wait, in "
                                             "order, for a feature store that is down; "
                                             "beyond, consumption pauses (nothing dropped)")
+    state_epoch_check_s: float = setting(5.0, "Seconds between checks of the feature "
+                                         "state's epoch (Redis data loss is found within "
+                                         "this, or at once after a failed call) and of "
+                                         "the transactions topic's identity")
     session_timeout_ms: int = setting(10_000, "Consumer group session timeout")
     heartbeat_interval_ms: int = setting(1_000, "Consumer group heartbeat interval")
     max_poll_interval_ms: int = setting(60_000, "Longest gap between polls before leaving")

@@ -8,9 +8,12 @@ import os
 import signal
 from types import FrameType
 
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
+from features.definitions import DAY_MS
+from features.epoch import StateEpoch
 from features.online import OnlineFeatureStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
@@ -19,7 +22,9 @@ from fraudstream.settings import Settings
 from models.follower import ModelSet, RegistryFollower
 from models.registry import Registry
 from models.scorer import Scorer, load_scorer
+from stream.kafka_config import admin_config
 from stream.metrics import WorkerMetrics
+from stream.topic_identity import TopicIdentity, describe_topic_id
 from stream.worker import Worker
 
 log = logging.getLogger("fraudstream.worker")
@@ -58,8 +63,15 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    ttl_ms = settings.feature_ttl_days * DAY_MS
+    epoch = StateEpoch(store, settings.redis_prefix, ttl_ms)
+    topic = settings.topic_transactions
+    identity = TopicIdentity(
+        store, settings.redis_prefix, topic, ttl_ms,
+        describe_topic_id(AdminClient(admin_config(settings)), topic,
+                          settings.shutdown_timeout_s), metrics.topic_recreations)
     worker = Worker(settings, scorer, features, metrics, follower=follower,
-                    challenger=challenger)
+                    challenger=challenger, epoch=epoch, identity=identity)
     follower.start()
     return worker
 

@@ -15,6 +15,7 @@ and the benchmark peers; none re-implements a step.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -33,10 +34,11 @@ from features.online import (
     TransactionBatch,
     default_matrix,
 )
+from features.recent_ids import DUPLICATE
 from models.decisions import OUTCOMES
 from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
 from models.scorer import ScoredBatch
-from stream.circuit import CircuitBreaker
+from stream.circuit import HALF_OPEN, CircuitBreaker
 from stream.decisions import Decision
 from stream.feature_store_guard import (
     FeatureStoreMetrics,
@@ -44,6 +46,7 @@ from stream.feature_store_guard import (
     feature_store_failed,
 )
 from stream.state_backlog import StateBacklog, Written
+from stream.state_epoch import STATE_LOST, EpochWatch
 
 log = logging.getLogger("fraudstream.core")
 
@@ -72,6 +75,7 @@ class DecidedBatch:
     model_version: str
     features_s: float
     score_s: float
+    duplicates: frozenset[int] = frozenset()  # events marked degraded "duplicate"
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -82,7 +86,9 @@ class DecidedBatch:
         return Decision(
             transaction_id=transaction_id, customer_id=customer_id, score=self.scores[i],
             decision=OUTCOMES[self.codes[i]], model_version=self.model_version,
-            reasons=self.reasons[i], degraded=self.degraded, scored_at=scored_at_ms,
+            reasons=self.reasons[i],
+            degraded=[*self.degraded, DUPLICATE] if i in self.duplicates else self.degraded,
+            scored_at=scored_at_ms,
             latency_ms=latency_ms,
             features=dict(zip(FEATURE_NAMES, self.matrix[i].tolist(), strict=True))
             if emit_features else None)
@@ -115,14 +121,20 @@ class DecisionCore:
     State work the store cannot take (a batch decided on default features, labels while
     it is down, a write whose reply never came) goes to ``backlog`` in order and is
     applied first when the store answers again; ``on_written`` says when each batch's
-    events are in the store."""
+    events are in the store.
+
+    With an ``epoch`` watch, a store that answers again after an outage has its epoch
+    checked before anything reads it, and while the state is known to be incomplete
+    every decision says ``degraded: ["state_lost"]``."""
 
     def __init__(self, features: OnlineFeatureStore, breaker: CircuitBreaker,
-                 metrics: CoreMetrics, rules: RulesScorer | None = None) -> None:
+                 metrics: CoreMetrics, rules: RulesScorer | None = None,
+                 epoch: EpochWatch | None = None) -> None:
         self.features = features
         self.breaker = breaker
         self.metrics = metrics
         self.rules = rules or RulesScorer()
+        self.epoch = epoch
         self.backlog = StateBacklog()
         self._in_flight: tuple[TransactionBatch, Written | None] | None = None
 
@@ -138,8 +150,12 @@ class DecisionCore:
             degraded.append(FEATURES_DEGRADED)
             if writes:
                 self.backlog.add(batch, on_written)
+        if self.epoch is not None and self.epoch.lost:
+            degraded.append(STATE_LOST)
         decided = decide_matrix(scorer, self.rules, matrix, degraded, update,
                                 time.perf_counter() - began)
+        if update is not None and update.duplicates:
+            decided = dataclasses.replace(decided, duplicates=frozenset(update.duplicates))
         for flag in decided.degraded:
             self.metrics.degraded.labels(flag).inc(len(batch))
         return decided
@@ -150,6 +166,7 @@ class DecisionCore:
         if not self.breaker.allow():
             return None, None
         try:
+            self._probe_epoch()
             self.backlog.flush(self.features)
             matrix, update = self.features.fetch(batch)
         except Exception as exc:  # any store error is an outage for this batch
@@ -180,6 +197,7 @@ class DecisionCore:
             self.features.complete_update()
             self._confirm_in_flight()
             if self.backlog and self.breaker.allow():
+                self._probe_epoch()
                 self.backlog.flush(self.features)
                 feature_store_answered(self.breaker, self.metrics, log)
         except Exception as exc:
@@ -191,6 +209,7 @@ class DecisionCore:
         if not self.backlog or not self.breaker.allow():
             return
         try:
+            self._probe_epoch()
             self.backlog.flush(self.features)
         except Exception as exc:
             self._store_failed(exc, "state writes kept for later")
@@ -209,6 +228,7 @@ class DecisionCore:
             return None
         calls = self.features.calls
         try:
+            self._probe_epoch()
             self.backlog.flush(self.features)
             outcomes = self.features.apply_labels(labels)
         except Exception as exc:  # any store error is an outage, never a crash
@@ -224,8 +244,27 @@ class DecisionCore:
             on_written()
         return outcomes
 
+    def check_epoch(self) -> None:
+        """Between batches: check the state's epoch when it is due (see EpochWatch)."""
+        if self.epoch is None or not self.epoch.due() or not self.breaker.allow():
+            return
+        try:
+            self.epoch.check()
+        except Exception as exc:
+            self._store_failed(exc, "epoch checked again soon")
+            return
+        feature_store_answered(self.breaker, self.metrics, log)
+
+    def _probe_epoch(self) -> None:
+        """The breaker's probe after an outage: is the state that came back whole? Runs
+        before the backlog or any batch touches it."""
+        if self.epoch is not None and self.breaker.state == HALF_OPEN:
+            self.epoch.check()
+
     def _store_failed(self, exc: Exception, consequence: str) -> None:
         feature_store_failed(self.breaker, self.metrics, log, exc, consequence)
+        if self.epoch is not None:
+            self.epoch.soon()
         if self._in_flight is not None:  # its write may not have landed: do it again
             batch, on_written = self._in_flight
             self._in_flight = None

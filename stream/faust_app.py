@@ -146,7 +146,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
                 np.asarray([ts for _, (_, ts) in kept], dtype=np.int64),
                 np.asarray([tx.amount for tx in txs], dtype=np.float64),
                 np.array([e.message.partition for e, _ in kept], dtype=np.int64),
-                np.array([e.message.offset for e, _ in kept], dtype=np.int64))
+                np.array([e.message.offset for e, _ in kept], dtype=np.int64),
+                [tx.transaction_id for tx in txs])  # type: ignore[misc]
             decided = core.decide(batch, scorer)
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             scored_at = int(time.time() * 1000)

@@ -52,6 +52,9 @@ def assess_readiness(status: WorkerStatus | None, now: float, max_age_s: float,
         return alive
     if status.output_error:
         return Verdict(False, status.output_error)
+    if status.state_lost:
+        return Verdict(False, f"feature state lost ({status.state_lost}): decisions flagged "
+                              "degraded state_lost until a backfill rebuilds it")
     if status.paused:
         return Verdict(False, f"consumption paused: deliveries or state writes behind "
                               f"({status.state_backlog} events wait for the feature store)")

@@ -76,6 +76,11 @@ class WorkerMetrics:
     state_backlog_events: Gauge
     offset_resets: Counter
     state_backlog_age: Gauge
+    feature_state_lost: Gauge
+    duplicate_transactions: Counter
+    foreign_keys: Counter
+    topic_recreations: Counter
+    feature_state_losses: Counter
     labels: Counter
     model_info: Info
     assigned_partitions: Gauge
@@ -143,6 +148,26 @@ class WorkerMetrics:
             state_backlog_age=Gauge(
                 f"{prefix}_state_backlog_age_seconds", "Age of the oldest entry of the "
                 "state backlog (0 when empty)", registry=registry),
+            feature_state_lost=Gauge(
+                f"{prefix}_feature_state_lost", "1 while the feature state is known to be "
+                "incomplete (Redis lost data; decisions flagged degraded state_lost) until a "
+                "backfill rebuilds it", registry=registry),
+            feature_state_losses=Counter(
+                f"{prefix}_feature_state_losses", "Losses of feature state this worker "
+                "found by the state's epoch, by kind (missing, replaced, rolled_back)",
+                ["kind"], registry=registry),
+            duplicate_transactions=Counter(
+                f"{prefix}_duplicate_transactions", "Events whose transaction_id its "
+                "customer's last transactions already hold (produced twice): not counted "
+                "again, their decisions marked degraded duplicate", registry=registry),
+            foreign_keys=Counter(
+                f"{prefix}_events_not_keyed_by_customer", "Transactions whose Kafka key is "
+                "not their customer id: that customer's events may arrive on two partitions",
+                registry=registry),
+            topic_recreations=Counter(
+                f"{prefix}_topic_recreations", "Times this worker found the transactions "
+                "topic recreated (a new topic id): its events are then guarded as a new "
+                "generation", registry=registry),
             feature_state_unreadable=Counter(
                 f"{prefix}_feature_state_unreadable",
                 "Stored feature state values that could not be parsed (another format "

@@ -30,6 +30,7 @@ class WorkerStatus(msgspec.Struct):
     output_error: str = ""  # an output topic refuses every record: the worker will end
     state_backlog: int = 0  # events and labels not yet counted into the feature state
     paused: bool = False  # consumption paused: outputs or state writes are behind
+    state_lost: str = ""  # why the feature state is incomplete ("" while it is whole)
 
 
 _encode = msgspec.json.Encoder().encode

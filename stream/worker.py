@@ -28,6 +28,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from features.definitions import FEATURE_NAMES
+from features.epoch import StateEpoch
 from features.online import (
     LabelBatch,
     OnlineFeatureStore,
@@ -54,6 +55,7 @@ from stream.events import (
     Transaction,
     decode_transaction,
 )
+from stream.group_offsets import group_has_committed
 from stream.kafka_config import (
     admin_config,
     consumer_config,
@@ -69,7 +71,9 @@ from stream.outputs import Outputs
 from stream.poll import poll_available
 from stream.produce import produce_or_wait
 from stream.shadow import ShadowBudget
+from stream.state_epoch import EpochWatch
 from stream.status import StatusWriter, WorkerStatus
+from stream.topic_identity import TopicIdentity
 from stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
@@ -82,7 +86,9 @@ class Worker:
                  producer: Producer | None = None,
                  breaker: CircuitBreaker | None = None,
                  follower: RegistryFollower | None = None,
-                 challenger: Scorer | None = None) -> None:
+                 challenger: Scorer | None = None,
+                 epoch: StateEpoch | None = None,
+                 identity: TopicIdentity | None = None) -> None:
         self.settings = settings
         self.scorer = scorer
         self.challenger: Scorer | None = None
@@ -92,7 +98,12 @@ class Worker:
                                                  settings.breaker_reset_s)
         self.features = features
         self.metrics = metrics
-        self.core = DecisionCore(features, self.breaker, metrics)
+        watch = (EpochWatch(epoch, metrics, settings.state_epoch_check_s,
+                            self._group_has_committed) if epoch is not None else None)
+        self.core = DecisionCore(features, self.breaker, metrics, epoch=watch)
+        self.identity = identity
+        self._last_offsets: dict[tuple[str, int], int] = {}
+        self._next_identity_check = 0.0
         self.broker = BrokerWatch(settings.broker_timeout_s)
         self.consumer = consumer or Consumer({**consumer_config(settings),
                                               "statistics.interval.ms": 1000,
@@ -161,6 +172,8 @@ class Worker:
             self.consumer.subscribe([s.topic_transactions], on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
             self.labels.subscribe()
+            self.core.check_epoch()  # before the first batch reads any state
+            self._check_topic()
             log.info("worker started", extra={"topic": s.topic_transactions,
                                                "model_version": self.scorer.version})
             next_commit = time.monotonic() + commit_every
@@ -177,6 +190,10 @@ class Worker:
                     self.core.complete()
                 poll_producer(0)
                 self.core.retry_backlog()
+                self.core.check_epoch()
+                if time.monotonic() >= self._next_identity_check:
+                    self._check_topic()
+                self._count_duplicates()
                 if self.follower is not None and (models := self.follower.take()):
                     self._use_models(models)
                     self._write_status(force=True)
@@ -203,6 +220,8 @@ class Worker:
         max_bytes, max_depth = self.settings.max_event_bytes, self.settings.max_json_depth
         bounds, now_ms = self._bounds, int(time.time() * 1000)
         poison = self.outputs.poison
+        foreign_keys = 0  # events whose key is not their customer id
+        last, rewound = self._last_offsets, False
         for message in messages:
             error = message.error()
             if error is not None:
@@ -215,7 +234,11 @@ class Worker:
                     self.metrics.broker_errors.labels(error.name()).inc()
                     log.warning("consumer error: %s", error.str())
                 continue
-            offsets[(message.topic(), message.partition())] = message.offset()
+            # A consumed record always has its topic, partition and offset.
+            where = (message.topic() or "", message.partition() or 0)
+            offset = message.offset() or 0
+            rewound |= offset <= last.get(where, -1)
+            offsets[where] = offset
             if poison and (reason := poison.get(
                     (message.topic(), message.partition(), message.offset()))):
                 rejected.append((message, reason))
@@ -230,8 +253,15 @@ class Worker:
                 rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
                 continue
             transactions.add_transaction(message, event, ts)
+            if message.key() != event.customer_id.encode():  # type: ignore[union-attr]
+                foreign_keys += 1
+        if foreign_keys:
+            self.metrics.foreign_keys.inc(foreign_keys)
         if not offsets:
             return
+        last.update(offsets)
+        if rewound:  # a reset, a seek, or a recreated topic: which is it?
+            self._check_topic()
         self.metrics.events.inc(len(transactions) + len(rejected))
         # The offsets wait for the outputs and for the events' state write.
         pending = self.checkpoint.open_batch(offsets, len(transactions) + len(rejected),
@@ -242,7 +272,8 @@ class Worker:
         self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
         if transactions:
             pending.decided, pending.decided_ids = transactions.messages, transactions.ids
-            self._decide(transactions.transaction_batch(), transactions.ids,
+            base = self.identity.base if self.identity is not None else 0
+            self._decide(transactions.transaction_batch(base), transactions.ids,
                          transactions.messages, pending, started, decoded)
         self.batches += 1
         self.events += len(transactions) + len(rejected)
@@ -430,6 +461,23 @@ class Worker:
                  self.outputs.max_record_bytes, self.settings.producer_max_message_bytes,
                  self.settings.topic_dlq, topic_max if topic_max is not None else "not set")
 
+    def _check_topic(self) -> None:
+        """Which incarnation of the transactions topic is read (stream.topic_identity)."""
+        self._next_identity_check = time.monotonic() + self.settings.state_epoch_check_s
+        if self.identity is None:
+            return
+        try:
+            self.identity.check()
+        except Exception as exc:  # the store is down: the next check will tell
+            log.warning("topic identity not checked (%s); checked again later", exc)
+
+    def _group_has_committed(self) -> bool:
+        """Has the consumer group committed offsets on the transactions topic? Then the
+        feature state should exist, and an empty store at start is a loss."""
+        return group_has_committed(AdminClient(admin_config(self.settings)),
+                                   self.settings.group_id, self.settings.topic_transactions,
+                                   self.settings.shutdown_timeout_s)
+
     def _offset_reset(self) -> None:
         self.metrics.offset_resets.inc()
 
@@ -460,6 +508,11 @@ class Worker:
     def _count_unreadable(self) -> None:
         for prefix, count in self.features.take_unreadable().items():
             self.metrics.feature_state_unreadable.labels(prefix).inc(count)
+
+    def _count_duplicates(self) -> None:
+        duplicates = self.features.take_duplicates()
+        if duplicates:
+            self.metrics.duplicate_transactions.inc(duplicates)
 
     def _count_conflicts(self) -> None:
         conflicts = self.features.take_conflicts()
@@ -503,6 +556,7 @@ class Worker:
             group_state=self.broker.group_state,
             output_error=str(self.outputs.failed_topic or ""),
             state_backlog=self.core.backlog.events, paused=self.checkpoint.paused,
+            state_lost=self.core.epoch.lost if self.core.epoch else "",
         ), force)
 
     # -- rebalance callbacks: exceptions are kept and raised in the loop ---------------
@@ -589,9 +643,11 @@ class _Columns:
         self.timestamps.append(ts)
         self.amounts.append(event.amount)
 
-    def transaction_batch(self) -> TransactionBatch:
+    def transaction_batch(self, base: int = 0) -> TransactionBatch:
+        """``base`` is added to the offsets: the guard generation of the topic read."""
         return TransactionBatch(
             self.customers, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
             np.asarray(self.amounts, dtype=np.float64),
             np.fromiter((m.partition() for m in self.messages), np.int64, len(self)),
-            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)))
+            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)) + base,
+            self.ids)

@@ -67,11 +67,18 @@ def scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
     return scored
 
 
+def state_keys(client: redis.Redis, prefix: str) -> list[bytes]:
+    """The customer and terminal states' keys under ``prefix`` (not the bookkeeping beside
+    them: the epoch's sentinels, whose sequence every check advances, the topic identity)."""
+    return sorted(k for kind in ("c", "t")
+                  for k in client.scan_iter(match=f"{prefix}:{kind}:*", count=1000))
+
+
 def snapshot(settings: Settings) -> dict[bytes, bytes]:
-    """Every key of the settings' prefix and its value."""
+    """Every customer and terminal state of the settings' prefix and its value."""
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        keys = sorted(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+        keys = state_keys(client, settings.redis_prefix)
         return dict(zip(keys, client.mget(keys), strict=True))
     finally:
         client.close()

@@ -25,7 +25,7 @@ from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from stream.kafka_config import consumer_config
 from tests.kafka_helpers import make_topics, read_topic, running_worker
-from tests.parity import history_file, scored_features, stream_day_by_day
+from tests.parity import history_file, scored_features, state_keys, stream_day_by_day
 from tests.population import recent
 from tests.state_oracle import state_differences
 from tests.waiting import wait_for
@@ -155,8 +155,9 @@ def test_parity_after_redis_flushed_mid_stream_and_backfilled_from_the_topics(
     with running_worker(settings) as worker:
         stream_day_by_day(settings, worker, history)
         client = redis.Redis.from_url(settings.redis_url)
-        lost = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
-        client.delete(*lost)
+        everything = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
+        lost = state_keys(client, settings.redis_prefix)
+        client.delete(*everything)
         assert not list(client.scan_iter(match=f"{settings.redis_prefix}:*"))
         client.close()
         replay = replay_topics(settings, until_ms=None)

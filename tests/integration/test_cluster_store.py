@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 
 from features.cluster_store import ClusterStateStore, state_store_from_url
 from features.definitions import DAY_MS
+from features.epoch import MISSING, StateEpoch, mark_rebuilt, sentinel_keys
 from features.online import OnlineFeatureStore, TransactionBatch
 from features.store import MemoryStateStore, RedisStateStore
 from fraudstream.services import free_port, start_redis_cluster
@@ -398,3 +399,25 @@ def test_online_features_on_a_cluster_match_the_memory_store(
     assert dict(zip(stored_keys, store.get_many(stored_keys), strict=True)) \
         == {key: value for key, (value, _) in memory.data.items()}
     assert len({port_of(store, key) for key in stored_keys}) == 3
+
+
+def test_the_epoch_finds_one_shard_losing_its_data(
+        store: ClusterStateStore, nodes: dict[int, redis.Redis]) -> None:
+    """Every primary holds sentinels of the state's epoch, so one primary restarted empty
+    (here: our keys deleted on it) is found by the next check of any worker."""
+    prefix = uuid.uuid4().hex
+    worker = StateEpoch(store, prefix, TTL_MS)
+    assert worker.check(expect_state=False).found is None
+    owners = {store.client.get_node_from_key(key).port: key
+              for key in sentinel_keys(prefix)}
+    assert owners.keys() == nodes.keys(), "a shard without a sentinel"
+    port = next(iter(nodes))
+    lost = [k for k in sentinel_keys(prefix) if store.client.get_node_from_key(k).port == port]
+    for key in lost:
+        nodes[port].delete(key)
+    reading = worker.check(expect_state=True)
+    assert reading.found is not None and reading.found.kind == MISSING
+    assert f"{len(lost)} of 16" in reading.lost
+    assert StateEpoch(store, prefix, TTL_MS).check(expect_state=True).lost == reading.lost
+    assert mark_rebuilt(store, prefix, TTL_MS) == reading.epoch
+    assert worker.check(expect_state=True).lost == ""

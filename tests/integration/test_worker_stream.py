@@ -8,13 +8,16 @@ import msgspec
 import redis
 
 from features.definitions import FEATURE_NAMES
+from features.epoch import sentinel_keys
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from models.decisions import OUTCOMES
 from models.registry import Registry
 from stream.decisions import decision_decoder
+from stream.topic_identity import identity_key
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
+from tests.metrics import counter_value
 from tests.population import recent
 
 NOW_MS = int(time.time() * 1000)
@@ -105,7 +108,11 @@ def test_every_feature_key_has_a_ttl_beyond_the_longest_window(
         read_topic(settings, settings.topic_decisions, expect=sent)
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000))
-    assert len(keys) == frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+    bookkeeping = [*sentinel_keys(settings.redis_prefix),  # the state's epoch
+                   identity_key(settings.redis_prefix, settings.topic_transactions)]
+    assert len(keys) == (frame["customer_id"].nunique() + frame["terminal_id"].nunique()
+                         + len(bookkeeping))
+    assert set(bookkeeping) <= set(keys)
     ttls = [client.pttl(k) for k in keys]
     client.close()
     # The terminal windows reach 30 days + the 7-day label delay back.
@@ -156,3 +163,13 @@ def test_budget_misses_are_counted_and_the_compiled_scorer_is_reported(
     assert misses == sent
     assert info == {"compiled": 1.0}
     assert worker.sizer.size == settings.min_batch  # cut down as far as allowed
+
+
+def test_events_not_keyed_by_their_customer_are_counted(settings: Settings) -> None:
+    make_topics(settings, partitions=2)
+    keys: list[bytes | None] = [b"c1"] * 4 + [b"terminal-t1"] * 3 + [None] * 2
+    produce_raw(settings, settings.topic_transactions,
+                [(key, _valid(f"k{i}")) for i, key in enumerate(keys)])
+    with running_worker(settings) as worker:
+        read_topic(settings, settings.topic_decisions, expect=len(keys), settle=0.5)
+        assert counter_value(worker.metrics.foreign_keys) == 5

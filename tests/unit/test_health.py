@@ -104,3 +104,12 @@ def test_a_worker_whose_output_topic_refuses_records_is_not_ready() -> None:
                            output_error="output topic decisions does not exist"))
     assert not verdict.healthy
     assert "does not exist" in verdict.reason
+
+
+def test_a_worker_on_lost_feature_state_is_alive_but_not_ready() -> None:
+    lost = status(state_lost="missing: 16 of 16 sentinels missing")
+    assert judge(lost).healthy, "liveness: restarting would not bring the state back"
+    verdict = assess_readiness(lost, NOW, 10, 30, 20)
+    assert not verdict.healthy
+    assert "feature state lost (missing: 16 of 16" in verdict.reason
+    assert "backfill" in verdict.reason

@@ -1,0 +1,92 @@
+"""stream.topic_identity on the in-memory store: the generation of the topic's
+incarnation, agreed by every worker, and what it does to the guard offsets."""
+
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter
+
+from features import customer_state
+from features.definitions import DAY_MS
+from features.online import OnlineFeatureStore, TransactionBatch
+from features.store import MemoryStateStore
+from stream.topic_identity import GENERATION_SHIFT, TopicIdentity, identity_key
+from tests.metrics import counter_value
+
+T0 = 1_522_540_800_000 + 10 * DAY_MS
+
+
+class Topic:
+    """What DescribeTopics answers: the id of the incarnation there now."""
+
+    def __init__(self) -> None:
+        self.id: str | None = "id-1"
+
+    def __call__(self) -> str | None:
+        return self.id
+
+
+def watcher(store: MemoryStateStore, topic: Topic) -> tuple[TopicIdentity, Counter]:
+    counter = Counter("recreations", "", registry=CollectorRegistry())
+    return TopicIdentity(store, "fs", "tx", 60_000, topic, counter), counter
+
+
+def test_every_worker_agrees_on_one_generation_per_incarnation() -> None:
+    store, topic = MemoryStateStore(), Topic()
+    (a, a_count), (b, b_count) = watcher(store, topic), watcher(store, topic)
+    a.check()
+    b.check()
+    assert a.generation == b.generation == 0 and a.base == 0
+    topic.id = "id-2"
+    a.check()
+    b.check()
+    a.check()
+    assert a.generation == b.generation == 1 and b.base == 1 << GENERATION_SHIFT
+    assert counter_value(a_count) == counter_value(b_count) == 1
+    assert store.get_many([identity_key("fs", "tx")]) == [b"id-2:1"]
+
+
+def test_a_broker_that_cannot_say_keeps_the_generation() -> None:
+    store, topic = MemoryStateStore(), Topic()
+    worker, count = watcher(store, topic)
+    worker.check()
+    topic.id = None
+    worker.check()
+    assert worker.generation == 0 and worker.topic_id == "id-1" and counter_value(count) == 0
+
+
+def test_the_key_lost_with_the_state_keeps_the_generation_known() -> None:
+    store, topic = MemoryStateStore(), Topic()
+    worker, _ = watcher(store, topic)
+    worker.check()
+    topic.id = "id-2"
+    worker.check()
+    store.data.clear()
+    worker.check()
+    assert worker.generation == 1
+    topic.id = "id-3"
+    store.data.clear()
+    worker.check()
+    assert worker.generation == 2
+
+
+def batch(offsets: list[int], base: int) -> TransactionBatch:
+    n = len(offsets)
+    return TransactionBatch(["c"] * n, ["t"] * n,
+                            np.array([T0 + 60_000 * i for i in range(n)], dtype=np.int64),
+                            np.full(n, 10.0), np.zeros(n, dtype=np.int64),
+                            np.array(offsets, dtype=np.int64) + base)
+
+
+def count_after_recreation(base: int) -> int:
+    store = MemoryStateStore()
+    fs = OnlineFeatureStore(store)
+    for b in (batch([0, 1, 2, 3, 4], 0), batch([0, 1], base)):
+        _, pending = fs.fetch(b)
+        fs.update(pending)
+    return sum(customer_state.decode(store.get_many([b"fs:c:c"])[0]).counts)
+
+
+def test_the_next_generations_events_count_where_bare_offsets_would_freeze() -> None:
+    assert count_after_recreation(1 << GENERATION_SHIFT) == 7
+    assert count_after_recreation(0) == 5, "offsets from 0 again look like replays"
