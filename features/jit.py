@@ -65,6 +65,7 @@ if CACHE:
 
 
 _ready: set[str] = set()
+warmed: dict[str, str] = {}  # kernel group -> how it got ready, in order
 
 
 def warm_up(name: str, kernels: Sequence[Any], call: Callable[[], object]) -> float:
@@ -80,7 +81,15 @@ def warm_up(name: str, kernels: Sequence[Any], call: Callable[[], object]) -> fl
     seconds = time.perf_counter() - began
     _ready.add(name)
     loaded = sum(sum(kernel.stats.cache_hits.values()) for kernel in kernels)
-    log.info("%s ready in %.2f s (%s)", name, seconds,
-             f"cache {CACHE_DIR}, {'loaded' if loaded else 'compiled'}" if CACHE
-             else "no writable cache directory: compiled in memory")
+    how = (f"cache {CACHE_DIR}, {'loaded' if loaded else 'compiled'}" if CACHE
+           else "no writable cache directory: compiled in memory")
+    warmed[name] = f"{name} {seconds:.2f} s ({how})"
+    # Debug here: a command's output stays its own; long-running processes say it once
+    # at start (warm_up_report).
+    log.debug("%s ready in %.2f s (%s)", name, seconds, how)
     return seconds
+
+
+def warm_up_report() -> str:
+    """How each compiled kernel of this process got ready, for a start-up log line."""
+    return "; ".join(warmed.values()) or "none"

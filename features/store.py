@@ -10,9 +10,9 @@ next batch's ``MGET`` (``get_many_after``): one round trip per batch in the stea
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import redis
@@ -75,7 +75,6 @@ class RedisStateStore:
     def __init__(self, client: redis.Redis, guarded_set: bool | None = None) -> None:
         self._client = client
         self._guarded_set = guarded_set
-        self._send_thread: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 0.5,
@@ -152,16 +151,11 @@ class RedisStateStore:
                 connection.send_packed_command(packed)
                 sending = None
             else:
-                sending = self._sender().submit(connection.send_packed_command, packed, False)
+                sending = _Sending(connection.send_packed_command, packed)
         except BaseException:
             pool.release(connection)
             raise
         return _SentWrite(pool, connection, write, sending)
-
-    def _sender(self) -> ThreadPoolExecutor:
-        if self._send_thread is None:
-            self._send_thread = ThreadPoolExecutor(1, thread_name_prefix="redis-send")
-        return self._send_thread
 
     def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
                        ) -> tuple[list[int], list[bytes | None]]:
@@ -170,10 +164,29 @@ class RedisStateStore:
         return write(), self.get_many(keys)
 
     def close(self) -> None:
-        if self._send_thread is not None:
-            self._send_thread.shutdown(wait=True)
-            self._send_thread = None
         self._client.close()
+
+
+class _Sending:
+    """One large write sent by a thread of its own, which ends with the send: nothing
+    outlives the write (a pool thread would outlive every store that made one)."""
+
+    def __init__(self, send: Callable[[list[bytes], bool], None], packed: list[bytes]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(send, packed),
+                                        name="redis-send", daemon=True)
+        self._thread.start()
+
+    def _run(self, send: Callable[[list[bytes], bool], None], packed: list[bytes]) -> None:
+        try:
+            send(packed, False)
+        except BaseException as exc:  # handed to whoever waits for the reply
+            self._error = exc
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _SentWrite:
@@ -182,7 +195,7 @@ class _SentWrite:
     and all replies come back in one round trip."""
 
     def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection,
-                 write: GuardedWrite, sending: Future[None] | None = None) -> None:
+                 write: GuardedWrite, sending: _Sending | None = None) -> None:
         self._pool = pool
         self._connection = connection
         self._write = write

@@ -28,6 +28,9 @@ from stream.topic_identity import TopicIdentity, describe_topic_id
 from stream.worker import Worker
 
 log = logging.getLogger("fraudstream.worker")
+# The periodic check of the topic's identity runs in the worker's loop: it may not hold
+# the loop longer than this (a slow answer is tried again at the next check).
+TOPIC_DESCRIBE_TIMEOUT_S = 1.0
 
 
 def require_services(settings: Settings) -> None:
@@ -69,7 +72,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     identity = TopicIdentity(
         store, settings.redis_prefix, topic, ttl_ms,
         describe_topic_id(AdminClient(admin_config(settings)), topic,
-                          settings.shutdown_timeout_s), metrics.topic_recreations)
+                          TOPIC_DESCRIBE_TIMEOUT_S), metrics.topic_recreations)
     worker = Worker(settings, scorer, features, metrics, follower=follower,
                     challenger=challenger, epoch=epoch, identity=identity)
     follower.start()

@@ -27,6 +27,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from features import jit
 from features.definitions import FEATURE_NAMES
 from features.epoch import StateEpoch
 from features.online import (
@@ -77,6 +78,7 @@ from stream.topic_identity import TopicIdentity
 from stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
+IDENTITY_CHECK_MAX_SILENCE_S = 3.0  # librdkafka's statistics come every second
 
 
 
@@ -174,8 +176,9 @@ class Worker:
             self.labels.subscribe()
             self.core.check_epoch()  # before the first batch reads any state
             self._check_topic()
-            log.info("worker started", extra={"topic": s.topic_transactions,
-                                               "model_version": self.scorer.version})
+            log.info("worker started; compiled kernels: %s", jit.warm_up_report(),
+                     extra={"topic": s.topic_transactions,
+                            "model_version": self.scorer.version})
             next_commit = time.monotonic() + commit_every
             while not self._stop.is_set():
                 # Labels first: one already in hand is known to every later decision.
@@ -191,7 +194,10 @@ class Worker:
                 poll_producer(0)
                 self.core.retry_backlog()
                 self.core.check_epoch()
-                if time.monotonic() >= self._next_identity_check:
+                # Not while the broker is silent: the check asks the broker, and waiting
+                # for it would stall the loop that tells a silent broker from a slow one.
+                if time.monotonic() >= self._next_identity_check \
+                        and self.broker.silent_for() < IDENTITY_CHECK_MAX_SILENCE_S:
                     self._check_topic()
                 self._count_duplicates()
                 if self.follower is not None and (models := self.follower.take()):
