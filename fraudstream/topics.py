@@ -42,9 +42,10 @@ def create_topics(settings: Settings, partitions: int, replication: int = 1,
     if partitions < 1:
         raise TopicError("--partitions must be at least 1")
     errors = ClientErrors()
-    # librdkafka settings of any kind, callbacks too (AdminClient's annotation lists only
-    # scalars, though admin_config already holds a logger).
-    config: dict[str, Any] = {**admin_config(settings), "error_cb": errors}
+    # A dict[str, Any] of librdkafka settings, callbacks too: AdminClient's annotation
+    # lists scalar values only, though admin_config already holds a logger.
+    config = admin_config(settings)  # a new dict
+    config["error_cb"] = errors
     admin = AdminClient(config)
     names = project_topics(settings)
     existing = _list_topics(admin, errors, settings, timeout)
