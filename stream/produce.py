@@ -17,7 +17,8 @@ _KafkaHeaders = list[tuple[str, str | bytes | None]]
 def produce_or_wait(producer: Producer, topic: str, value: bytes | None, key: bytes | None,
                     on_delivery: Callable[[Any, Any], None] | None = None,
                     headers: list[tuple[str, bytes]] | None = None) -> None:
-    # The stubs type the list as invariant List: (str, bytes) pairs are valid headers.
+    # The stubs ask for a List, which is invariant, of (str, str | bytes | None): a list
+    # of (str, bytes) pairs is valid headers, but mypy cannot accept it as one.
     kafka_headers = cast("_KafkaHeaders | None", headers)
     while True:
         try:
