@@ -24,7 +24,15 @@ from fraudstream.security import redis_auth
 from models.decisions import OUTCOMES, decide
 from models.registry import Registry
 from stream.decisions import Decision, encode_decision
-from stream.events import Rejected, decode_transaction
+from stream.events import Rejected, decode_transaction, decoded_id
+from stream.poll import consumed_at
+
+
+def _stored(reply: bytes | str | None) -> bytes | None:
+    """A GET reply of a client that does not decode responses (redis-py's types cannot
+    tell and say ``bytes | str | None``)."""
+    assert not isinstance(reply, str), "the client is made without decode_responses"
+    return reply
 
 
 def main() -> None:
@@ -32,6 +40,7 @@ def main() -> None:
     settings, consumer, producer = peer.settings, peer.consumer, peer.producer
     artifact = Registry(settings.model_dir).load_champion()
     model, thresholds = artifact.model, artifact.thresholds
+    assert settings.redis_url is not None, "the benchmark gives every peer its Redis"
     client = redis.Redis.from_url(settings.redis_url, **redis_auth(settings).client_kwargs())
     prefix = settings.redis_prefix.encode()
     ttl = settings.feature_ttl_days * DAY_MS
@@ -44,16 +53,16 @@ def main() -> None:
             event, ts = decode_transaction(message.value(), settings.max_event_bytes)
         except Rejected:
             continue
-        ckey = customer_key(prefix, event.customer_id)  # type: ignore[arg-type]
-        tkey = terminal_key(prefix, event.terminal_id)  # type: ignore[arg-type]
-        customer = customer_state.decode(client.get(ckey))
-        terminal = terminal_state.decode(client.get(tkey))
+        customer_id, terminal_id = decoded_id(event.customer_id), decoded_id(event.terminal_id)
+        _, partition, offset = consumed_at(message)
+        ckey = customer_key(prefix, customer_id)
+        tkey = terminal_key(prefix, terminal_id)
+        customer = customer_state.decode(_stored(client.get(ckey)))
+        terminal = terminal_state.decode(_stored(client.get(tkey)))
         cents = int(to_cents(np.array([event.amount]))[0])
-        counts, sums, gap, _ = _customer_event(customer, ts, cents, message.partition(),
-                                               message.offset())
-        t_counts, t_frauds, _ = _terminal_event(terminal, ts // DAY_MS, message.partition(),
-                                                message.offset())
-        batch = TransactionBatch([event.customer_id], [event.terminal_id],  # type: ignore[list-item]
+        counts, sums, gap, _ = _customer_event(customer, ts, cents, partition, offset)
+        t_counts, t_frauds, _ = _terminal_event(terminal, ts // DAY_MS, partition, offset)
+        batch = TransactionBatch([customer_id], [terminal_id],
                                  np.array([ts]), np.array([event.amount]), np.array([0]),
                                  np.array([0]))
         row = _calendar_columns(batch)
@@ -62,7 +71,7 @@ def main() -> None:
         score = float(model.predict_proba(row)[0, 1])
         code = int(decide(np.array([score]), thresholds)[0])
         decision = Decision(
-            transaction_id=event.transaction_id, customer_id=event.customer_id,  # type: ignore[arg-type]
+            transaction_id=decoded_id(event.transaction_id), customer_id=customer_id,
             score=score, decision=OUTCOMES[code], model_version=artifact.version, reasons=[],
             degraded=[], scored_at=int(time.time() * 1000),
             latency_ms=round((time.perf_counter() - started) * 1000, 3))

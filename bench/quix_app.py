@@ -26,7 +26,7 @@ from models.scorer import Scorer
 from stream.circuit import CircuitBreaker
 from stream.core import DecisionCore
 from stream.decisions import encode_decision
-from stream.events import Rejected, decode_transaction
+from stream.events import Rejected, decode_transaction, decoded_id
 from stream.kafka_config import connection_config
 from stream.metrics import WorkerMetrics
 
@@ -62,14 +62,15 @@ def main() -> None:
         except Rejected:
             return None
         context = message_context()
-        batch = TransactionBatch([event.customer_id], [event.terminal_id],  # type: ignore[list-item]
+        customer_id = decoded_id(event.customer_id)
+        batch = TransactionBatch([customer_id], [decoded_id(event.terminal_id)],
                                  np.array([ts]), np.array([event.amount]),
                                  np.array([context.partition]), np.array([context.offset]))
         decided = core.decide(batch, scorer)
         if decided.update is not None:
             features.update(decided.update)
         return encode_decision(decided.decision(
-            0, event.transaction_id, event.customer_id, int(time.time() * 1000),  # type: ignore[arg-type]
+            0, decoded_id(event.transaction_id), customer_id, int(time.time() * 1000),
             round((time.perf_counter() - started) * 1000, 3)))
 
     frame = app.dataframe(source)

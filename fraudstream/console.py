@@ -15,6 +15,7 @@ from rich.table import Table
 from fraudstream.settings import Settings
 from stream.decisions import decision_decoder
 from stream.kafka_config import downstream_consumer_config
+from stream.poll import consumed_at
 
 WINDOW_S = 5.0
 
@@ -138,7 +139,7 @@ class DecisionReader:
         now = time.monotonic()
         for message in self._consumer.consume(2000, timeout):
             if message.error() is None:
-                stats.add(message.value(), now, message.partition())
+                stats.add(message.value(), now, consumed_at(message)[1])
         stats.tick(time.monotonic())
 
     def close(self) -> None:

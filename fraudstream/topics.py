@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # its home; .admin re-exports it without "as"
 
 from fraudstream.errors import TopicError
 from fraudstream.settings import Settings
@@ -41,7 +42,11 @@ def create_topics(settings: Settings, partitions: int, replication: int = 1,
     if partitions < 1:
         raise TopicError("--partitions must be at least 1")
     errors = ClientErrors()
-    admin = AdminClient({**admin_config(settings), "error_cb": errors})
+    # A dict[str, Any] of librdkafka settings, callbacks too: AdminClient's annotation
+    # lists scalar values only, though admin_config already holds a logger.
+    config = admin_config(settings)  # a new dict
+    config["error_cb"] = errors
+    admin = AdminClient(config)
     names = project_topics(settings)
     existing = _list_topics(admin, errors, settings, timeout)
     results: list[TopicResult] = []
@@ -93,7 +98,7 @@ def _list_topics(admin: AdminClient, errors: ClientErrors, settings: Settings,
 
 
 def _grow(admin: AdminClient, name: str, have: int, want: int, timeout: float) -> None:
-    from confluent_kafka.admin import NewPartitions
+    from confluent_kafka.cimpl import NewPartitions  # see NewTopic's import
 
     futures = admin.create_partitions([NewPartitions(name, want)], operation_timeout=timeout)
     try:

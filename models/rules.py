@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from features.definitions import (
     COL_AMOUNT,
@@ -126,7 +127,7 @@ class RulesScorer:
         if matrix.ndim != 2 or matrix.shape[1] != N_FEATURES:
             raise ValueError(f"expected a (n, {N_FEATURES}) feature matrix, "
                              f"got shape {matrix.shape}")
-        values = matrix[:, self._columns]
+        values: npt.NDArray[np.float64] = matrix[:, self._columns]
         return np.isfinite(values) & (values > self._over)
 
     def score(self, matrix: np.ndarray) -> ScoredBatch:

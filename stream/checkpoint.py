@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from stream.delivery import DeliveryTracker, PendingBatch
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
+from stream.poll import commit_offsets
 from stream.transactions import Transactions
 
 log = logging.getLogger("fraudstream.checkpoint")
@@ -82,7 +83,7 @@ class Checkpoint:
         if self.transactions is not None:  # offsets are committed in the transaction only
             return
         try:
-            self.consumer.commit(asynchronous=asynchronous)
+            commit_offsets(self.consumer, asynchronous)
         except KafkaException as exc:
             if exc.args[0].code() != _NO_OFFSET:
                 log.warning("offset commit failed: %s", exc.args[0].str())

@@ -13,7 +13,10 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Message
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResource: no "as"
+    AdminClient,
+    ConfigResource,  # defined in the private .admin._config, re-exported without __all__
+)
 
 from stream.decisions import MAX_KEY_BYTES
 

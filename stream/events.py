@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 import msgspec
 import numpy as np
@@ -59,6 +59,14 @@ class Rejected(Exception):
 
 _transaction_decoder = msgspec.json.Decoder(Transaction)
 _label_decoder = msgspec.json.Decoder(Label)
+
+
+def decoded_id(value: Id) -> str:
+    """An id of an event from ``decode_transaction`` or ``decode_label``: decoding made
+    it a str (``normalise_id``), though the field's type still says what the JSON may
+    hold."""
+    assert isinstance(value, str), "decoded event ids are normalised to str"
+    return value
 
 
 def normalise_id(value: Id, field: str) -> str:
@@ -150,8 +158,11 @@ def _rejection(exc: msgspec.MsgspecError) -> Rejected:
     return Rejected(f"invalid event: {exc}", (found.group(1) or found.group(2)) if found else None)
 
 
+_Event = TypeVar("_Event", Transaction, Label)
+
+
 def _decode(raw: bytes | None, max_bytes: int, max_depth: int,
-            decoder: msgspec.json.Decoder, what: str) -> Any:
+            decoder: msgspec.json.Decoder[_Event], what: str) -> _Event:
     """Size and depth checks, typed decode and id normalisation shared by every event
     kind."""
     if raw is None:

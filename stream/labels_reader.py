@@ -21,9 +21,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from features.online import LabelBatch
 from fraudstream.settings import Settings
 from stream.delivery import DeliveryTracker
-from stream.events import EventTimeBounds, Rejected, decode_label
+from stream.events import EventTimeBounds, Rejected, decode_label, decoded_id
 from stream.kafka_config import consumer_config, producer_config
 from stream.outputs import Outputs
+from stream.poll import commit_offsets, consumed_at
 
 log = logging.getLogger("fraudstream.labels")
 
@@ -61,7 +62,7 @@ class LabelReader:
 
     def commit(self, asynchronous: bool) -> None:
         try:
-            self.consumer.commit(asynchronous=asynchronous)
+            commit_offsets(self.consumer, asynchronous)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 log.warning("label offset commit failed: %s", exc.args[0].str())
@@ -84,7 +85,8 @@ class LabelReader:
         for message in messages:
             if message.error() is not None:
                 continue
-            offsets[(message.topic(), message.partition())] = message.offset()
+            topic, partition, offset = consumed_at(message)
+            offsets[(topic, partition)] = offset
             try:
                 label, ts, _ = decode_label(message.value(), self.settings.max_event_bytes,
                                             self.settings.max_json_depth)
@@ -95,8 +97,8 @@ class LabelReader:
             except Exception as exc:  # whatever one label does, it is only rejected
                 rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
                 continue
-            ids.append(label.transaction_id)
-            terminals.append(label.terminal_id)
+            ids.append(decoded_id(label.transaction_id))
+            terminals.append(decoded_id(label.terminal_id))
             stamps.append(ts)
             fraud.append(label.is_fraud)
         if not offsets:

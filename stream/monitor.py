@@ -18,7 +18,7 @@ from fraudstream.errors import ConfigError
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
 from stream.decisions import decision_decoder
-from stream.events import Rejected, decode_label
+from stream.events import Rejected, decode_label, decoded_id
 from stream.kafka_config import downstream_consumer_config
 from stream.metrics import QualityMetrics
 from stream.poll import poll_available
@@ -66,7 +66,7 @@ class QualityMonitor:
             try:
                 if message.topic() == self.settings.topic_labels:
                     label, _, _ = decode_label(message.value(), self.settings.max_event_bytes)
-                    labels.append((label.transaction_id, label.is_fraud))
+                    labels.append((decoded_id(label.transaction_id), label.is_fraud))
                 else:
                     decision = decision_decoder.decode(message.value() or b"")
                     decisions.append((decision.transaction_id, decision.score,

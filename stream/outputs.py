@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -72,8 +73,10 @@ class Outputs:
         """Act on the failed deliveries reported since the last call (from the loop,
         never from inside a librdkafka callback)."""
         for pending, error, message in tracker.take_failures():
+            # The stubs allow a dict; librdkafka gives the list of pairs produced, ours.
+            headers = cast("Headers | None", message.headers())
             self._failed(pending, error, message.topic() or "", message.value(),
-                         message.key(), message.headers())
+                         message.key(), headers)
 
     def raise_if_topic_failed(self) -> None:
         if self.failed_topic is not None:

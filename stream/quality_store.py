@@ -68,6 +68,13 @@ return joined
 """
 
 
+def _reply_bytes(value: bytes | str) -> bytes:
+    """A reply of a client that does not decode responses (redis-py's types cannot tell
+    and say ``bytes | str``)."""
+    assert isinstance(value, bytes), "the client is made without decode_responses"
+    return value
+
+
 class RedisLiveQuality:
     """Live quality whose join state is in Redis (``LiveQuality``'s interface, plus per
     model version measures)."""
@@ -88,7 +95,9 @@ class RedisLiveQuality:
             key = self._prefix + "versions"
             fresh = int(self._redis.incr(self._prefix + "version-seq"))
             self._redis.hsetnx(key, version, fresh)
-            known = int(self._redis.hget(key, version))
+            stored = self._redis.hget(key, version)
+            assert stored is not None, "hsetnx has just set the field"
+            known = int(stored)
             self._ids[version] = known
         return known
 
@@ -121,7 +130,7 @@ class RedisLiveQuality:
     def _records(self) -> dict[str, np.ndarray]:
         versions = self._redis.hgetall(self._prefix + "versions")
         pipe = self._redis.pipeline(transaction=False)
-        names = [name.decode() for name in versions]
+        names = [_reply_bytes(name).decode() for name in versions]
         for name in names:
             pipe.lrange(f"{self._prefix}j:{int(versions[name.encode()])}", 0, -1)
         return {name: np.frombuffer(b"".join(rows), dtype=RECORD)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from fraudstream.batch.files import InputFileError
-from fraudstream.batch.validate import Checked
+from fraudstream.batch.validate import Checked, not_none
 
 DUPLICATE_LABEL = "label ignored: this transaction's fraud label was already counted"
 
@@ -54,10 +54,12 @@ class Rows:
 
     def codes(self, name: str) -> np.ndarray:
         """Dense integer codes of an id column (equal ids, equal codes)."""
-        return self.ids[name].dictionary_encode().indices.to_numpy().astype(np.int64)
+        codes: np.ndarray = (  # pyarrow has no types: Any
+            self.ids[name].dictionary_encode().indices.to_numpy().astype(np.int64))
+        return codes
 
     def ignored_labels(self) -> np.ndarray:
-        return np.flatnonzero(np.not_equal(self.label_reasons, None))
+        return np.flatnonzero(not_none(self.label_reasons))
 
     def drop_duplicate_frauds(self, terminals: np.ndarray) -> None:
         """A worker counts a fraud label once per transaction id at its terminal: keep the

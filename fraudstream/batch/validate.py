@@ -32,6 +32,20 @@ OPTIONAL_TEXT_COLUMNS = ("currency", "channel", "country")
 LABEL_COLUMNS = ("is_fraud", "label_time")
 _MAX_DIGITS = 16  # longer digit strings are far outside 2000..2100 (and int64)
 _TRUE, _FALSE = frozenset({"1", "true"}), frozenset({"0", "false"})
+# None as a numpy operand: what a bare None in np.equal becomes (numpy's types refuse it).
+_NONE = np.array(None, dtype=object)
+
+
+def is_none(values: np.ndarray) -> np.ndarray:
+    """Booleans: which of ``values`` (an object array of reasons) are None."""
+    mask: np.ndarray = np.equal(values, _NONE)  # typed "ndarray | Any" (scalar operands)
+    return mask
+
+
+def not_none(values: np.ndarray) -> np.ndarray:
+    """Booleans: which of ``values`` are not None."""
+    mask: np.ndarray = np.not_equal(values, _NONE)
+    return mask
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class Checked:
 
     @property
     def accepted(self) -> np.ndarray:
-        return np.equal(self.reasons, None)
+        return is_none(self.reasons)
 
 
 def layout_of(source: InputFile, use_labels: bool = True) -> Layout:
@@ -113,7 +127,7 @@ def _check_type(source: InputFile, name: str, kind: pa.DataType) -> None:
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))  # pyarrow: Any
 
 
 def _value_type(kind: pa.DataType) -> pa.DataType:
@@ -136,7 +150,7 @@ class _Reasons:
         self.values = np.full(n, None, dtype=object)
 
     def add(self, mask: np.ndarray, reason: str | np.ndarray) -> None:
-        where = mask & np.equal(self.values, None)
+        where = mask & is_none(self.values)
         if isinstance(reason, np.ndarray):
             self.values[where] = reason[where]
         else:
@@ -145,7 +159,7 @@ class _Reasons:
 
 def _missing(column: pa.Array, typed: bool) -> np.ndarray:
     """Null, and in a CSV file also empty, cells."""
-    missing = column.is_null().to_numpy(zero_copy_only=False)
+    missing: np.ndarray = column.is_null().to_numpy(zero_copy_only=False)  # pyarrow: Any
     if not typed and _is_text(column.type):
         missing |= pc.equal(pc.utf8_length(column), 0).fill_null(True).to_numpy(
             zero_copy_only=False)
@@ -262,7 +276,7 @@ def check_chunk(table: pa.Table, rows: np.ndarray, layout: Layout, typed: bool) 
     ids = {"transaction_id": _ids(_column(table, "transaction_id"), "transaction_id", typed,
                                   reasons)}
     timestamps, why = event_times(_column(table, "timestamp"), "timestamp", typed)
-    reasons.add(np.not_equal(why, None), why)
+    reasons.add(not_none(why), why)
     for name in ("customer_id", "terminal_id"):
         ids[name] = _ids(_column(table, name), name, typed, reasons)
     amounts = _amounts(_column(table, "amount"), typed, reasons)
@@ -274,7 +288,7 @@ def check_chunk(table: pa.Table, rows: np.ndarray, layout: Layout, typed: bool) 
         fraud, labelled, label_why = _flags(_column(table, "is_fraud"), typed)
     if layout.label_times:
         known_ms, time_why = event_times(_column(table, "label_time"), "label_time", typed)
-        has_time = np.equal(time_why, None)
+        has_time = is_none(time_why)
         bad_time = labelled & ~has_time & np.not_equal(time_why, "label_time is missing")
         label_why[bad_time] = "label ignored: " + time_why[bad_time].astype(str)
         early = labelled & has_time & (known_ms < timestamps)

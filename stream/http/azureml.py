@@ -92,8 +92,16 @@ def run(raw_data: str | bytes) -> dict[str, Any]:
         try:
             parsed = parse_score_body(body, _service.limits, int(time.time() * 1000))
         except InvalidRequest as exc:
-            return msgspec.to_builtins(validation_failed(exc.problems))  # type: ignore[no-any-return]
+            return _json_object(validation_failed(exc.problems))
         scored = _service.scorer.score(parsed.transactions, parsed.timestamps_ms, started)
     answer = (ScoreBatchResponse(scored.decisions, scored.model_version) if parsed.is_batch
               else scored.decisions[0])
-    return msgspec.to_builtins(answer)  # type: ignore[no-any-return]
+    return _json_object(answer)
+
+
+def _json_object(value: msgspec.Struct) -> dict[str, Any]:
+    """``value`` as the JSON object Azure ML returns (a Struct that is not
+    ``array_like`` always becomes a dict; msgspec types the result as Any)."""
+    built = msgspec.to_builtins(value)
+    assert isinstance(built, dict)
+    return built

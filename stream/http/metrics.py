@@ -90,7 +90,8 @@ def exposition_registry() -> tuple[CollectorRegistry, CollectorRegistry | None]:
     multiprocess mode)."""
     if multiprocess_dir():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client ships py.typed but leaves this __init__ unannotated.
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # no stub
         return registry, None
     registry = CollectorRegistry()
     return registry, registry

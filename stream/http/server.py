@@ -10,9 +10,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import TypedDict
 
 import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
+from uvicorn.config import LifespanType
 
 from fraudstream.settings import Settings
 from models.registry import Registry
@@ -62,11 +64,25 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
+class _UvicornOptions(TypedDict):
+    """The keyword arguments ``serve`` gives both uvicorn.Config and uvicorn.run."""
+
+    host: str
+    port: int
+    log_config: None
+    access_log: bool
+    loop: str
+    http: str
+    lifespan: LifespanType
+    timeout_graceful_shutdown: int
+
+
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     """Serve until SIGTERM or SIGINT (in-flight requests finish first); 0 then."""
-    options = {"host": host, "port": port, "log_config": None, "access_log": False,
-               "loop": "uvloop", "http": "httptools", "lifespan": "off",
-               "timeout_graceful_shutdown": max(1, round(settings.shutdown_timeout_s))}
+    options: _UvicornOptions = {
+        "host": host, "port": port, "log_config": None, "access_log": False,
+        "loop": "uvloop", "http": "httptools", "lifespan": "off",
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_timeout_s))}
     quiet_uvicorn_extras()
     if workers == 1:
         app = create_app(settings)  # a bad setting or model ends here, in one line
