@@ -209,6 +209,7 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def _latencies(decisions: list[dict[str, object]]) -> list[float]:
+    # arg-type: decisions read back as JSON: latency_ms is a number
     return [float(d["latency_ms"]) for d in decisions if "latency_ms" in d]  # type: ignore[arg-type]
 
 

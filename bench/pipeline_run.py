@@ -76,8 +76,7 @@ def run_pipeline(out: Path, quick: bool, settings: Settings) -> list[Measurement
                                     paced_seconds))
     _report(results, out, quick, time.monotonic() - started, bootstrap)
     return results
-
-
+# no-untyped-def: frame is a pandas DataFrame, kept out of the signature
 def _measure(impl: Implementation, base: Settings, source: str, frame, events: int,  # type: ignore[no-untyped-def]
              workdir: Path, timeout: float, paced_seconds: float) -> Measurement:
     expect = min(events, impl.max_events or events)

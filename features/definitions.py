@@ -55,7 +55,7 @@ MIN_MEAN_AMOUNT = 0.01  # a mean below one cent would make the ratio meaningless
 
 
 def day_of(ts_ms: np.ndarray) -> np.ndarray:
-    return np.floor_divide(ts_ms, DAY_MS)
+    return np.asarray(np.floor_divide(ts_ms, DAY_MS))
 
 
 def calendar_flags(ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,22 +71,23 @@ def to_cents(amount: np.ndarray) -> np.ndarray:
 
 
 def gap_seconds(gap_ms: np.ndarray) -> np.ndarray:
-    return np.clip(gap_ms, 0, GAP_CAP_MS).astype(np.float64) / 1000.0
+    return np.asarray(np.clip(gap_ms, 0, GAP_CAP_MS), dtype=np.float64) / 1000.0
 
 
 def average_amount(cents_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
-    return cents_sum.astype(np.float64) / np.maximum(count, 1).astype(np.float64) / 100.0
+    return np.asarray(cents_sum, np.float64) / np.asarray(np.maximum(count, 1), np.float64) / 100.0
 
 
 def amount_over_mean(amount: np.ndarray, mean_amount: np.ndarray) -> np.ndarray:
-    return np.asarray(amount, dtype=np.float64) / np.maximum(mean_amount, MIN_MEAN_AMOUNT)
+    return np.asarray(amount, dtype=np.float64) / np.asarray(
+        np.maximum(mean_amount, MIN_MEAN_AMOUNT), dtype=np.float64)
 
 
 def risk(frauds: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Share of confirmed frauds; 0 when the terminal had no transactions."""
     count = np.asarray(count, dtype=np.float64)
-    return np.divide(np.asarray(frauds, dtype=np.float64), count,
-                     out=np.zeros_like(count), where=count > 0)
+    return np.asarray(np.divide(np.asarray(frauds, dtype=np.float64), count,
+                                out=np.zeros_like(count), where=count > 0))
 
 # Bump when a feature's meaning changes without its name changing (a new window rule, a
 # different cap): models trained on the old meaning are then refused at promote time.

@@ -61,7 +61,8 @@ CACHE = CACHE_DIR is not None
 if CACHE:
     # numba read NUMBA_CACHE_DIR when it was imported; its cache locator reads this
     # setting when a kernel is declared (the environment is left as it was).
-    numba.config.CACHE_DIR = CACHE_DIR
+    # numba.config sets its attributes at run time, so the stubs do not know them.
+    numba.config.CACHE_DIR = CACHE_DIR  # type: ignore[attr-defined]
 
 
 _ready: set[str] = set()

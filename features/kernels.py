@@ -45,7 +45,8 @@ from features.jit import CACHE, warm_up
 from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 from features.terminal_state import VERSION as TERMINAL_VERSION
 
-_FIELD = {name: offset for name, (_, offset) in STATE_DTYPE.fields.items()}
+assert STATE_DTYPE.fields is not None  # a structured dtype
+_FIELD = {name: int(field[1]) for name, field in STATE_DTYPE.fields.items()}
 C_PARTITION, C_OFFSET, C_LAST_DAY = _FIELD["partition"], _FIELD["offset"], _FIELD["last_day"]
 C_LAST_TS, C_PREV_GAP = _FIELD["last_ts"], _FIELD["prev_gap"]
 C_COUNTS, C_CENTS = _FIELD["counts"], _FIELD["cents"]
@@ -66,7 +67,7 @@ njit = numba.njit(cache=CACHE, nogil=True)
 # -- little-endian fields of a byte buffer ---------------------------------------------
 
 @njit
-def _get(b: np.ndarray, p: int, size: int) -> int:
+def _get(b: np.ndarray, p: int, size: int) -> np.uint64:
     v = np.uint64(0)
     for i in range(size):
         v |= np.uint64(b[p + i]) << np.uint64(8 * i)
@@ -74,18 +75,18 @@ def _get(b: np.ndarray, p: int, size: int) -> int:
 
 
 @njit
-def _u(b: np.ndarray, p: int, size: int) -> int:
+def _u(b: np.ndarray, p: int, size: int) -> np.int64:
     return np.int64(_get(b, p, size))
 
 
 @njit
-def _i4(b: np.ndarray, p: int) -> int:
+def _i4(b: np.ndarray, p: int) -> np.int64:
     v = np.int64(_get(b, p, 4))
     return v - 2**32 if v >= 2**31 else v
 
 
 @njit
-def _i8(b: np.ndarray, p: int) -> int:
+def _i8(b: np.ndarray, p: int) -> np.int64:
     return np.int64(_get(b, p, 8))
 
 
@@ -199,7 +200,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
 
         # the customer: CustomerState.add and window_totals, online._customer_event
         k = c_index[i]
-        extra_count, extra_cents = 0, 0
+        extra_count, extra_cents = 0, np.int64(0)
         if part == c_part[k] and off <= c_off[k]:  # a replay: counted already
             gap = c_gap[k] if off == c_off[k] else t - c_ts[k]
         else:

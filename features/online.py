@@ -181,6 +181,7 @@ class OnlineFeatureStore:
         changed = [i for i, value in enumerate(pending.values) if value is not None]
         sent = self._store.send_compare_and_set_many(
             [pending.keys[i] for i in changed], [pending.reads[i] for i in changed],
+            # misc: mypy mis-infers the element type of the changed values
             [pending.values[i] for i in changed], self._ttl_ms)  # type: ignore[misc]
         self._in_flight = (pending, changed, sent)
 
@@ -304,12 +305,13 @@ class OnlineFeatureStore:
         frauds = np.flatnonzero(labels.is_fraud)
         if frauds.size == 0:
             return collections.Counter(outcomes)
-        terminals, _ = _distinct([labels.terminal_ids[i] for i in frauds])
+        frauds_at = frauds.tolist()
+        terminals, _ = _distinct([labels.terminal_ids[i] for i in frauds_at])
         keys = [self.terminal_key(t) for t in terminals]
         read = self._readable(keys, self._read(keys), 0)
         redos, values = [], []
         for k, terminal in enumerate(terminals):
-            events = [int(i) for i in frauds if labels.terminal_ids[i] == terminal]
+            events = [i for i in frauds_at if labels.terminal_ids[i] == terminal]
             redo = _label_redo(labels, events, outcomes)
             value = redo(read[k])
             redos.append(redo)

@@ -16,7 +16,8 @@ import redis
 try:
     from hiredis import pack_command as _pack_native
 except ImportError:  # pragma: no cover - hiredis is a pinned dependency
-    _pack_native = None
+    # Without hiredis the pure-Python packer below is used instead.
+    _pack_native = None  # type: ignore[assignment]
 
 Command = tuple[Any, ...]
 

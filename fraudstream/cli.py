@@ -15,6 +15,8 @@ from fraudstream.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fraudstream.simulator.streamer import StreamStats
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -623,8 +625,7 @@ def _require_broker(settings: Settings) -> None:
     if not settings.kafka_bootstrap:
         raise ConfigError("no broker configured: set FRAUDSTREAM_KAFKA_BOOTSTRAP "
                           "(or run `fraudstream services` / `fraudstream demo`)")
-
-
+# no-untyped-def: the simulator's config or the handbook's, which callers narrow
 def _population(args: argparse.Namespace, start: datetime | None):  # type: ignore[no-untyped-def]
     from fraudstream.simulator.generator import HANDBOOK_START, SimulationConfig
 
@@ -638,7 +639,7 @@ def _days_ago(days: int) -> datetime:
     return today - timedelta(days=days)
 
 
-def _with_progress(label: str, work: Callable[..., object], total: float) -> object:
+def _with_progress(label: str, work: Callable[..., StreamStats], total: float) -> StreamStats:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(),
@@ -685,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.handler is cmd_demo and not settings.model_public_keys:
             settings = settings.replace(dev_keys=True)  # the demo is development by nature
         model_trust.configure(settings)
-        return args.handler(args, settings)
+        return int(args.handler(args, settings))
     except FraudstreamError as exc:
         _print_error(exc)
         return exc.exit_code

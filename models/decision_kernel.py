@@ -84,7 +84,7 @@ class BatchDecisions:
         if flagged.size:
             picked = chosen[flagged]
             names = self._names[picked].tolist()
-            short = (picked < 0).any(axis=1).tolist()
+            short: list[bool] = np.asarray((picked < 0).any(axis=1)).tolist()
             for row, event in enumerate(flagged.tolist()):
                 reasons[event] = ([name for name in names[row] if name is not None]
                                   if short[row] else names[row])

@@ -58,7 +58,8 @@ class SupportsScore(Protocol):
 
 
 class CoreMetrics(FeatureStoreMetrics, Protocol):
-    degraded: Counter
+    @property
+    def degraded(self) -> Counter: ...
 
 
 @dataclass(frozen=True)

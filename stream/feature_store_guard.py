@@ -12,9 +12,15 @@ from stream.circuit import CircuitBreaker
 
 
 class FeatureStoreMetrics(Protocol):
-    redis_errors: Counter
-    feature_store_up: Gauge
-    feature_store_outages: Counter
+    # Read-only: the metrics objects are frozen dataclasses; only the series change.
+    @property
+    def redis_errors(self) -> Counter: ...
+
+    @property
+    def feature_store_up(self) -> Gauge: ...
+
+    @property
+    def feature_store_outages(self) -> Counter: ...
 
 
 def feature_store_failed(breaker: CircuitBreaker, metrics: FeatureStoreMetrics,

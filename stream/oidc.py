@@ -85,7 +85,7 @@ def _require_https(url: str, allow_http: bool) -> None:
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, allow_http: bool) -> None:
         self._allow_http = allow_http
-
+    # no-untyped-def: urllib's redirect handler signature, as the standard library defines it
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         _require_https(newurl, self._allow_http)
         return super().redirect_request(req, fp, code, msg, headers, newurl)

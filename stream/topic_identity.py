@@ -99,6 +99,7 @@ def describe_topic_id(admin: object, topic: str, timeout_s: float) -> Callable[[
 
     def describe() -> str | None:
         try:
+            # attr-defined: admin is an AdminClient, passed as object
             future = admin.describe_topics(  # type: ignore[attr-defined]
                 TopicCollection([topic]), request_timeout=timeout_s)[topic]
             return str(future.result(timeout=timeout_s).topic_id)

@@ -69,7 +69,7 @@ from stream.metrics import WorkerMetrics
 from stream.offset_resets import count_offset_resets, stop_counting
 from stream.output_errors import missing_topic_failure, missing_topics
 from stream.outputs import Outputs
-from stream.poll import poll_available
+from stream.poll import consumed_at, poll_available
 from stream.produce import produce_or_wait
 from stream.shadow import ShadowBudget
 from stream.state_epoch import EpochWatch
@@ -245,8 +245,7 @@ class Worker:
             offset = message.offset() or 0
             rewound |= offset <= last.get(where, -1)
             offsets[where] = offset
-            if poison and (reason := poison.get(
-                    (message.topic(), message.partition(), message.offset()))):
+            if poison and (reason := poison.get(consumed_at(message))):
                 rejected.append((message, reason))
                 continue
             try:
@@ -259,6 +258,7 @@ class Worker:
                 rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
                 continue
             transactions.add_transaction(message, event, ts)
+            # union-attr: decoded ids are str (normalise_id): no per-event check here
             if message.key() != event.customer_id.encode():  # type: ignore[union-attr]
                 foreign_keys += 1
         if foreign_keys:
@@ -531,7 +531,8 @@ class Worker:
         last: dict[tuple[str, int], int] = {}
         for message in messages:
             if message.error() is None:
-                last[(message.topic(), message.partition())] = message.offset()
+                topic, partition, offset = consumed_at(message)
+                last[(topic, partition)] = offset
         lag = 0
         for (topic, partition), offset in last.items():
             _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
@@ -643,8 +644,11 @@ class _Columns:
 
     def add_transaction(self, message: Message, event: Transaction, ts: int) -> None:
         self.messages.append(message)
+        # arg-type: decoded ids are str (normalise_id)
         self.ids.append(event.transaction_id)  # type: ignore[arg-type]
+        # arg-type: decoded ids are str (normalise_id)
         self.customers.append(event.customer_id)  # type: ignore[arg-type]
+        # arg-type: decoded ids are str (normalise_id)
         self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
         self.timestamps.append(ts)
         self.amounts.append(event.amount)

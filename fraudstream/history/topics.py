@@ -92,7 +92,9 @@ class _Transactions:
         except Rejected:
             self.rejected += 1
             return None
+        # arg-type: decoded ids are str (normalise_id)
         self.customers.append(event.customer_id)  # type: ignore[arg-type]
+        # arg-type: decoded ids are str (normalise_id)
         self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
         self.timestamps.append(ts)
         self.amounts.append(event.amount)
@@ -128,7 +130,9 @@ class _Labels:
         except Rejected:
             self.rejected += 1
             return None
+        # arg-type: decoded ids are str (normalise_id)
         self.ids.append(label.transaction_id)  # type: ignore[arg-type]
+        # arg-type: decoded ids are str (normalise_id)
         self.terminals.append(label.terminal_id)  # type: ignore[arg-type]
         self.timestamps.append(ts)
         self.fraud.append(label.is_fraud)
