@@ -8,10 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import markdown_table, print_table, write_results
-from features.backfill import build_states, write_states
-from features.cluster_store import state_store_from_url
 from fraudstream import services
+from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.features.backfill import build_states, write_states
+from fraudstream.features.cluster_store import state_store_from_url
 from fraudstream.history.files import read_history
 from fraudstream.simulator.generator import SimulationConfig, simulate
 

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry
 
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore
-from models.scorer import Scorer
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.metrics import WorkerMetrics
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import RedisStateStore
+from fraudstream.models.scorer import Scorer
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.metrics import WorkerMetrics
 
 SIZES = (1, 16, 64, 512)
 FIXED_COST_SIZE, LARGE_SIZE = 1, 512

@@ -1,6 +1,6 @@
 """Load generator for the HTTP benchmark, run as its own process.
 
-``python -m bench.http_load --port P --key K --bodies FILE --concurrency C --out FILE``
+``python -m fraudstream.bench.http_load --port P --key K --bodies FILE --concurrency C --out FILE``
 sends every body of FILE (JSON lines, one request body each) once, over C keep-alive
 connections to 127.0.0.1:P, each connection with one request in flight, and writes the
 per-request latencies (send to last byte of the answer), the status codes and the

@@ -28,20 +28,20 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from bench.pipeline import isolated
-from bench.report import markdown_table, print_table, write_results
-from features.online import OnlineFeatureStore, TransactionBatch
 from fraudstream import services
+from fraudstream.bench.pipeline import isolated
+from fraudstream.bench.report import markdown_table, print_table, write_results
 from fraudstream.child_process import die_with_parent
 from fraudstream.errors import ServiceError
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.models.train import train
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
-from models.train import train
-from stream.http.keys import create_key
-from stream.http.metrics import HttpMetrics
-from stream.http.payloads import parse_score_body
-from stream.http.service import ScoringService, build_service
+from fraudstream.stream.http.keys import create_key
+from fraudstream.stream.http.metrics import HttpMetrics
+from fraudstream.stream.http.payloads import parse_score_body
+from fraudstream.stream.http.service import ScoringService, build_service
 
 _encode = msgspec.json.Encoder().encode
 BATCH = 100
@@ -160,7 +160,7 @@ def _load(port: int, key: str, bodies: list[bytes], concurrency: int,
           workdir: Path) -> _LoadResult:
     source, result = workdir / "bodies.jsonl", workdir / "result.json"
     source.write_bytes(b"\n".join(bodies) + b"\n")
-    subprocess.run([sys.executable, "-m", "bench.http_load", "--port", str(port),
+    subprocess.run([sys.executable, "-m", "fraudstream.bench.http_load", "--port", str(port),
                     "--key", key, "--bodies", str(source), "--concurrency", str(concurrency),
                     "--out", str(result)], check=True, timeout=600,
                    stdin=subprocess.DEVNULL)

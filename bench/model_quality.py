@@ -26,13 +26,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from bench.handbook_features import HANDBOOK_FEATURES, handbook_features
-from bench.model_tuning import tune
-from bench.report import markdown_table, print_table, write_results
-from features.offline import compute_matrix
+from fraudstream.bench.handbook_features import HANDBOOK_FEATURES, handbook_features
+from fraudstream.bench.model_tuning import tune
+from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.evaluation import SplitPlan, evaluate, time_split, validation_plan
+from fraudstream.models.train import make_model
 from fraudstream.simulator.handbook import simulate_handbook
-from models.evaluation import SplitPlan, evaluate, time_split, validation_plan
-from models.train import make_model
 
 PROTOCOL = SplitPlan(start_day=115, train_days=7, delay_days=7, test_days=7)
 OURS = "fraudstream default"

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.evaluation import SplitPlan, evaluate, time_split, validation_plan
-from models.train import make_model
+from fraudstream.models.evaluation import SplitPlan, evaluate, time_split, validation_plan
+from fraudstream.models.train import make_model
 
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("300 boosting iterations", {"max_iter": 300}),

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import redis
 
-from bench.peer import Peer
-from features import customer_state, terminal_state
-from features.definitions import DAY_MS, to_cents
-from features.online import (
+from fraudstream.bench.peer import Peer
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.definitions import DAY_MS, to_cents
+from fraudstream.features.online import (
     TransactionBatch,
     _calendar_columns,
     _customer_event,
@@ -20,12 +20,12 @@ from features.online import (
     customer_key,
     terminal_key,
 )
+from fraudstream.models.decisions import OUTCOMES, decide
+from fraudstream.models.registry import Registry
 from fraudstream.security import redis_auth
-from models.decisions import OUTCOMES, decide
-from models.registry import Registry
-from stream.decisions import Decision, encode_decision
-from stream.events import Rejected, decode_transaction, decoded_id
-from stream.poll import consumed_at
+from fraudstream.stream.decisions import Decision, encode_decision
+from fraudstream.stream.events import Rejected, decode_transaction, decoded_id
+from fraudstream.stream.poll import consumed_at
 
 
 def _stored(reply: bytes | str | None) -> bytes | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench.peer import Peer
-from stream.poll import poll_available
-from stream.produce import produce_or_wait
+from fraudstream.bench.peer import Peer
+from fraudstream.stream.poll import poll_available
+from fraudstream.stream.produce import produce_or_wait
 
 
 def main() -> None:

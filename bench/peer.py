@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer
 
 from fraudstream import model_trust
 from fraudstream.settings import Settings
-from stream.kafka_config import consumer_config, producer_config
+from fraudstream.stream.kafka_config import consumer_config, producer_config
 
 
 @dataclass

@@ -26,10 +26,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import transaction_messages
+from fraudstream.stream.kafka_config import downstream_consumer_config, producer_config
+from fraudstream.stream.poll import poll_available
+from fraudstream.stream.produce import produce_or_wait
 from fraudstream.topics import create_topics
-from stream.kafka_config import downstream_consumer_config, producer_config
-from stream.poll import poll_available
-from stream.produce import produce_or_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 _decode = msgspec.json.Decoder(dict).decode
@@ -63,13 +63,15 @@ def implementations(quix_python: str | None) -> list[Implementation]:
     python = sys.executable
     found = [
         Implementation("fraudstream worker", [python, "-m", "fraudstream", "worker"]),
-        Implementation("naive per-event", [python, "-m", "bench.naive"], max_events=3000),
-        Implementation("faust agent", [python, "-m", "stream.faust_app", "worker", "-l", "warn"],
+        Implementation("naive per-event", [python, "-m", "fraudstream.bench.naive"],
+                       max_events=3000),
+        Implementation("faust agent",
+                       [python, "-m", "fraudstream.stream.faust_app", "worker", "-l", "warn"],
                        max_events=30_000),
-        Implementation("passthrough (ceiling)", [python, "-m", "bench.passthrough"]),
+        Implementation("passthrough (ceiling)", [python, "-m", "fraudstream.bench.passthrough"]),
     ]
     if quix_python:
-        found.insert(3, Implementation("quix streams app", [quix_python, "-m", "bench.quix_app"],
+        found.insert(3, Implementation("quix streams app", [quix_python, "-m", "fraudstream.bench.quix_app"],
                                        env={"PYTHONPATH": str(ROOT)}, max_events=60_000))
     return found
 

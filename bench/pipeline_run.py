@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from bench.pipeline import (
+from fraudstream import services
+from fraudstream.bench.pipeline import (
     Implementation,
     Measurement,
     implementations,
@@ -18,13 +19,12 @@ from bench.pipeline import (
     measure_paced,
     produce_frame,
 )
-from bench.plot import plot
-from bench.report import markdown_table, print_table, write_results
-from fraudstream import services
+from fraudstream.bench.plot import plot
+from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.models.train import train
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from fraudstream.topics import create_topics
-from models.train import train
 
 E2E_RATE = 20_000.0
 console = Console()
@@ -39,7 +39,7 @@ def bench_population(days: int) -> SimulationConfig:
 
 
 def _quix() -> str | None:
-    from bench.quix_env import quix_python
+    from fraudstream.bench.quix_env import quix_python
 
     try:
         with console.status("preparing the Quix Streams environment (first run only)"):

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.pipeline import Measurement
+from fraudstream.bench.pipeline import Measurement
 
 
 def plot(results: list[Measurement], path: Path, title: str) -> None:

@@ -15,20 +15,20 @@ from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from threadpoolctl import threadpool_limits
 
-from features.definitions import FEATURE_NAMES
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import RedisStateStore
 from fraudstream import model_trust
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import RedisStateStore
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
-from models.registry import Registry
-from models.scorer import Scorer
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.decisions import encode_decision
-from stream.events import Rejected, decode_transaction, decoded_id
-from stream.kafka_config import connection_config
-from stream.metrics import WorkerMetrics
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.decisions import encode_decision
+from fraudstream.stream.events import Rejected, decode_transaction, decoded_id
+from fraudstream.stream.kafka_config import connection_config
+from fraudstream.stream.metrics import WorkerMetrics
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 the ``limits`` library's Redis strategies, on a private Redis (or FRAUDSTREAM_REDIS_URL).
 
     .venv/bin/pip install limits==5.8.0   # a measurement tool only, not a dependency
-    .venv/bin/python -m bench.rate_limits [--calls 5000]
+    .venv/bin/python -m fraudstream.bench.rate_limits [--calls 5000]
 
 Prints microseconds per check (median and p99 of per-call times, plus the mean), each
 check being what one request of the HTTP scorer costs: admission (a token and an
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import redis
 
 from fraudstream import services
-from stream.http.shared_limits import SharedLimits
+from fraudstream.stream.http.shared_limits import SharedLimits
 
 
 def timed(check: Callable[[int], object], calls: int) -> dict[str, float]:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn
 
-from bench.backfill import run_backfill
-from bench.http_serving import run_http
-from bench.model_quality import run_model
-from bench.pipeline_run import bench_population, run_pipeline
-from bench.report import markdown_table, print_table, write_results
-from bench.stages import run_stages
-from bench.state_memory import measure
 from fraudstream import services
+from fraudstream.bench.backfill import run_backfill
+from fraudstream.bench.http_serving import run_http
+from fraudstream.bench.model_quality import run_model
+from fraudstream.bench.pipeline_run import bench_population, run_pipeline
+from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.bench.stages import run_stages
+from fraudstream.bench.state_memory import measure
 from fraudstream.settings import Settings
 
 SECTIONS = ("pipeline", "stages", "memory", "backfill", "http", "model")

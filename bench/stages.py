@@ -9,18 +9,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.batch_cost import FIXED_COST_SIZE, LARGE_SIZE, BatchCost, measure_batch_costs
-from bench.pipeline import isolated
-from bench.report import markdown_table, print_table, write_results
 from fraudstream import services
+from fraudstream.bench.batch_cost import FIXED_COST_SIZE, LARGE_SIZE, BatchCost, measure_batch_costs
+from fraudstream.bench.pipeline import isolated
+from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import load_scorer
+from fraudstream.models.train import train
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from fraudstream.simulator.streamer import produce_frame
+from fraudstream.stream.app import build_worker
 from fraudstream.topics import create_topics
-from models.registry import Registry
-from models.scorer import load_scorer
-from models.train import train
-from stream.app import build_worker
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import redis
 
-from features import terminal_state
-from features.customer_state import RECENT_IDS_BYTES, STATE_DTYPE, VERSION
-from features.definitions import DAY_MS, RING_DAYS, TERMINAL_RING_DAYS
-from features.online import customer_key, terminal_key
+from fraudstream.features import terminal_state
+from fraudstream.features.customer_state import RECENT_IDS_BYTES, STATE_DTYPE, VERSION
+from fraudstream.features.definitions import DAY_MS, RING_DAYS, TERMINAL_RING_DAYS
+from fraudstream.features.online import customer_key, terminal_key
 
 CHUNK = 20_000
 Progress = Callable[[int], None]

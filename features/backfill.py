@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features import customer_state, terminal_state
-from features.customer_state import NO_PARTITION, StateFormatError
-from features.definitions import DAY_MS
-from features.epoch import mark_rebuilt
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore, StateStore
-from features.terminal_state import TerminalStateError
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.customer_state import NO_PARTITION, StateFormatError
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.epoch import mark_rebuilt
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore, StateStore
+from fraudstream.features.terminal_state import TerminalStateError
 
 BUILD_EVENTS = 50_000  # events per engine batch while building
 LABEL_EVENTS = 256  # labels per batch (apply_labels groups a batch's labels by terminal)

@@ -27,9 +27,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from features import resp
-from features.redis_auth import NO_AUTH, RedisAuth
-from features.store import CAS_SCRIPT, Conflicts, RedisStateStore, cas_args
+from fraudstream.features import resp
+from fraudstream.features.redis_auth import NO_AUTH, RedisAuth
+from fraudstream.features.store import CAS_SCRIPT, Conflicts, RedisStateStore, cas_args
 
 _CAS_SHA = hashlib.sha1(CAS_SCRIPT.encode()).hexdigest()
 

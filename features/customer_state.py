@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.definitions import CENTS_MAX, COUNT_MAX, GAP_CAP_MS, RING_DAYS
+from fraudstream.features.definitions import CENTS_MAX, COUNT_MAX, GAP_CAP_MS, RING_DAYS
 
 VERSION = 2
 NO_PARTITION = 0xFFFF

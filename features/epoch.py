@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from features.store import StateStore
+from fraudstream.features.store import StateStore
 
 SENTINELS = 16
 MISSING, REPLACED, ROLLED_BACK = "missing", "replaced", "rolled_back"

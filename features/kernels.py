@@ -16,9 +16,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from features.customer_state import NO_GAP, NO_PARTITION, STATE_BYTES, STATE_DTYPE
-from features.customer_state import VERSION as CUSTOMER_VERSION
-from features.definitions import (
+from fraudstream.features.customer_state import NO_GAP, NO_PARTITION, STATE_BYTES, STATE_DTYPE
+from fraudstream.features.customer_state import VERSION as CUSTOMER_VERSION
+from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
@@ -41,9 +41,9 @@ from features.definitions import (
     TERMINAL_RING_DAYS,
     WINDOWS,
 )
-from features.jit import CACHE, warm_up
-from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
-from features.terminal_state import VERSION as TERMINAL_VERSION
+from fraudstream.features.jit import CACHE, warm_up
+from fraudstream.features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
+from fraudstream.features.terminal_state import VERSION as TERMINAL_VERSION
 
 assert STATE_DTYPE.fields is not None  # a structured dtype
 _FIELD = {name: int(field[1]) for name, field in STATE_DTYPE.fields.items()}

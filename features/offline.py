@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
@@ -39,7 +39,7 @@ from features.definitions import (
     risk,
     to_cents,
 )
-from features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
+from fraudstream.features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 
 REQUIRED_COLUMNS = ("timestamp", "customer_id", "terminal_id", "amount")
 

@@ -20,9 +20,9 @@ from functools import partial
 
 import numpy as np
 
-from features import customer_state, kernels, recent_ids, terminal_state
-from features.customer_state import NO_GAP, CustomerState, StateFormatError
-from features.definitions import (
+from fraudstream.features import customer_state, kernels, recent_ids, terminal_state
+from fraudstream.features.customer_state import NO_GAP, CustomerState, StateFormatError
+from fraudstream.features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
     COL_AVG,
@@ -44,8 +44,8 @@ from features.definitions import (
     risk,
     to_cents,
 )
-from features.store import Conflicts, StateStore
-from features.terminal_state import TerminalState, TerminalStateError
+from fraudstream.features.store import Conflicts, StateStore
+from fraudstream.features.terminal_state import TerminalState, TerminalStateError
 
 # A key that keeps losing compare-and-set (a hot terminal written by every worker) is
 # retried with back-off, at least MIN_CAS_ROUNDS times and then for as long as the budget

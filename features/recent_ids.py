@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from features.customer_state import RECENT_IDS_BYTES, STATE_BYTES
+from fraudstream.features.customer_state import RECENT_IDS_BYTES, STATE_BYTES
 
 RECENT = 2
 DIGEST_BYTES = RECENT_IDS_BYTES // RECENT

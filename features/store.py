@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import redis
 
-from features import resp
-from features.redis_auth import NO_AUTH, RedisAuth
+from fraudstream.features import resp
+from fraudstream.features.redis_auth import NO_AUTH, RedisAuth
 
 # Absent keys are passed as the empty string: a real state is never empty.
 CAS_SCRIPT = """

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.definitions import TERMINAL_RING_DAYS
+from fraudstream.features.definitions import TERMINAL_RING_DAYS
 
 VERSION = 2
 COUNT_MAX = 2**32 - 1

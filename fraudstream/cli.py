@@ -381,7 +381,7 @@ def _simulate_handbook(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     import pandas as pd
 
-    from models.train import train
+    from fraudstream.models.train import train
 
     if args.data is not None:
         try:
@@ -429,15 +429,15 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.app import require_services, run_worker
+    from fraudstream.stream.app import require_services, run_worker
 
     settings = settings.replace(**{k: v for k, v in {
         "max_batch": args.max_batch, "metrics_port": args.metrics_port,
         "emit_features": args.emit_features,
         "exactly_once": args.exactly_once}.items() if v is not None})
     if args.processes > 1 or args.status_dir is not None:
-        from models.registry import Registry
-        from stream.supervisor import run_pool
+        from fraudstream.models.registry import Registry
+        from fraudstream.stream.supervisor import run_pool
 
         # Fail here in one line, not once per replica and restart.
         require_services(settings)
@@ -467,7 +467,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bench.runner import run
+    from fraudstream.bench.runner import run
 
     return run(args.out, args.quick, args.only, settings, tune_model=args.tune_model)
 
@@ -485,7 +485,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
-    from models.onnx_export import export_version
+    from fraudstream.models.onnx_export import export_version
 
     done = export_version(args.registry or Path(settings.model_dir), args.version, args.output)
     print(f"{'already exported' if done.reused else 'wrote'} model {done.version} as ONNX: "
@@ -498,8 +498,8 @@ def cmd_export_onnx(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from stream.http.platforms import resolve_port
-    from stream.http.server import serve
+    from fraudstream.stream.http.platforms import resolve_port
+    from fraudstream.stream.http.server import serve
 
     port = resolve_port(args.port, settings.http_port, os.environ)
     return serve(settings, args.host or settings.http_host, port,
@@ -507,7 +507,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.http.keys import create_key
+    from fraudstream.stream.http.keys import create_key
 
     key, stored = create_key(args.name, args.file)
     print(f"API key {args.name}: {key}")
@@ -524,7 +524,7 @@ def cmd_compose_secrets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.http.keys import revoke_in_file
+    from fraudstream.stream.http.keys import revoke_in_file
 
     path = args.file or (Path(settings.api_keys_file) if settings.api_keys_file else None)
     if path is None:
@@ -555,7 +555,7 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.monitor import run_monitor
+    from fraudstream.stream.monitor import run_monitor
 
     _require_broker(settings)
     if args.metrics_port is not None:
@@ -601,8 +601,8 @@ def cmd_top(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from stream.health import assess, assess_readiness
-    from stream.status import read_status
+    from fraudstream.stream.health import assess, assess_readiness
+    from fraudstream.stream.status import read_status
 
     path = args.status_file or (Path(settings.status_file) if settings.status_file else None)
     if path is None:
@@ -674,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from confluent_kafka import KafkaException
 
     from fraudstream import logs, model_trust
-    from models.artifact import ArtifactError
+    from fraudstream.models.artifact import ArtifactError
 
     parser = build_parser()
     args = parser.parse_args(argv)

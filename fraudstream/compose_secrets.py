@@ -18,8 +18,8 @@ import os
 import secrets
 from pathlib import Path
 
-from models import signing
-from stream.http.keys import create_key
+from fraudstream.models import signing
+from fraudstream.stream.http.keys import create_key
 
 APP_UID = 10001  # deploy/Dockerfile's user
 REDIS_UID = 999  # the redis image's user

@@ -13,9 +13,9 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
 from fraudstream.settings import Settings
-from stream.decisions import decision_decoder
-from stream.kafka_config import downstream_consumer_config
-from stream.poll import consumed_at
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import downstream_consumer_config
+from fraudstream.stream.poll import consumed_at
 
 WINDOW_S = 5.0
 

@@ -29,16 +29,16 @@ from fraudstream.child_process import die_with_parent
 from fraudstream.console import DecisionReader, DecisionStats
 from fraudstream.drift_view import DriftView
 from fraudstream.logs import TextFormatter
+from fraudstream.models.registry import Registry
+from fraudstream.models.train import train
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.streamer import daily_profile, planned_events
+from fraudstream.stream.autoscale import Autoscaler, Point, ScalingPolicy
+from fraudstream.stream.lag import LagObserver
+from fraudstream.stream.status import read_status
+from fraudstream.stream.supervisor import Replica, SupervisorError, WorkerPool
 from fraudstream.topics import create_topics
 from fraudstream.warm_start import WarmStart, materialize_history
-from models.registry import Registry
-from models.train import train
-from stream.autoscale import Autoscaler, Point, ScalingPolicy
-from stream.lag import LagObserver
-from stream.status import read_status
-from stream.supervisor import Replica, SupervisorError, WorkerPool
 
 if TYPE_CHECKING:
     import pandas as pd

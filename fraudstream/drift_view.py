@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from fraudstream.stream.drift import ALERT_PSI, CALENDAR_FEATURES, alerted
 from fraudstream.top import scrape
-from stream.drift import ALERT_PSI, CALENDAR_FEATURES, alerted
 
 SCRAPE_EVERY_S = 2.0
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from models import signing
-from models.artifact import ArtifactError, sign_artifact
-from models.registry import Registry
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models import signing
+from fraudstream.models.artifact import ArtifactError, sign_artifact
+from fraudstream.models.registry import Registry
 
 
 def list_versions(root: Path) -> int:

@@ -15,8 +15,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models import signing
-from models.signing import KeyRing, Signer, Trust
+from fraudstream.models import signing
+from fraudstream.models.signing import KeyRing, Signer, Trust
 
 if TYPE_CHECKING:
     from fraudstream.settings import Settings

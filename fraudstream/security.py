@@ -12,10 +12,10 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from features.cluster_store import ClusterStateStore, state_store_from_url
-from features.redis_auth import RedisAuth, refusal
-from features.store import RedisStateStore, StateStore
 from fraudstream.errors import ConfigError, CredentialsError
+from fraudstream.features.cluster_store import ClusterStateStore, state_store_from_url
+from fraudstream.features.redis_auth import RedisAuth, refusal
+from fraudstream.features.store import RedisStateStore, StateStore
 
 if TYPE_CHECKING:
     from fraudstream.settings import Settings

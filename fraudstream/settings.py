@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from features.definitions import TERMINAL_RING_DAYS
 from fraudstream import security
 from fraudstream.errors import ConfigError
+from fraudstream.features.definitions import TERMINAL_RING_DAYS
 
 PREFIX = "FRAUDSTREAM_"
 

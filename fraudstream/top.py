@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-from stream.drift import alerted
+from fraudstream.stream.drift import alerted
 
 Labels = tuple[tuple[str, str], ...]
 STAGES = ("decode", "features", "score", "produce", "update")

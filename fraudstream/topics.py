@@ -12,8 +12,8 @@ from confluent_kafka.cimpl import NewTopic  # its home; .admin re-exports it wit
 
 from fraudstream.errors import TopicError
 from fraudstream.settings import Settings
-from stream.kafka_config import admin_config
-from stream.kafka_errors import ClientErrors
+from fraudstream.stream.kafka_config import admin_config
+from fraudstream.stream.kafka_errors import ClientErrors
 
 # DescribeConfigs on the embedded broker returns only configs set explicitly, and some
 # clients (Quix Streams) need retention to be readable: set it on every topic.

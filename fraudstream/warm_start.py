@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from features.backfill import WriteSummary, materialize
+from fraudstream.features.backfill import WriteSummary, materialize
 from fraudstream.history.frames import history_of
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings

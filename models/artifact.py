@@ -24,8 +24,8 @@ from typing import Any
 
 import joblib
 
-from models import signing
-from models.signing import SIGNATURE_FILE, KeyRing, SigningError
+from fraudstream.models import signing
+from fraudstream.models.signing import SIGNATURE_FILE, KeyRing, SigningError
 
 log = logging.getLogger("fraudstream.models")
 

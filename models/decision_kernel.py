@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 
-from features.jit import CACHE, warm_up
-from models.decisions import APPROVE, DECLINE, REVIEW, ReasonExplainer
+from fraudstream.features.jit import CACHE, warm_up
+from fraudstream.models.decisions import APPROVE, DECLINE, REVIEW, ReasonExplainer
 
 njit = numba.njit(cache=CACHE, nogil=True)
 

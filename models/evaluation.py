@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from models.introsort import descending_order
+from fraudstream.models.introsort import descending_order
 
 DAY_MS = 86_400_000
 

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.artifact import Artifact
-from models.registry import Registry
-from models.scorer import Scorer
+from fraudstream.models.artifact import Artifact
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer
 
 log = logging.getLogger("fraudstream.models")
 

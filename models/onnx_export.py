@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, register_files, sha256_of
-from models.compiled import probe_matrix
-from models.registry import Registry
+from fraudstream.models.artifact import Artifact, register_files, sha256_of
+from fraudstream.models.compiled import probe_matrix
+from fraudstream.models.registry import Registry
 
 # Opsets the export targets, pinned: onnxruntime 1.32 runs them, skl2onnx 1.20 is tested
 # up to opset 22.

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.artifact import (
+from fraudstream.models.artifact import (
     Artifact,
     ArtifactError,
     check_feature_contract,
@@ -31,7 +31,7 @@ from models.artifact import (
     read_manifest,
     verify_artifact,
 )
-from models.signing import KeyRing
+from fraudstream.models.signing import KeyRing
 
 CHAMPION_FILE = "CHAMPION"
 CHALLENGER_FILE = "CHALLENGER"

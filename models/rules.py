@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
     COL_COUNT,
@@ -44,8 +44,8 @@ from features.definitions import (
     FEATURE_NAMES,
     N_FEATURES,
 )
-from models.decisions import DEFAULT_THRESHOLDS, decide
-from models.scorer import ScoredBatch
+from fraudstream.models.decisions import DEFAULT_THRESHOLDS, decide
+from fraudstream.models.scorer import ScoredBatch
 
 log = logging.getLogger("fraudstream.models")
 

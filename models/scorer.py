@@ -9,16 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from models.artifact import Artifact, check_feature_contract
-from models.compiled import (
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models.artifact import Artifact, check_feature_contract
+from fraudstream.models.compiled import (
     CompiledScorer,
     CompiledScorerError,
     probe_matrix,
     split_thresholds,
 )
-from models.decision_kernel import BatchDecisions
-from models.decisions import ReasonExplainer
+from fraudstream.models.decision_kernel import BatchDecisions
+from fraudstream.models.decisions import ReasonExplainer
 
 log = logging.getLogger("fraudstream.models")
 Probability = Callable[[np.ndarray], np.ndarray]

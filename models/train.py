@@ -20,19 +20,19 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from features.offline import compute_matrix
-from models.artifact import sha256_of, write_artifact
-from models.compiled import compile_model
-from models.decisions import choose_thresholds
-from models.evaluation import (
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.artifact import sha256_of, write_artifact
+from fraudstream.models.compiled import compile_model
+from fraudstream.models.decisions import choose_thresholds
+from fraudstream.models.evaluation import (
     SplitPlan,
     default_plan,
     evaluate,
     time_split,
     validation_plan,
 )
-from models.registry import Registry
+from fraudstream.models.registry import Registry
 
 MODEL_KINDS = ("hgb", "logreg")
 # make_model's settings are fixed; they were chosen on a validation window that ends before

@@ -12,20 +12,20 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, start_http_server
 from threadpoolctl import threadpool_limits
 
-from features.definitions import DAY_MS
-from features.epoch import StateEpoch
-from features.online import OnlineFeatureStore
 from fraudstream import logs
 from fraudstream.errors import ConfigError
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.epoch import StateEpoch
+from fraudstream.features.online import OnlineFeatureStore
+from fraudstream.models.follower import ModelSet, RegistryFollower
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer, load_scorer
 from fraudstream.security import check_feature_state_store, feature_state_store
 from fraudstream.settings import Settings
-from models.follower import ModelSet, RegistryFollower
-from models.registry import Registry
-from models.scorer import Scorer, load_scorer
-from stream.kafka_config import admin_config
-from stream.metrics import WorkerMetrics
-from stream.topic_identity import TopicIdentity, describe_topic_id
-from stream.worker import Worker
+from fraudstream.stream.kafka_config import admin_config
+from fraudstream.stream.metrics import WorkerMetrics
+from fraudstream.stream.topic_identity import TopicIdentity, describe_topic_id
+from fraudstream.stream.worker import Worker
 
 log = logging.getLogger("fraudstream.worker")
 # The periodic check of the topic's identity runs in the worker's loop: it may not hold

@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stream.lag import LagSample
-from stream.status import WorkerStatus
+from fraudstream.stream.lag import LagSample
+from fraudstream.stream.status import WorkerStatus
 
 log = logging.getLogger("fraudstream.autoscale")
 

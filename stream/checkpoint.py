@@ -24,11 +24,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from stream.delivery import DeliveryTracker, PendingBatch
-from stream.metrics import WorkerMetrics
-from stream.outputs import Outputs
-from stream.poll import commit_offsets
-from stream.transactions import Transactions
+from fraudstream.stream.delivery import DeliveryTracker, PendingBatch
+from fraudstream.stream.metrics import WorkerMetrics
+from fraudstream.stream.outputs import Outputs
+from fraudstream.stream.poll import commit_offsets
+from fraudstream.stream.transactions import Transactions
 
 log = logging.getLogger("fraudstream.checkpoint")
 

@@ -25,8 +25,8 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter
 
-from features.definitions import FEATURE_NAMES
-from features.online import (
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.online import (
     FEATURES_DEGRADED,
     LabelBatch,
     OnlineFeatureStore,
@@ -34,19 +34,19 @@ from features.online import (
     TransactionBatch,
     default_matrix,
 )
-from features.recent_ids import DUPLICATE
-from models.decisions import OUTCOMES
-from models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
-from models.scorer import ScoredBatch
-from stream.circuit import HALF_OPEN, CircuitBreaker
-from stream.decisions import Decision
-from stream.feature_store_guard import (
+from fraudstream.features.recent_ids import DUPLICATE
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.rules import MODEL_DEGRADED, RULES_VERSION, RulesScorer, score_with_fallback
+from fraudstream.models.scorer import ScoredBatch
+from fraudstream.stream.circuit import HALF_OPEN, CircuitBreaker
+from fraudstream.stream.decisions import Decision
+from fraudstream.stream.feature_store_guard import (
     FeatureStoreMetrics,
     feature_store_answered,
     feature_store_failed,
 )
-from stream.state_backlog import StateBacklog, Written
-from stream.state_epoch import STATE_LOST, EpochWatch
+from fraudstream.stream.state_backlog import StateBacklog, Written
+from fraudstream.stream.state_epoch import STATE_LOST, EpochWatch
 
 log = logging.getLogger("fraudstream.core")
 

@@ -18,7 +18,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResou
     ConfigResource,  # defined in the private .admin._config, re-exported without __all__
 )
 
-from stream.decisions import MAX_KEY_BYTES
+from fraudstream.stream.decisions import MAX_KEY_BYTES
 
 log = logging.getLogger("fraudstream.dead_letters")
 

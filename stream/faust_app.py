@@ -7,7 +7,7 @@ batch behind the circuit breaker with degraded mode, the rules fallback, labels 
 by a second agent, and the same decision events. Faust owns consumption and commits.
 Run it with::
 
-    python -m stream.faust_app worker -l warn
+    python -m fraudstream.stream.faust_app worker -l warn
 
 Settings come from the same ``FRAUDSTREAM_*`` variables. The Redis calls are made from
 the agents' coroutines (they are short and batched); the model runs in-line.
@@ -26,20 +26,20 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 from threadpoolctl import threadpool_limits
 
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from fraudstream import model_trust
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.models.follower import ModelSet, RegistryFollower
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import load_scorer
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
-from models.follower import ModelSet, RegistryFollower
-from models.registry import Registry
-from models.scorer import load_scorer
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.dead_letters import dead_letter
-from stream.decisions import decision_key, encode_decision
-from stream.events import EventTimeBounds, Rejected, decode_label, decode_transaction
-from stream.faust_security import faust_credentials
-from stream.metrics import WorkerMetrics
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.dead_letters import dead_letter
+from fraudstream.stream.decisions import decision_key, encode_decision
+from fraudstream.stream.events import EventTimeBounds, Rejected, decode_label, decode_transaction
+from fraudstream.stream.faust_security import faust_credentials
+from fraudstream.stream.metrics import WorkerMetrics
 
 log = logging.getLogger("fraudstream.faust")
 

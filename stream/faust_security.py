@@ -18,7 +18,7 @@ from faust.types.auth import CredentialsT
 
 from fraudstream.security import uses_sasl, uses_tls
 from fraudstream.settings import Settings
-from stream.oidc import CachedToken, ClientCredentials, request_token
+from fraudstream.stream.oidc import CachedToken, ClientCredentials, request_token
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:

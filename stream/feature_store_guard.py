@@ -8,7 +8,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
-from stream.circuit import CircuitBreaker
+from fraudstream.stream.circuit import CircuitBreaker
 
 
 class FeatureStoreMetrics(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.status import WorkerStatus
+from fraudstream.stream.status import WorkerStatus
 
 
 @dataclass(frozen=True)

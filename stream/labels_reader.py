@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from features.online import LabelBatch
+from fraudstream.features.online import LabelBatch
 from fraudstream.settings import Settings
-from stream.delivery import DeliveryTracker
-from stream.events import EventTimeBounds, Rejected, decode_label, decoded_id
-from stream.kafka_config import consumer_config, producer_config
-from stream.outputs import Outputs
-from stream.poll import commit_offsets, consumed_at
+from fraudstream.stream.delivery import DeliveryTracker
+from fraudstream.stream.events import EventTimeBounds, Rejected, decode_label, decoded_id
+from fraudstream.stream.kafka_config import consumer_config, producer_config
+from fraudstream.stream.outputs import Outputs
+from fraudstream.stream.poll import commit_offsets, consumed_at
 
 log = logging.getLogger("fraudstream.labels")
 

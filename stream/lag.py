@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from fraudstream.settings import Settings
-from stream.kafka_config import common_config
+from fraudstream.stream.kafka_config import common_config
 
 log = logging.getLogger("fraudstream.lag")
 

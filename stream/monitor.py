@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry, start_http_server
 from fraudstream.errors import ConfigError
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
-from stream.decisions import decision_decoder
-from stream.events import Rejected, decode_label, decoded_id
-from stream.kafka_config import downstream_consumer_config
-from stream.metrics import QualityMetrics
-from stream.poll import poll_available
-from stream.quality import LiveQuality
-from stream.quality_store import RedisLiveQuality
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.events import Rejected, decode_label, decoded_id
+from fraudstream.stream.kafka_config import downstream_consumer_config
+from fraudstream.stream.metrics import QualityMetrics
+from fraudstream.stream.poll import poll_available
+from fraudstream.stream.quality import LiveQuality
+from fraudstream.stream.quality_store import RedisLiveQuality
 
 log = logging.getLogger("fraudstream.monitor")
 

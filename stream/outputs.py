@@ -25,10 +25,10 @@ from typing import cast
 import msgspec
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from stream.dead_letters import DeadLetter, Headers, bare_dead_letter, dead_letter
-from stream.delivery import DeliveryTracker, PendingBatch
-from stream.output_errors import Failure, OutputTopicError, classify, topic_failure
-from stream.produce import produce_or_wait
+from fraudstream.stream.dead_letters import DeadLetter, Headers, bare_dead_letter, dead_letter
+from fraudstream.stream.delivery import DeliveryTracker, PendingBatch
+from fraudstream.stream.output_errors import Failure, OutputTopicError, classify, topic_failure
+from fraudstream.stream.produce import produce_or_wait
 
 log = logging.getLogger("fraudstream.outputs")
 

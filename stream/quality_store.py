@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import redis
 
-from stream.quality import Quality, measure_pairs
+from fraudstream.stream.quality import Quality, measure_pairs
 
 DECISION = struct.Struct("<fBH")  # score, flagged, version id
 RECORD = np.dtype([("score", "<f4"), ("flagged", "u1"), ("fraud", "u1")])

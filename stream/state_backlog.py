@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 
 Written = Callable[[], None]
 

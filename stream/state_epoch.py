@@ -18,7 +18,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
-from features.epoch import LOSS_KINDS, StateEpoch
+from fraudstream.features.epoch import LOSS_KINDS, StateEpoch
 
 log = logging.getLogger("fraudstream.epoch")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from fraudstream.child_process import die_with_parent
 from fraudstream.settings import Settings
-from stream.status import WorkerStatus, read_status
-from stream.transactions import replica_transactional_id
+from fraudstream.stream.status import WorkerStatus, read_status
+from fraudstream.stream.transactions import replica_transactional_id
 
 log = logging.getLogger("fraudstream.supervisor")
 

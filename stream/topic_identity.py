@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from features.store import StateStore
+from fraudstream.features.store import StateStore
 
 log = logging.getLogger("fraudstream.topic")
 

@@ -27,55 +27,55 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from features import jit
-from features.definitions import FEATURE_NAMES
-from features.epoch import StateEpoch
-from features.online import (
+from fraudstream import logs
+from fraudstream.errors import CredentialsError
+from fraudstream.features import jit
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.epoch import StateEpoch
+from fraudstream.features.online import (
     LabelBatch,
     OnlineFeatureStore,
     TransactionBatch,
 )
-from fraudstream import logs
-from fraudstream.errors import CredentialsError
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.follower import ModelSet, RegistryFollower
+from fraudstream.models.scorer import Scorer
 from fraudstream.settings import Settings
-from models.decisions import OUTCOMES
-from models.follower import ModelSet, RegistryFollower
-from models.scorer import Scorer
-from stream.batch_size import BatchSizer
-from stream.broker_watch import BrokerWatch
-from stream.checkpoint import Checkpoint
-from stream.circuit import CircuitBreaker
-from stream.core import DecidedBatch, DecisionCore
-from stream.dead_letters import record_limit, topic_max_message_bytes
-from stream.decisions import decision_key, encode_decision
-from stream.delivery import PendingBatch
-from stream.drift import DriftMonitor
-from stream.events import (
+from fraudstream.stream.batch_size import BatchSizer
+from fraudstream.stream.broker_watch import BrokerWatch
+from fraudstream.stream.checkpoint import Checkpoint
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecidedBatch, DecisionCore
+from fraudstream.stream.dead_letters import record_limit, topic_max_message_bytes
+from fraudstream.stream.decisions import decision_key, encode_decision
+from fraudstream.stream.delivery import PendingBatch
+from fraudstream.stream.drift import DriftMonitor
+from fraudstream.stream.events import (
     EventTimeBounds,
     Rejected,
     Transaction,
     decode_transaction,
 )
-from stream.group_offsets import group_has_committed
-from stream.kafka_config import (
+from fraudstream.stream.group_offsets import group_has_committed
+from fraudstream.stream.kafka_config import (
     admin_config,
     consumer_config,
     producer_config,
     transactional_producer_config,
 )
-from stream.kafka_errors import is_refusal, refusal_message
-from stream.labels_reader import LabelReader
-from stream.metrics import WorkerMetrics
-from stream.offset_resets import count_offset_resets, stop_counting
-from stream.output_errors import missing_topic_failure, missing_topics
-from stream.outputs import Outputs
-from stream.poll import consumed_at, poll_available
-from stream.produce import produce_or_wait
-from stream.shadow import ShadowBudget
-from stream.state_epoch import EpochWatch
-from stream.status import StatusWriter, WorkerStatus
-from stream.topic_identity import TopicIdentity
-from stream.transactions import Transactions, transactional_id
+from fraudstream.stream.kafka_errors import is_refusal, refusal_message
+from fraudstream.stream.labels_reader import LabelReader
+from fraudstream.stream.metrics import WorkerMetrics
+from fraudstream.stream.offset_resets import count_offset_resets, stop_counting
+from fraudstream.stream.output_errors import missing_topic_failure, missing_topics
+from fraudstream.stream.outputs import Outputs
+from fraudstream.stream.poll import consumed_at, poll_available
+from fraudstream.stream.produce import produce_or_wait
+from fraudstream.stream.shadow import ShadowBudget
+from fraudstream.stream.state_epoch import EpochWatch
+from fraudstream.stream.status import StatusWriter, WorkerStatus
+from fraudstream.stream.topic_identity import TopicIdentity
+from fraudstream.stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
 IDENTITY_CHECK_MAX_SILENCE_S = 3.0  # librdkafka's statistics come every second

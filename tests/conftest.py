@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from fraudstream import services
+from fraudstream.models.registry import Registry
+from fraudstream.models.train import train
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.handbook import FraudCounts, simulate_handbook
-from models.registry import Registry
-from models.train import train
 from tests import signing_keys
 from tests.population import TEST_POPULATION
 from tests.processes import child_pids

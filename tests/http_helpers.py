@@ -15,8 +15,8 @@ from fastapi import FastAPI
 
 from fraudstream.services import free_port
 from fraudstream.settings import Settings
-from stream.http.app import model_holder
-from stream.http.keys import create_key, revoke_in_file
+from fraudstream.stream.http.app import model_holder
+from fraudstream.stream.http.keys import create_key, revoke_in_file
 from tests.waiting import wait_for
 
 

@@ -14,11 +14,15 @@ from confluent_kafka.admin import AdminClient
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
+from fraudstream.stream.app import build_worker
+from fraudstream.stream.decisions import Decision, decision_decoder
+from fraudstream.stream.kafka_config import (
+    admin_config,
+    downstream_consumer_config,
+    producer_config,
+)
+from fraudstream.stream.worker import Worker
 from fraudstream.topics import create_topics
-from stream.app import build_worker
-from stream.decisions import Decision, decision_decoder
-from stream.kafka_config import admin_config, downstream_consumer_config, producer_config
-from stream.worker import Worker
 from tests.population import recent
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from features.definitions import FEATURE_NAMES, N_FEATURES, feature_schema_digest
-from models.artifact import write_artifact
+from fraudstream.features.definitions import FEATURE_NAMES, N_FEATURES, feature_schema_digest
+from fraudstream.models.artifact import write_artifact
 
 
 def write_model(root: Path, version: str, seed: int = 0,

@@ -11,12 +11,12 @@ import pandas as pd
 import redis
 from confluent_kafka import Producer
 
-from features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
+from fraudstream.features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
-from stream.decisions import decision_decoder
-from stream.kafka_config import producer_config
-from stream.worker import Worker
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import producer_config
+from fraudstream.stream.worker import Worker
 from tests.kafka_helpers import read_topic
 from tests.waiting import wait_for
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream import model_trust
+from fraudstream.models import signing
 from fraudstream.settings import PREFIX, Settings
-from models import signing
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features import customer_state, terminal_state
-from features.cluster_store import state_store_from_url
-from features.definitions import DAY_MS, LABEL_DELAY_DAYS, RING_DAYS, TERMINAL_RING_DAYS
-from features.store import StateStore
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.cluster_store import state_store_from_url
+from fraudstream.features.definitions import DAY_MS, LABEL_DELAY_DAYS, RING_DAYS, TERMINAL_RING_DAYS
+from fraudstream.features.store import StateStore
 from fraudstream.settings import Settings
 
 

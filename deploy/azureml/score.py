@@ -3,6 +3,6 @@ calls ``init()`` once and ``run(raw_data)`` per request; ``shutdown()`` stops wh
 ``init()`` started (also at exit). All live in ``stream.http.azureml`` (see its docstring
 and README, "Azure ML")."""
 
-from stream.http.azureml import init, run, shutdown
+from fraudstream.stream.http.azureml import init, run, shutdown
 
 __all__ = ["init", "run", "shutdown"]

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from fraudstream.batch.files import InputFileError
 from fraudstream.batch.plan import make_plan
+from fraudstream.models.registry import Registry
 from fraudstream.progress import progress_bar
 from fraudstream.settings import Settings
-from models.registry import Registry
 
 if TYPE_CHECKING:
     from fraudstream.batch.score_file import Summary
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def report(summary: Summary) -> list[str]:
     """The summary lines printed after a run."""
-    from models.decisions import OUTCOMES
+    from fraudstream.models.decisions import OUTCOMES
 
     outcomes = ", ".join(f"{summary.outcomes.get(o, 0):,} {o}" for o in OUTCOMES)
     lines = [

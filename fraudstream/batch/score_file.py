@@ -23,18 +23,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.definitions import FEATURE_NAMES
-from features.offline import compute_matrix
 from fraudstream.batch.files import InputFileError, TableWriter
 from fraudstream.batch.plan import Plan, make_plan
 from fraudstream.batch.rejects import Rejects
 from fraudstream.batch.rows import Rows, accepted_part
 from fraudstream.batch.validate import check_chunk
-from models.artifact import Artifact
-from models.decisions import OUTCOMES
-from models.rules import MODEL_DEGRADED, RulesScorer
-from models.scorer import Scorer
-from stream.core import decide_matrix
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.artifact import Artifact
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.rules import MODEL_DEGRADED, RulesScorer
+from fraudstream.models.scorer import Scorer
+from fraudstream.stream.core import decide_matrix
 
 SCORE_ROWS = 65_536
 DECISION_SCHEMA = pa.schema([

@@ -24,7 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraudstream.batch.files import InputFile, InputFileError
-from stream.events import MAX_AMOUNT, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, Rejected, parse_timestamp
+from fraudstream.stream.events import (
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    MAX_TS_MS,
+    MIN_TS_MS,
+    Rejected,
+    parse_timestamp,
+)
 
 ID_COLUMNS = ("transaction_id", "customer_id", "terminal_id")
 REQUIRED_COLUMNS = ("transaction_id", "timestamp", "customer_id", "terminal_id", "amount")

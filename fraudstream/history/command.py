@@ -7,12 +7,12 @@ import time
 
 import redis
 
-from features.backfill import WriteSummary, build_states, write_states
 from fraudstream.errors import ConfigError, ServiceError
+from fraudstream.features.backfill import WriteSummary, build_states, write_states
 from fraudstream.progress import progress_bar
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings, redact_url
-from stream.events import Rejected, parse_timestamp
+from fraudstream.stream.events import Rejected, parse_timestamp
 
 STAGES = {"reading": "reading and checking", "building": "building states",
           "writing": "writing to Redis"}

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from features.backfill import History, Progress, without_coordinates
-from features.customer_state import NO_PARTITION
-from features.online import LabelBatch, TransactionBatch
 from fraudstream.batch.files import InputFileError, TableWriter, file_format, open_input
 from fraudstream.batch.rejects import Rejects
 from fraudstream.batch.rows import Rows, accepted_part
 from fraudstream.batch.validate import Checked, check_chunk, layout_of
+from fraudstream.features.backfill import History, Progress, without_coordinates
+from fraudstream.features.customer_state import NO_PARTITION
+from fraudstream.features.online import LabelBatch, TransactionBatch
 
 COORDINATES = ("partition", "offset")
 

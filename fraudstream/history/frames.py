@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.backfill import History, without_coordinates
-from features.online import LabelBatch, TransactionBatch
+from fraudstream.features.backfill import History, without_coordinates
+from fraudstream.features.online import LabelBatch, TransactionBatch
 
 
 def history_of(frame: pd.DataFrame) -> History:

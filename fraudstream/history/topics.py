@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from features.backfill import History
-from features.online import LabelBatch, TransactionBatch
 from fraudstream.errors import ServiceError, TopicError
+from fraudstream.features.backfill import History
+from fraudstream.features.online import LabelBatch, TransactionBatch
 from fraudstream.progress import Progress
 from fraudstream.settings import Settings
-from stream.events import Rejected, decode_label, decode_transaction
-from stream.kafka_config import consumer_config
-from stream.labels_reader import labels_group
+from fraudstream.stream.events import Rejected, decode_label, decode_transaction
+from fraudstream.stream.kafka_config import consumer_config
+from fraudstream.stream.labels_reader import labels_group
 
 POLL_MESSAGES = 10_000
 

@@ -17,9 +17,9 @@ from confluent_kafka import Producer
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, iter_days
-from stream.kafka_config import producer_config
-from stream.kafka_errors import ClientErrors
-from stream.produce import produce_or_wait
+from fraudstream.stream.kafka_config import producer_config
+from fraudstream.stream.kafka_errors import ClientErrors
+from fraudstream.stream.produce import produce_or_wait
 
 _encode = msgspec.json.Encoder().encode
 LABEL_CHOICES = ("all", "fraud", "none")

@@ -31,19 +31,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudstream import logs, model_trust
 from fraudstream.settings import Settings
-from stream.http import openapi
-from stream.http.auth import ApiError, Gate
-from stream.http.metrics import HttpMetrics, exposition_registry
-from stream.http.model import ModelHolder
-from stream.http.openapi import API_KEY_HEADER
-from stream.http.payloads import (
+from fraudstream.stream.http import openapi
+from fraudstream.stream.http.auth import ApiError, Gate
+from fraudstream.stream.http.metrics import HttpMetrics, exposition_registry
+from fraudstream.stream.http.model import ModelHolder
+from fraudstream.stream.http.openapi import API_KEY_HEADER
+from fraudstream.stream.http.payloads import (
     InvalidRequest,
     ParsedTransactions,
     parse_csv,
     parse_instances,
     parse_score_body,
 )
-from stream.http.platforms import (
+from fraudstream.stream.http.platforms import (
     CSV,
     JSON,
     VertexRoutes,
@@ -52,8 +52,8 @@ from stream.http.platforms import (
     is_json,
     media_type,
 )
-from stream.http.readiness import Readiness
-from stream.http.schemas import (
+from fraudstream.stream.http.readiness import Readiness
+from fraudstream.stream.http.schemas import (
     CheckResult,
     ErrorMessage,
     Liveness,
@@ -63,8 +63,8 @@ from stream.http.schemas import (
     encode,
     validation_failed,
 )
-from stream.http.scoring import Scored
-from stream.http.service import ScoringService, build_service
+from fraudstream.stream.http.scoring import Scored
+from fraudstream.stream.http.service import ScoringService, build_service
 
 log = logging.getLogger("fraudstream.http")
 
@@ -305,7 +305,7 @@ def app_from_env() -> FastAPI:
     for secret in settings.secrets():
         logs.register_secret(secret)
     model_trust.configure(settings)
-    from stream.http.server import quiet_uvicorn_extras
+    from fraudstream.stream.http.server import quiet_uvicorn_extras
 
     quiet_uvicorn_extras()
     return create_app(settings)

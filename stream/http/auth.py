@@ -23,11 +23,11 @@ from pathlib import Path
 from fraudstream.errors import ConfigError
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
-from stream.http.keys import KeyStore
-from stream.http.metrics import HttpMetrics
-from stream.http.openapi import API_KEY_HEADER
-from stream.http.ratelimit import retry_after_header
-from stream.http.shared_limits import TOO_MANY, SharedLimits
+from fraudstream.stream.http.keys import KeyStore
+from fraudstream.stream.http.metrics import HttpMetrics
+from fraudstream.stream.http.openapi import API_KEY_HEADER
+from fraudstream.stream.http.ratelimit import retry_after_header
+from fraudstream.stream.http.shared_limits import TOO_MANY, SharedLimits
 
 log = logging.getLogger("fraudstream.http")
 UNAUTHENTICATED = "(no valid key)"  # the metric label of every address's bucket

@@ -26,12 +26,12 @@ import msgspec
 
 from fraudstream import model_trust
 from fraudstream.errors import ConfigError
+from fraudstream.models.registry import CHAMPION_FILE
 from fraudstream.settings import Settings
-from models.registry import CHAMPION_FILE
-from stream.http.metrics import HttpMetrics
-from stream.http.payloads import InvalidRequest, parse_score_body
-from stream.http.schemas import ScoreBatchResponse, validation_failed
-from stream.http.service import ScoringService, build_service
+from fraudstream.stream.http.metrics import HttpMetrics
+from fraudstream.stream.http.payloads import InvalidRequest, parse_score_body
+from fraudstream.stream.http.schemas import ScoreBatchResponse, validation_failed
+from fraudstream.stream.http.service import ScoringService, build_service
 
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
 _service: ScoringService | None = None

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
-from stream.metrics import LATENCY_BUCKETS
+from fraudstream.stream.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from models.scorer import Scorer
+    from fraudstream.models.scorer import Scorer
 
 PREFIX = "fraudstream_http"
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from models.follower import ModelSet, RegistryFollower
-from models.registry import Registry
-from models.scorer import Scorer, load_scorer
+from fraudstream.models.follower import ModelSet, RegistryFollower
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer, load_scorer
 
 log = logging.getLogger("fraudstream.http")
 

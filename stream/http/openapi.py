@@ -15,10 +15,10 @@ import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from models.decisions import OUTCOMES
-from stream.events import MAX_AMOUNT, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, Transaction
-from stream.http.payloads import BATCH_FIELD, CSV_COLUMNS, VERTEX_FIELD
-from stream.http.schemas import RESPONSE_TYPES, ErrorMessage, ValidationFailed
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.stream.events import MAX_AMOUNT, MAX_ID_LENGTH, MAX_TS_MS, MIN_TS_MS, Transaction
+from fraudstream.stream.http.payloads import BATCH_FIELD, CSV_COLUMNS, VERTEX_FIELD
+from fraudstream.stream.http.schemas import RESPONSE_TYPES, ErrorMessage, ValidationFailed
 
 API_KEY_HEADER = "X-API-Key"
 SECURITY_SCHEME = "ApiKey"

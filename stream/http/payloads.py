@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from stream.events import (
+from fraudstream.stream.events import (
     DEFAULT_MAX_DEPTH,
     EventTimeBounds,
     Rejected,

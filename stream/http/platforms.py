@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fraudstream.errors import ConfigError
-from stream.decisions import Decision
+from fraudstream.stream.decisions import Decision
 
 SAGEMAKER_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 VERTEX_PORT_ENV = "AIP_HTTP_PORT"

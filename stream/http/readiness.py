@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from features.store import StateStore
+from fraudstream.features.store import StateStore
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
-from stream.http.model import ModelHolder
-from stream.kafka_config import admin_config
+from fraudstream.stream.http.model import ModelHolder
+from fraudstream.stream.kafka_config import admin_config
 
 BROKER_TIMEOUT_S = 0.5
 CACHE_S = 1.0

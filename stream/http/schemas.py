@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from stream.decisions import Decision
-from stream.http.payloads import Problem
+from fraudstream.stream.decisions import Decision
+from fraudstream.stream.http.payloads import Problem
 
 
 class ScoreBatchResponse(msgspec.Struct):

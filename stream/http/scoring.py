@@ -23,15 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.customer_state import NO_PARTITION
-from features.online import OnlineFeatureStore, TransactionBatch
-from models.decisions import OUTCOMES
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.decisions import Decision
-from stream.events import Transaction
-from stream.http.metrics import HttpMetrics
-from stream.http.model import ModelHolder
+from fraudstream.features.customer_state import NO_PARTITION
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.decisions import Decision
+from fraudstream.stream.events import Transaction
+from fraudstream.stream.http.metrics import HttpMetrics
+from fraudstream.stream.http.model import ModelHolder
 
 log = logging.getLogger("fraudstream.http")
 

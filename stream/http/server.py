@@ -16,13 +16,13 @@ import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
 from uvicorn.config import LifespanType
 
+from fraudstream.models.registry import Registry
 from fraudstream.settings import Settings
-from models.registry import Registry
-from stream.http.app import create_app
-from stream.http.auth import Gate
-from stream.http.metrics import MULTIPROCESS_ENV, HttpMetrics, exposition_registry
-from stream.http.platforms import VertexRoutes
-from stream.http.service import require_redis
+from fraudstream.stream.http.app import create_app
+from fraudstream.stream.http.auth import Gate
+from fraudstream.stream.http.metrics import MULTIPROCESS_ENV, HttpMetrics, exposition_registry
+from fraudstream.stream.http.platforms import VertexRoutes
+from fraudstream.stream.http.service import require_redis
 
 log = logging.getLogger("fraudstream.http")
 
@@ -98,7 +98,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ[MULTIPROCESS_ENV] = directory
         _metrics_listener(settings, exposition_registry()[0])
         log.info("serving on %s:%d with %d processes", host, port, workers)
-        uvicorn.run("stream.http.app:app_from_env", factory=True, workers=workers,
+        uvicorn.run("fraudstream.stream.http.app:app_from_env", factory=True, workers=workers,
                     **options)
     return 0
 

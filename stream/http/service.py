@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream.errors import ConfigError
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch, default_matrix
 from fraudstream.security import check_feature_state_store, feature_state_store
 from fraudstream.settings import Settings
-from stream.circuit import CircuitBreaker
-from stream.events import EventTimeBounds
-from stream.http.metrics import HttpMetrics
-from stream.http.model import ModelHolder
-from stream.http.payloads import Limits
-from stream.http.scoring import RequestScorer
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.events import EventTimeBounds
+from fraudstream.stream.http.metrics import HttpMetrics
+from fraudstream.stream.http.model import ModelHolder
+from fraudstream.stream.http.payloads import Limits
+from fraudstream.stream.http.scoring import RequestScorer
 
 log = logging.getLogger("fraudstream.http")
 

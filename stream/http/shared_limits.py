@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from stream.http.ratelimit import RateLimiter
+from fraudstream.stream.http.ratelimit import RateLimiter
 
 log = logging.getLogger("fraudstream.http")
 

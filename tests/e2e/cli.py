@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudstream.settings import PREFIX, Settings
-from stream.status import WorkerStatus, read_status
+from fraudstream.stream.status import WorkerStatus, read_status
 from tests import signing_keys
 from tests.conftest import settings_env
 from tests.waiting import wait_for

@@ -14,14 +14,14 @@ import pandas as pd
 import redis
 from confluent_kafka import Producer
 
-from features import customer_state, terminal_state
-from features.definitions import FEATURE_NAMES
-from features.offline import compute_matrix
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import label_message, transaction_messages
-from stream.decisions import Decision, decision_decoder
-from stream.kafka_config import producer_config
-from stream.produce import produce_or_wait
+from fraudstream.stream.decisions import Decision, decision_decoder
+from fraudstream.stream.kafka_config import producer_config
+from fraudstream.stream.produce import produce_or_wait
 from tests.kafka_helpers import Record
 
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from fraudstream.settings import Settings
-from stream.status import WorkerStatus, read_status
+from fraudstream.stream.status import WorkerStatus, read_status
 from tests.waiting import wait_for
 
 PARTITIONS = 4

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from features.definitions import DAY_MS
+from fraudstream.features.definitions import DAY_MS
 from fraudstream.services import free_port
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.kafka_config import consumer_config
+from fraudstream.stream.kafka_config import consumer_config
 from tests.e2e.cli import run_cli
 from tests.kafka_helpers import make_topics, read_topic
 from tests.parity import history_file, snapshot

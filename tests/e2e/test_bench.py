@@ -6,14 +6,14 @@ import json
 import sys
 from pathlib import Path
 
-from bench.pipeline import Implementation, measure_backlog, measure_paced, produce_frame
+from fraudstream.bench.pipeline import Implementation, measure_backlog, measure_paced, produce_frame
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.topics import create_topics
 from tests.e2e.cli import run_cli
 from tests.population import recent
 
-PASSTHROUGH = Implementation("passthrough", [sys.executable, "-m", "bench.passthrough"])
+PASSTHROUGH = Implementation("passthrough", [sys.executable, "-m", "fraudstream.bench.passthrough"])
 
 
 def test_backlog_and_paced_measurements_of_a_real_process(settings: Settings,
@@ -44,7 +44,7 @@ def test_memory_section_writes_its_results(tmp_path: Path) -> None:
 
 
 def test_stage_breakdown_accounts_for_the_drain(settings: Settings) -> None:
-    from bench.stages import measure_stages
+    from fraudstream.bench.stages import measure_stages
 
     report = measure_stages(settings, 3000, recent(6, seed=4))
     assert report.events == 3000
@@ -55,9 +55,9 @@ def test_stage_breakdown_accounts_for_the_drain(settings: Settings) -> None:
 
 
 def test_batch_costs_are_measured_on_real_batches(redis_url: str, model_registry: Path) -> None:
-    from bench.batch_cost import measure_batch_costs
-    from models.registry import Registry
-    from models.scorer import load_scorer
+    from fraudstream.bench.batch_cost import measure_batch_costs
+    from fraudstream.models.registry import Registry
+    from fraudstream.models.scorer import load_scorer
 
     scorer = load_scorer(Registry(model_registry).load_champion())
     frame = simulate(recent(6, seed=4))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.http_serving import Scenario, measure_http
+from fraudstream.bench.http_serving import Scenario, measure_http
 from fraudstream.settings import Settings
 
 

@@ -80,7 +80,7 @@ def test_train_writes_a_verified_artifact(settings: Settings, tmp_path: Path) ->
     trained = run_cli(settings, "train", "--data", str(data), "--registry", str(registry))
     assert trained.returncode == 0, trained.stderr
     assert "(champion)" in trained.stdout
-    from models.registry import Registry
+    from fraudstream.models.registry import Registry
 
     artifact = Registry(registry).load_champion()
     assert set(artifact.manifest["files"]) == {"model.joblib", "report.md", "scorer.so"}

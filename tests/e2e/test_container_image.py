@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from fraudstream import services
+from fraudstream.models import signing
+from fraudstream.models.registry import Registry
 from fraudstream.settings import PREFIX, Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from models import signing
-from models.registry import Registry
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests import podman as pm
 from tests import signing_keys
 from tests.kafka_helpers import make_topics, read_topic
@@ -204,8 +204,9 @@ def test_the_trainer_target_trains_a_model_the_runtime_image_loads(
 
     load = ("from fraudstream import model_trust; from fraudstream.settings import Settings; "
             "model_trust.configure(Settings.from_env()); "
-            "from features.definitions import FEATURE_NAMES; "
-            "from models.registry import Registry; from models.scorer import Scorer; "
+            "from fraudstream.features.definitions import FEATURE_NAMES; "
+            "from fraudstream.models.registry import Registry; "
+            "from fraudstream.models.scorer import Scorer; "
             "s = Scorer(Registry('/models').load_champion(), FEATURE_NAMES); "
             "print(s.version, s.backend)")
     loaded = pm.podman("run", "--rm", "--network", "none", "-v", f"{registry}:/models:ro",

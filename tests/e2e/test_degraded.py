@@ -14,7 +14,7 @@ import pytest
 from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
     PacedLoad,

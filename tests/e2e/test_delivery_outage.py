@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.kafka_config import downstream_consumer_config
+from fraudstream.stream.kafka_config import downstream_consumer_config
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic

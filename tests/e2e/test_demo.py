@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stream.status import read_status
+from fraudstream.stream.status import read_status
 from tests.e2e.cli import start_demo
 from tests.processes import Identity, descendants, still_alive
 from tests.waiting import wait_for

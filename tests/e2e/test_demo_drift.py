@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.drift import ALERT_PSI
+from fraudstream.stream.drift import ALERT_PSI
 from tests.e2e.cli import start_demo
 
 

@@ -15,7 +15,7 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
     double_counted_customers,

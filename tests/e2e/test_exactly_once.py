@@ -24,8 +24,8 @@ from confluent_kafka import Producer
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.decisions import decision_decoder
-from stream.kafka_config import transactional_producer_config
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import transactional_producer_config
 from tests.e2e.cli import start_cli
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
 from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed

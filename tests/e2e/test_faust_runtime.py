@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from features import terminal_state
-from features.definitions import FEATURE_NAMES
-from features.offline import compute_matrix
+from fraudstream.features import terminal_state
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import label_message, produce_frame
-from models.decisions import OUTCOMES
-from models.registry import Registry
-from models.scorer import Scorer
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.conftest import settings_env
 from tests.e2e.cli import ROOT
 from tests.kafka_helpers import make_topics, produce_raw, read_topic
@@ -33,8 +33,8 @@ def test_faust_agent_decides_the_stream_like_the_model(settings: Settings,
     frame = simulate(recent(3, seed=21))
     log = tmp_path / "faust.log"
     with open(log, "wb") as handle:
-        agent = subprocess.Popen([sys.executable, "-m", "stream.faust_app", "worker", "-l",
-                                  "warn"], env=settings_env(settings), cwd=ROOT,
+        agent = subprocess.Popen([sys.executable, "-m", "fraudstream.stream.faust_app",
+                                  "worker", "-l", "warn"], env=settings_env(settings), cwd=ROOT,
                                  stdout=handle, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
     try:
@@ -68,8 +68,8 @@ def test_faust_agent_applies_labels_and_dead_letters_with_the_workers_policy(
     assert len(frauds) > 0
     log = tmp_path / "faust.log"
     with open(log, "wb") as handle:
-        agent = subprocess.Popen([sys.executable, "-m", "stream.faust_app", "worker", "-l",
-                                  "warn"], env=settings_env(settings), cwd=ROOT,
+        agent = subprocess.Popen([sys.executable, "-m", "fraudstream.stream.faust_app",
+                                  "worker", "-l", "warn"], env=settings_env(settings), cwd=ROOT,
                                  stdout=handle, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
     try:

@@ -12,7 +12,7 @@ import pytest
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.status import read_status
+from fraudstream.stream.status import read_status
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import outcome
 from tests.kafka_helpers import make_topics, read_topic

@@ -16,8 +16,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.settings import Settings
-from stream.events import EventTimeBounds, Rejected, decode_transaction
-from stream.kafka_config import downstream_consumer_config
+from fraudstream.stream.events import EventTimeBounds, Rejected, decode_transaction
+from fraudstream.stream.kafka_config import downstream_consumer_config
 from tests.e2e.cli import worker_process
 from tests.hostile_corpus import Case, corpus, event, produce_with_aiokafka
 from tests.kafka_helpers import make_topics, read_topic

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from fraudstream.models.artifact import MODEL_FILE
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from models.artifact import MODEL_FILE
-from stream.decisions import decision_decoder
-from stream.status import read_status
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.status import read_status
 from tests.conftest import ModelPair
 from tests.e2e.cli import WorkerProcess, run_cli, worker_process
 from tests.e2e.faults import PacedLoad, outcome

@@ -14,7 +14,7 @@ import pytest
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.status import WorkerStatus
+from fraudstream.stream.status import WorkerStatus
 from tests.e2e.cli import WorkerProcess, run_cli, worker_process
 from tests.e2e.faults import PacedLoad, outcome
 from tests.kafka_helpers import make_topics, read_topic

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fraudstream.settings import Settings
-from stream.status import read_status
+from fraudstream.stream.status import read_status
 from tests.e2e.cli import run_cli
 from tests.kafka_helpers import make_topics
 

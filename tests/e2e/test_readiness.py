@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from fraudstream.settings import Settings
-from stream.health import assess_readiness
-from stream.status import WorkerStatus, read_status
+from fraudstream.stream.health import assess_readiness
+from fraudstream.stream.status import WorkerStatus, read_status
 from tests.e2e.cli import run_cli, start_cli
 from tests.kafka_helpers import make_topics
 from tests.waiting import wait_for

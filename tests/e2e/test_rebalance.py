@@ -13,7 +13,7 @@ import pytest
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import start_cli, wait_assigned
 from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
 from tests.e2e.pool import PARTITIONS, processed, stop, wait_all_assigned, wait_processed

@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from features.definitions import DAY_MS
-from features.epoch import mark_rebuilt
-from features.store import RedisStateStore
 from fraudstream import services
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.epoch import mark_rebuilt
+from fraudstream.features.store import RedisStateStore
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.decisions import decision_decoder
-from stream.state_epoch import STATE_LOST
-from stream.status import read_status
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.state_epoch import STATE_LOST
+from fraudstream.stream.status import read_status
 from tests.e2e.cli import run_cli, worker_process
 from tests.e2e.faults import PacedLoad, largest_feature_difference, outcome
 from tests.kafka_helpers import make_topics, read_topic

@@ -23,7 +23,7 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.certificates import CertificateAuthority, make_ca
 from tests.conftest import settings_env
 from tests.e2e.cli import ROOT, run_cli, worker_process
@@ -219,9 +219,10 @@ def test_the_faust_runtime_decides_over_tls_kafka_and_tls_redis(
     frame = simulate(recent(2, seed=5))
     log = tmp_path / "faust.log"
     with open(log, "wb") as handle:
-        agent = subprocess.Popen([sys.executable, "-m", "stream.faust_app", "worker", "-l",
-                                  "info"], env=settings_env(s), cwd=ROOT, stdout=handle,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        agent = subprocess.Popen([sys.executable, "-m", "fraudstream.stream.faust_app",
+                                  "worker", "-l", "info"], env=settings_env(s), cwd=ROOT,
+                                 stdout=handle, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
     try:
         produce_frame(s, frame)
         records = read_topic(s, s.topic_decisions, expect=len(frame), timeout=120)

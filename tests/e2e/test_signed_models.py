@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from fraudstream.models.signing import SIGNATURE_FILE
 from fraudstream.settings import Settings
-from models.signing import SIGNATURE_FILE
 from tests.conftest import ModelPair
 from tests.e2e.cli import run_cli
 from tests.http_helpers import make_keys, transaction

@@ -14,9 +14,9 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import admin_config
 from fraudstream.topics import create_topics
-from stream.decisions import decision_decoder
-from stream.kafka_config import admin_config
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
     double_counted_customers,

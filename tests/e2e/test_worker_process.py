@@ -11,7 +11,7 @@ import pytest
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import start_cli, wait_assigned
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent

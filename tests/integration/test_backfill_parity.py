@@ -14,16 +14,16 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from features.backfill import materialize
-from features.definitions import DAY_MS, FEATURE_NAMES
-from features.offline import compute_matrix
+from fraudstream.features.backfill import materialize
+from fraudstream.features.definitions import DAY_MS, FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
 from fraudstream.history.files import read_history
 from fraudstream.history.topics import replay_topics
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.kafka_config import consumer_config
+from fraudstream.stream.kafka_config import consumer_config
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.parity import history_file, scored_features, state_keys, stream_day_by_day
 from tests.population import recent

@@ -8,9 +8,9 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from features.backfill import History, build_states, write_states
-from features.cluster_store import state_store_from_url
-from features.definitions import DAY_MS
+from fraudstream.features.backfill import History, build_states, write_states
+from fraudstream.features.cluster_store import state_store_from_url
+from fraudstream.features.definitions import DAY_MS
 from fraudstream.history.frames import history_of
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate

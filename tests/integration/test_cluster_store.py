@@ -13,11 +13,11 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from features.cluster_store import ClusterStateStore, state_store_from_url
-from features.definitions import DAY_MS
-from features.epoch import MISSING, StateEpoch, mark_rebuilt, sentinel_keys
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore, RedisStateStore
+from fraudstream.features.cluster_store import ClusterStateStore, state_store_from_url
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.epoch import MISSING, StateEpoch, mark_rebuilt, sentinel_keys
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore, RedisStateStore
 from fraudstream.services import free_port, start_redis_cluster
 
 TTL_MS = 60_000

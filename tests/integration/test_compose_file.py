@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.http.keys import find_key, parse_keys
+from fraudstream.stream.http.keys import find_key, parse_keys
 from tests.command_lines import refusal
 from tests.tools import tool_missing
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.drift import ALERT_PSI
+from fraudstream.stream.drift import ALERT_PSI
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import TEST_POPULATION
 

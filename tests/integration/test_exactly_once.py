@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
-from stream.kafka_config import consumer_config, transactional_producer_config
-from stream.transactions import ProducerFenced, TransactionFailed, Transactions
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import consumer_config, transactional_producer_config
+from fraudstream.stream.transactions import ProducerFenced, TransactionFailed, Transactions
 from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.population import recent

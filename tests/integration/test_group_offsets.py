@@ -7,8 +7,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from fraudstream.settings import Settings
-from stream.group_offsets import group_has_committed
-from stream.kafka_config import admin_config, consumer_config
+from fraudstream.stream.group_offsets import group_has_committed
+from fraudstream.stream.kafka_config import admin_config, consumer_config
 from tests.kafka_helpers import make_topics
 
 

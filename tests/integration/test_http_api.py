@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import redis
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.registry import Registry
+from fraudstream.models.rules import RULES_VERSION
 from fraudstream.services import free_port
 from fraudstream.settings import Settings
-from models.decisions import OUTCOMES
-from models.registry import Registry
-from models.rules import RULES_VERSION
-from stream.http.app import create_app, model_holder
-from stream.metrics import LATENCY_BUCKETS
+from fraudstream.stream.http.app import create_app, model_holder
+from fraudstream.stream.metrics import LATENCY_BUCKETS
 from tests.http_helpers import (
     METRICS_AUTH,
     Keys,
@@ -127,7 +127,7 @@ def test_keys_401_without_or_unknown_403_revoked(client: httpx.Client, keys: Key
 
 def test_a_key_revoked_in_the_file_is_refused_within_a_second(client: httpx.Client,
                                                               keys: Keys) -> None:
-    from stream.http.keys import revoke_in_file
+    from fraudstream.stream.http.keys import revoke_in_file
 
     assert client.post("/v1/score", json=tx("r")).status_code == 200
     revoke_in_file(keys.path, "alice")

@@ -17,7 +17,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.schemas import BaseSchema
 
 from fraudstream.settings import Settings
-from stream.http.app import create_app
+from fraudstream.stream.http.app import create_app
 from tests.http_helpers import live_server, make_keys, serving_settings
 
 EXAMPLES = 60  # per generation mode, across all operations: a few seconds

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from fraudstream.settings import Settings
-from stream.http.app import create_app
-from stream.http.shared_limits import TOO_MANY, SharedLimits
+from fraudstream.stream.http.app import create_app
+from fraudstream.stream.http.shared_limits import TOO_MANY, SharedLimits
 from tests.http_helpers import Keys, live_server, make_keys, serving_settings, transaction
 
 NOW_MS = int(time.time() * 1000)

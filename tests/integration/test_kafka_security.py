@@ -37,9 +37,9 @@ import pytest
 
 from fraudstream.errors import ConfigError, CredentialsError
 from fraudstream.settings import Settings
+from fraudstream.stream.app import build_worker
+from fraudstream.stream.oidc import ClientCredentials, TokenError, request_token
 from fraudstream.topics import create_topics
-from stream.app import build_worker
-from stream.oidc import ClientCredentials, TokenError, request_token
 from tests.certificates import CertificateAuthority, make_ca
 from tests.kafka_helpers import WorkerThread, decide_simulated_stream, make_topics
 from tests.secure_kafka import SecureBroker, tls_broker

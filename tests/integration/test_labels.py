@@ -7,7 +7,7 @@ import time
 import msgspec
 import redis
 
-from features import terminal_state
+from fraudstream.features import terminal_state
 from fraudstream.settings import Settings
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.metrics import counter_value

@@ -10,9 +10,9 @@ import time
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from features.online import LabelBatch
+from fraudstream.features.online import LabelBatch
 from fraudstream.settings import Settings
-from stream.app import build_worker
+from fraudstream.stream.app import build_worker
 from tests.hostile_corpus import corpus, produce_with_aiokafka
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.waiting import wait_for

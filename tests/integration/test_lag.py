@@ -12,8 +12,8 @@ from confluent_kafka import Consumer, TopicPartition
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.kafka_config import downstream_consumer_config
-from stream.lag import LagObserver, LagSample
+from fraudstream.stream.kafka_config import downstream_consumer_config
+from fraudstream.stream.lag import LagObserver, LagSample
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
 from tests.waiting import wait_for

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fraudstream.models.rules import MODEL_DEGRADED, RULES_VERSION
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from models.rules import MODEL_DEGRADED, RULES_VERSION
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models.follower import ModelSet
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from models.follower import ModelSet
-from models.registry import Registry
-from models.scorer import Scorer
-from stream.app import build_worker
-from stream.decisions import Decision, decision_decoder
+from fraudstream.stream.app import build_worker
+from fraudstream.stream.decisions import Decision, decision_decoder
 from tests.conftest import ModelPair
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.metrics import counter_value

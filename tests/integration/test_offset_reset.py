@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from fraudstream.settings import Settings
-from stream.app import build_worker
-from stream.kafka_config import consumer_config
+from fraudstream.stream.app import build_worker
+from fraudstream.stream.kafka_config import consumer_config
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.waiting import wait_for
 

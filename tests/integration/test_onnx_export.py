@@ -13,11 +13,10 @@ import onnx
 import onnxruntime
 import pytest
 
-from features.offline import compute_matrix
-from fraudstream.simulator.generator import simulate
-from models import onnx_export
-from models.artifact import ArtifactError, load_artifact, write_artifact
-from models.onnx_export import (
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models import onnx_export
+from fraudstream.models.artifact import ArtifactError, load_artifact, write_artifact
+from fraudstream.models.onnx_export import (
     INPUT_NAME,
     ONNX_FILE,
     TARGET_OPSET,
@@ -26,8 +25,9 @@ from models.onnx_export import (
     export_version,
     sidecar_path,
 )
-from models.registry import Registry
-from models.train import train
+from fraudstream.models.registry import Registry
+from fraudstream.models.train import train
+from fraudstream.simulator.generator import simulate
 from tests.population import TEST_POPULATION, recent
 
 

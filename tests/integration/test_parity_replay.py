@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from features.definitions import FEATURE_NAMES
-from features.offline import compute_matrix
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from stream.kafka_config import consumer_config
-from stream.labels_reader import labels_group
+from fraudstream.stream.kafka_config import consumer_config
+from fraudstream.stream.labels_reader import labels_group
 from tests.kafka_helpers import make_topics, running_worker
 from tests.parity import scored_features, snapshot, stream_day_by_day
 from tests.population import recent

@@ -21,8 +21,8 @@ import pytest
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
-from stream.http.app import create_app
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.http.app import create_app
 from tests.http_helpers import live_server, transaction
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent

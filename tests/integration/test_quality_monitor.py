@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import label_message, produce_frame
-from stream.decisions import Decision, decision_decoder, encode_decision
-from stream.metrics import QualityMetrics
-from stream.monitor import QualityMonitor, live_quality
-from stream.quality import LiveQuality
-from stream.quality_store import RedisLiveQuality
+from fraudstream.stream.decisions import Decision, decision_decoder, encode_decision
+from fraudstream.stream.metrics import QualityMetrics
+from fraudstream.stream.monitor import QualityMonitor, live_quality
+from fraudstream.stream.quality import LiveQuality
+from fraudstream.stream.quality_store import RedisLiveQuality
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.population import recent
 from tests.waiting import wait_for

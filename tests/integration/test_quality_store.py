@@ -7,7 +7,7 @@ import uuid
 import pytest
 import redis
 
-from stream.quality_store import DECISION, RedisLiveQuality
+from fraudstream.stream.quality_store import DECISION, RedisLiveQuality
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from features.cluster_store import ClusterStateStore, state_store_from_url
-from features.store import RedisStateStore
 from fraudstream.errors import CredentialsError
+from fraudstream.features.cluster_store import ClusterStateStore, state_store_from_url
+from fraudstream.features.store import RedisStateStore
 from fraudstream.security import redis_auth
 from fraudstream.settings import Settings
-from stream.app import build_worker
+from fraudstream.stream.app import build_worker
 from tests.certificates import CertificateAuthority, Issued, make_ca
 from tests.kafka_helpers import decide_simulated_stream
 from tests.secure_redis import SecureRedis, acl_user, start_secure_redis

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import redis
 
-from features.definitions import COL_COUNT
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import BACKGROUND_SEND_BYTES, RedisStateStore, supports_guarded_set
 from fraudstream import services
+from fraudstream.features.definitions import COL_COUNT
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import BACKGROUND_SEND_BYTES, RedisStateStore, supports_guarded_set
 
 
 @pytest.fixture(params=[True, False], ids=["guarded-set", "lua-script"])

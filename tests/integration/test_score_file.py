@@ -16,16 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
-from features.definitions import COL_TERMINAL_RISK, DAY_MS, LABEL_DELAY_DAYS
-from features.offline import compute_matrix
 from fraudstream.batch.score_file import score_file
+from fraudstream.features.definitions import COL_TERMINAL_RISK, DAY_MS, LABEL_DELAY_DAYS
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.registry import Registry
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
-from models.registry import Registry
-from stream.decisions import decision_decoder
-from stream.kafka_config import producer_config
-from stream.worker import Worker
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.kafka_config import producer_config
+from fraudstream.stream.worker import Worker
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
 from tests.waiting import wait_for

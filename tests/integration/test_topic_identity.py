@@ -11,11 +11,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter
 
-from features.store import RedisStateStore
+from fraudstream.features.store import RedisStateStore
 from fraudstream.settings import Settings
+from fraudstream.stream.kafka_config import admin_config
+from fraudstream.stream.topic_identity import GENERATION_SHIFT, TopicIdentity, describe_topic_id
 from fraudstream.topics import create_topics
-from stream.kafka_config import admin_config
-from stream.topic_identity import GENERATION_SHIFT, TopicIdentity, describe_topic_id
 from tests.kafka_helpers import make_topics
 from tests.metrics import counter_value
 from tests.waiting import wait_for

@@ -11,9 +11,9 @@ import time
 import redis
 from prometheus_client import CollectorRegistry
 
-from features import customer_state, terminal_state
+from fraudstream.features import customer_state, terminal_state
 from fraudstream.settings import Settings
-from stream.app import build_worker
+from fraudstream.stream.app import build_worker
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 
 

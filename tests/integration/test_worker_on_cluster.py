@@ -12,7 +12,7 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from stream.decisions import decision_decoder
+from fraudstream.stream.decisions import decision_decoder
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
 

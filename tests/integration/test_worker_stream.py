@@ -7,15 +7,15 @@ import time
 import msgspec
 import redis
 
-from features.definitions import FEATURE_NAMES
-from features.epoch import sentinel_keys
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.epoch import sentinel_keys
+from fraudstream.models.decisions import OUTCOMES
+from fraudstream.models.registry import Registry
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
-from models.decisions import OUTCOMES
-from models.registry import Registry
-from stream.decisions import decision_decoder
-from stream.topic_identity import identity_key
+from fraudstream.stream.decisions import decision_decoder
+from fraudstream.stream.topic_identity import identity_key
 from tests.kafka_helpers import make_topics, produce_raw, read_topic, running_worker
 from tests.metrics import counter_value
 from tests.population import recent
@@ -139,7 +139,7 @@ def test_events_far_from_the_clock_are_refused_without_touching_state(
     assert decision.transaction_id == "now"
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        from features.customer_state import decode
+        from fraudstream.features.customer_state import decode
 
         state = decode(client.get(f"{settings.redis_prefix}:c:c9".encode()))
     finally:

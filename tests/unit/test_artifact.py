@@ -12,8 +12,8 @@ from typing import Any
 import joblib
 import pytest
 
-from models import signing
-from models.artifact import (
+from fraudstream.models import signing
+from fraudstream.models.artifact import (
     FORMAT,
     MANIFEST,
     MODEL_FILE,
@@ -23,7 +23,7 @@ from models.artifact import (
     sha256_of,
     write_artifact,
 )
-from models.signing import SIGNATURE_FILE
+from fraudstream.models.signing import SIGNATURE_FILE
 
 MODEL = {"kind": "test-model", "weights": [0.25, -1.5, 3.0]}
 MANIFEST_IN = {

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from stream.autoscale import Autoscaler, ScalingPolicy
-from stream.lag import LagSample, PartitionLag
-from stream.status import WorkerStatus
+from fraudstream.stream.autoscale import Autoscaler, ScalingPolicy
+from fraudstream.stream.lag import LagSample, PartitionLag
+from fraudstream.stream.status import WorkerStatus
 
 PARTITIONS = 4
 TARGET = 1000

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features import customer_state, terminal_state
-from features.backfill import History, build_states, supersedes
-from features.customer_state import NO_PARTITION
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.backfill import History, build_states, supersedes
+from fraudstream.features.customer_state import NO_PARTITION
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore
 from fraudstream.history.frames import history_of
 from fraudstream.simulator.generator import SimulationConfig, simulate
 

@@ -10,7 +10,7 @@ from fraudstream.batch.plan import default_rejects_path, make_plan
 from fraudstream.batch.score_file import DECISION_SCHEMA
 from fraudstream.batch.validate import Layout
 from fraudstream.errors import ConfigError
-from stream.decisions import Decision
+from fraudstream.stream.decisions import Decision
 
 HEADER = "transaction_id,timestamp,customer_id,terminal_id,amount,is_fraud,label_time\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.batch_size import HEADROOM, BatchSizer
+from fraudstream.stream.batch_size import HEADROOM, BatchSizer
 
 
 def test_starts_at_the_configured_maximum() -> None:

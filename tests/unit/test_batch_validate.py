@@ -18,7 +18,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from fraudstream.batch.files import InputFile, InputFileError
 from fraudstream.batch.validate import REQUIRED_COLUMNS, Checked, Layout, check_chunk, layout_of
-from stream.events import MAX_TS_MS, MIN_TS_MS, Rejected, decode_transaction
+from fraudstream.stream.events import MAX_TS_MS, MIN_TS_MS, Rejected, decode_transaction
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fraudstream-unit-hypothesis")
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stream.broker_watch import BrokerUnavailable, BrokerWatch, consumer_lag
+from fraudstream.stream.broker_watch import BrokerUnavailable, BrokerWatch, consumer_lag
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.circuit import CircuitBreaker
+from fraudstream.stream.circuit import CircuitBreaker
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from features.cluster_store import (
+from fraudstream.features.cluster_store import (
     _CAS_SHA,
     _Write,
     gather_conflicts,
@@ -15,7 +15,7 @@ from features.cluster_store import (
     group_by_slot,
     scatter_values,
 )
-from features.store import CAS_SCRIPT
+from fraudstream.features.store import CAS_SCRIPT
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 # A key of 1-3 ASCII letters, a hash tag now and then: few slots, many collisions.

@@ -10,10 +10,15 @@ import itertools
 import numpy as np
 import pytest
 
-from features import customer_state, kernels, terminal_state
-from features.definitions import DAY_MS, LABEL_DELAY_DAYS
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch, apply_batch
-from features.store import MemoryStateStore
+from fraudstream.features import customer_state, kernels, terminal_state
+from fraudstream.features.definitions import DAY_MS, LABEL_DELAY_DAYS
+from fraudstream.features.online import (
+    LabelBatch,
+    OnlineFeatureStore,
+    TransactionBatch,
+    apply_batch,
+)
+from fraudstream.features.store import MemoryStateStore
 from fraudstream.simulator.generator import simulate
 from tests.population import recent
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.definitions import FEATURE_NAMES
-from features.offline import compute_matrix
+from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.offline import compute_matrix
+from fraudstream.models.artifact import load_artifact, write_artifact
+from fraudstream.models.compiled import CompiledScorer, split_thresholds
+from fraudstream.models.evaluation import default_plan, time_split
+from fraudstream.models.registry import Registry
+from fraudstream.models.scorer import Scorer
+from fraudstream.models.train import train
 from fraudstream.simulator.generator import SimulationConfig, simulate
-from models.artifact import load_artifact, write_artifact
-from models.compiled import CompiledScorer, split_thresholds
-from models.evaluation import default_plan, time_split
-from models.registry import Registry
-from models.scorer import Scorer
-from models.train import train
 from tests.tools import tool_missing
 
 if shutil.which("gcc") is None:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from features.customer_state import (
+from fraudstream.features.customer_state import (
     NO_GAP,
     NO_PARTITION,
     STATE_BYTES,
@@ -17,7 +17,7 @@ from features.customer_state import (
     encode,
     encode_many,
 )
-from features.definitions import CENTS_MAX, COUNT_MAX, DAY_MS, GAP_CAP_MS, RING_DAYS
+from fraudstream.features.definitions import CENTS_MAX, COUNT_MAX, DAY_MS, GAP_CAP_MS, RING_DAYS
 
 DAY0 = 17_622  # 2018-04-01 in days since the epoch; 17_622 % 30 == 12
 TS0 = DAY0 * DAY_MS

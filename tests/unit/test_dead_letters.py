@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import KafkaError
 
-from stream.dead_letters import (
+from fraudstream.stream.dead_letters import (
     FRAMING_BYTES,
     bare_dead_letter,
     dead_letter,
     record_limit,
 )
-from stream.decisions import MAX_KEY_BYTES
-from stream.output_errors import Failure, classify, missing_topics
+from fraudstream.stream.decisions import MAX_KEY_BYTES
+from fraudstream.stream.output_errors import Failure, classify, missing_topics
 
 LIMIT = 1_000_000
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from models.decision_kernel import BatchDecisions
-from models.decisions import ReasonExplainer, decide
+from fraudstream.models.decision_kernel import BatchDecisions
+from fraudstream.models.decisions import ReasonExplainer, decide
 
 WIDTH = 5
 NAMES = [f"f{j}" for j in range(WIDTH)]

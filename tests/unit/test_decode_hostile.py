@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.events import (
+from fraudstream.stream.events import (
     DEFAULT_MAX_DEPTH,
     Rejected,
     decode_label,

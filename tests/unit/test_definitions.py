@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     COL_AMOUNT,
     COL_AMOUNT_RATIO,
     COL_AVG,

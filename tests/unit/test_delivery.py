@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 
-from stream.delivery import DeliveryTracker, PendingBatch
+from fraudstream.stream.delivery import DeliveryTracker, PendingBatch
 
 
 class FakeKafkaError:

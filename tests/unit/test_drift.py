@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.train import drift_baseline
-from stream.drift import ALERT_PSI, CALENDAR_FEATURES, DriftMonitor, alerted, population_stability
+from fraudstream.models.train import drift_baseline
+from fraudstream.stream.drift import (
+    ALERT_PSI,
+    CALENDAR_FEATURES,
+    DriftMonitor,
+    alerted,
+    population_stability,
+)
 
 NAMES = ["amount", "count"]
 

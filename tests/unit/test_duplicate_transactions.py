@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from features import customer_state, recent_ids, terminal_state
-from features.customer_state import RECENT_IDS_BYTES, STATE_BYTES
-from features.definitions import DAY_MS
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.recent_ids import DUPLICATE, digest, find_duplicates, remembered
-from features.store import MemoryStateStore
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.metrics import WorkerMetrics
+from fraudstream.features import customer_state, recent_ids, terminal_state
+from fraudstream.features.customer_state import RECENT_IDS_BYTES, STATE_BYTES
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.recent_ids import DUPLICATE, digest, find_duplicates, remembered
+from fraudstream.features.store import MemoryStateStore
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.metrics import WorkerMetrics
 from tests.unit.test_state_backlog import Model
 
 T0 = 1_522_540_800_000 + 10 * DAY_MS

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.events import (
+from fraudstream.stream.events import (
     MAX_AMOUNT,
     MAX_ID_LENGTH,
     MAX_TS_MS,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     COL_AMOUNT_RATIO,
     COL_TERMINAL_COUNT,
     COUNT_MAX,
@@ -24,9 +24,9 @@ from features.definitions import (
     RING_DAYS,
     TERMINAL_RING_DAYS,
 )
-from features.offline import compute_matrix
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore
+from fraudstream.features.offline import compute_matrix
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore
 
 # Hypothesis caches (it scans modules for constants while pytest collects) go to the
 # temporary directory, not to .hypothesis/ in the working tree.

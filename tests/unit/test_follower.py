@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from models.artifact import MODEL_FILE, Artifact
-from models.follower import ModelSet, RegistryFollower
-from models.registry import CHAMPION_FILE, Registry
-from models.scorer import Scorer
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models.artifact import MODEL_FILE, Artifact
+from fraudstream.models.follower import ModelSet, RegistryFollower
+from fraudstream.models.registry import CHAMPION_FILE, Registry
+from fraudstream.models.scorer import Scorer
 from tests.model_factory import probe_rows, write_model
 from tests.waiting import wait_for
 

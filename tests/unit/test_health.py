@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from stream.health import assess, assess_readiness
-from stream.status import WorkerStatus
+from fraudstream.stream.health import assess, assess_readiness
+from fraudstream.stream.status import WorkerStatus
 
 NOW = 1_800_000_000.0
 

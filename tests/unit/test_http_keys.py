@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.http.keys import (
+from fraudstream.stream.http.keys import (
     KEY_PREFIX,
     KeyFileError,
     KeyStore,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from stream.events import EventTimeBounds
-from stream.http.payloads import (
+from fraudstream.stream.events import EventTimeBounds
+from fraudstream.stream.http.payloads import (
     InvalidRequest,
     Limits,
     Problem,

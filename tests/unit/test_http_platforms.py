@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from fraudstream.errors import ConfigError
-from stream.decisions import Decision
-from stream.http.azureml import find_registry
-from stream.http.platforms import (
+from fraudstream.stream.decisions import Decision
+from fraudstream.stream.http.azureml import find_registry
+from fraudstream.stream.http.platforms import (
     CSV,
     CSV_ANSWER_COLUMNS,
     JSON,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.introsort import _heapsort, descending_order, introsort_argsort
+from fraudstream.models.introsort import _heapsort, descending_order, introsort_argsort
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 16, 17, 40, 1000, 30_000])

@@ -19,8 +19,8 @@ from confluent_kafka.admin import AdminClient
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from fraudstream.settings import Settings
-from stream.faust_security import OidcTokenProvider, faust_credentials
-from stream.kafka_config import (
+from fraudstream.stream.faust_security import OidcTokenProvider, faust_credentials
+from fraudstream.stream.kafka_config import (
     admin_config,
     connection_config,
     consumer_config,
@@ -29,8 +29,8 @@ from stream.kafka_config import (
     security_config,
     transactional_producer_config,
 )
-from stream.labels_reader import labels_group
-from stream.lag import observer_config
+from fraudstream.stream.labels_reader import labels_group
+from fraudstream.stream.lag import observer_config
 from tests.certificates import make_ca
 
 ROOT = Path(__file__).resolve().parents[2]

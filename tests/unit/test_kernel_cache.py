@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from features import jit
+from fraudstream.features import jit
 
 
 def _unwritable(tmp_path: Path) -> Path:
@@ -54,8 +54,8 @@ def test_without_any_cache_directory_the_kernels_compile_in_memory(tmp_path: Pat
         "import logging, sys, tempfile\n"
         f"tempfile.tempdir = {str(bad)!r}\n"
         "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
-        "from features.online import OnlineFeatureStore, TransactionBatch\n"
-        "from features.store import MemoryStateStore\n"
+        "from fraudstream.features.online import OnlineFeatureStore, TransactionBatch\n"
+        "from fraudstream.features.store import MemoryStateStore\n"
         "import numpy as np\n"
         "fs = OnlineFeatureStore(MemoryStateStore())\n"
         "m, _ = fs.fetch(TransactionBatch(['c'], ['t'], np.array([86_400_000]),"

@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import customer_state, terminal_state
-from features.definitions import DAY_MS
-from features.online import OnlineFeatureStore, TransactionBatch, apply_batch
-from features.store import MemoryStateStore
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch, apply_batch
+from fraudstream.features.store import MemoryStateStore
 
 DAY0 = 20_000
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
     DAY_MS,
@@ -21,9 +21,9 @@ from features.definitions import (
     LABEL_DELAY_DAYS,
     N_FEATURES,
 )
-from features.offline import OfflineInputError, _LateLabels, compute_matrix
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore
+from fraudstream.features.offline import OfflineInputError, _LateLabels, compute_matrix
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fraudstream-unit-hypothesis")
 

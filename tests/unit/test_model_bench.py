@@ -9,13 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.handbook_features import HANDBOOK_FEATURES, handbook_features
-from bench.model_quality import OURS, PROTOCOL, Candidate, markdown, measure, plot_curves
-from bench.report import write_results
+from fraudstream.bench.handbook_features import HANDBOOK_FEATURES, handbook_features
+from fraudstream.bench.model_quality import (
+    OURS,
+    PROTOCOL,
+    Candidate,
+    markdown,
+    measure,
+    plot_curves,
+)
+from fraudstream.bench.report import write_results
+from fraudstream.models.evaluation import SplitPlan, time_split
+from fraudstream.models.train import make_model
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from fraudstream.simulator.handbook import FraudCounts
-from models.evaluation import SplitPlan, time_split
-from models.train import make_model
 
 T0 = 1_522_540_800_000
 
@@ -106,8 +113,8 @@ def test_the_report_has_counts_and_one_row_per_model(tmp_path: Path) -> None:
 
 
 def test_tuning_keeps_only_the_steps_that_help_on_validation() -> None:
-    from bench.model_tuning import tune
-    from features.offline import compute_matrix
+    from fraudstream.bench.model_tuning import tune
+    from fraudstream.features.offline import compute_matrix
 
     frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
     trials = (("fewer iterations", {"max_iter": 20}), ("small trees", {"max_leaf_nodes": 4}),

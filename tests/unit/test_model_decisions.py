@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.decisions import (
+from fraudstream.models.decisions import (
     APPROVE,
     DECLINE,
     DECLINE_PRECISION,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import (
+from fraudstream.models.evaluation import (
     DAY_MS,
     SplitPlan,
     card_precision_at_k,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fraudstream.models.decisions import choose_thresholds
+from fraudstream.models.evaluation import default_plan, time_split, validation_plan
+from fraudstream.models.train import make_model, train
 from fraudstream.simulator.generator import SimulationConfig, simulate
-from models.decisions import choose_thresholds
-from models.evaluation import default_plan, time_split, validation_plan
-from models.train import make_model, train
 
 CONFIG = SimulationConfig(customers=300, terminals=600, days=40, seed=7)
 
 
 def test_thresholds_and_importances_come_from_the_validation_window(tmp_path: Path) -> None:
-    from features.offline import compute_matrix
+    from fraudstream.features.offline import compute_matrix
 
     frame = simulate(CONFIG)
     result = train(frame, tmp_path, kind="logreg", promote=False)

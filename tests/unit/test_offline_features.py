@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
     COL_AVG,
@@ -21,7 +21,7 @@ from features.definitions import (
     FEATURE_NAMES,
     HOUR_MS,
 )
-from features.offline import OfflineInputError, compute_features, compute_matrix
+from fraudstream.features.offline import OfflineInputError, compute_features, compute_matrix
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z, a Sunday
 CAP_S = 30 * 86_400.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from stream.offset_resets import CONSUMER_LOGGER, count_offset_resets, stop_counting
+from fraudstream.stream.offset_resets import CONSUMER_LOGGER, count_offset_resets, stop_counting
 
 RESET = ("tx [0]: offset reset (at offset 1000 (leader epoch -1), broker 1) to offset "
          "BEGINNING (leader epoch -1): fetch failed due to requested offset not available "

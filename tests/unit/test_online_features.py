@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from features import customer_state, terminal_state
-from features.customer_state import CustomerState
-from features.definitions import (
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.customer_state import CustomerState
+from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AVG,
     COL_COUNT,
@@ -21,7 +21,7 @@ from features.definitions import (
     RING_DAYS,
     TERMINAL_RING_DAYS,
 )
-from features.online import (
+from fraudstream.features.online import (
     OnlineFeatureStore,
     PendingUpdate,
     TransactionBatch,
@@ -29,9 +29,9 @@ from features.online import (
     default_matrix,
     terminal_key,
 )
-from features.store import MemoryStateStore
-from features.terminal_state import TerminalState
-from stream.events import MAX_AMOUNT, Rejected, decode_transaction
+from fraudstream.features.store import MemoryStateStore
+from fraudstream.features.terminal_state import TerminalState
+from fraudstream.stream.events import MAX_AMOUNT, Rejected, decode_transaction
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z, a Sunday
 DAY0 = T0 // DAY_MS

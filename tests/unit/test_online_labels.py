@@ -8,17 +8,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from features import terminal_state
-from features.definitions import COL_TERMINAL_COUNT, COL_TERMINAL_RISK, DAY_MS, HOUR_MS
-from features.online import (
+from fraudstream.features import terminal_state
+from fraudstream.features.definitions import COL_TERMINAL_COUNT, COL_TERMINAL_RISK, DAY_MS, HOUR_MS
+from fraudstream.features.online import (
     LABEL_OUTCOMES,
     LabelBatch,
     OnlineFeatureStore,
     TransactionBatch,
     terminal_key,
 )
-from features.store import MemoryStateStore
-from features.terminal_state import TerminalState, fraud_id
+from fraudstream.features.store import MemoryStateStore
+from fraudstream.features.terminal_state import TerminalState, fraud_id
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z
 DAY0 = T0 // DAY_MS

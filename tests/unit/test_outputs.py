@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from stream.delivery import DeliveryTracker
-from stream.output_errors import OutputTopicError
-from stream.outputs import Outputs
+from fraudstream.stream.delivery import DeliveryTracker
+from fraudstream.stream.output_errors import OutputTopicError
+from fraudstream.stream.outputs import Outputs
 
 DLQ = "tx.dlq"
 

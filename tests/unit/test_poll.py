@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.poll import poll_available
+from fraudstream.stream.poll import poll_available
 
 
 class FakeQueue:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.quality import LiveQuality
+from fraudstream.stream.quality import LiveQuality
 
 
 def test_precision_recall_and_average_precision_of_joined_pairs() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stream.http.ratelimit import RateLimiter, TokenBucket, retry_after_header
+from fraudstream.stream.http.ratelimit import RateLimiter, TokenBucket, retry_after_header
 
 
 def test_a_full_bucket_gives_the_burst_then_waits_for_the_rate() -> None:

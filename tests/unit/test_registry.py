@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from features.definitions import FEATURE_NAMES, feature_schema_digest
-from models import signing
-from models.artifact import MODEL_FILE, ArtifactError
-from models.registry import CHAMPION_FILE, HISTORY_FILE, Registry
-from models.signing import SIGNATURE_FILE
+from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
+from fraudstream.models import signing
+from fraudstream.models.artifact import MODEL_FILE, ArtifactError
+from fraudstream.models.registry import CHAMPION_FILE, HISTORY_FILE, Registry
+from fraudstream.models.signing import SIGNATURE_FILE
 from tests.model_factory import write_model
 
 SCHEMA = feature_schema_digest()

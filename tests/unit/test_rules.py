@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from features.definitions import FEATURE_NAMES, N_FEATURES
-from features.online import TransactionBatch, default_matrix
-from models.artifact import Artifact
-from models.decisions import APPROVE, DECLINE, REVIEW
-from models.rules import (
+from fraudstream.features.definitions import FEATURE_NAMES, N_FEATURES
+from fraudstream.features.online import TransactionBatch, default_matrix
+from fraudstream.models.artifact import Artifact
+from fraudstream.models.decisions import APPROVE, DECLINE, REVIEW
+from fraudstream.models.rules import (
     AMOUNT_OVER_MEAN,
     DEFAULT_WEIGHTS,
     HIGH_AMOUNT,
@@ -22,7 +22,7 @@ from models.rules import (
     RulesScorer,
     score_with_fallback,
 )
-from models.scorer import ScoredBatch, Scorer
+from fraudstream.models.scorer import ScoredBatch, Scorer
 
 COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # A regular customer at a clean terminal: no rule fires.

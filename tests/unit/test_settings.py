@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from features.definitions import TERMINAL_RING_DAYS
 from fraudstream.errors import ConfigError
+from fraudstream.features.definitions import TERMINAL_RING_DAYS
 from fraudstream.settings import PREFIX, Secret, Settings
 
 

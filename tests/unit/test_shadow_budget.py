@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.shadow import ShadowBudget
+from fraudstream.stream.shadow import ShadowBudget
 
 
 def run(budget: ShadowBudget, batches: int, champion_s: float, shadow_s: float) -> int:

@@ -15,10 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fraudstream import model_commands, model_trust
-from fraudstream.settings import Settings
-from models import artifact as artifact_module
-from models import signing
-from models.artifact import (
+from fraudstream.models import artifact as artifact_module
+from fraudstream.models import signing
+from fraudstream.models.artifact import (
     MANIFEST,
     MODEL_FILE,
     ArtifactError,
@@ -26,8 +25,9 @@ from models.artifact import (
     sign_artifact,
     write_artifact,
 )
-from models.compiled import private_copy
-from models.signing import SIGNATURE_FILE, KeyRing, Signer
+from fraudstream.models.compiled import private_copy
+from fraudstream.models.signing import SIGNATURE_FILE, KeyRing, Signer
+from fraudstream.settings import Settings
 
 MODEL = {"kind": "test-model", "weights": [0.25, -1.5, 3.0]}
 MANIFEST_IN = {"version": "v1", "feature_names": ["amount"],

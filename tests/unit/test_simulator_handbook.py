@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudstream.models.introsort import introsort_argsort
 from fraudstream.simulator.generator import COLUMNS
 from fraudstream.simulator.handbook import (
     FraudCounts,
@@ -23,7 +24,6 @@ from fraudstream.simulator.handbook import (
     terminals_within,
     time_order,
 )
-from models.introsort import introsort_argsort
 
 START_S = 1_522_540_800  # 2018-04-01T00:00:00Z
 

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from features import customer_state, terminal_state
-from features.definitions import DAY_MS
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import Conflicts, MemoryStateStore
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.delivery import DeliveryTracker
-from stream.metrics import WorkerMetrics
+from fraudstream.features import customer_state, terminal_state
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import Conflicts, MemoryStateStore
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.delivery import DeliveryTracker
+from fraudstream.stream.metrics import WorkerMetrics
 
 T0 = 1_522_540_800_000 + 10 * DAY_MS
 
@@ -54,7 +54,7 @@ class Model:
     version = "m1"
 
     def score(self, matrix: np.ndarray):  # type: ignore[no-untyped-def]
-        from models.scorer import ScoredBatch
+        from fraudstream.models.scorer import ScoredBatch
 
         n = len(matrix)
         return ScoredBatch(np.zeros(n), np.zeros(n, dtype=np.int64), [[] for _ in range(n)])

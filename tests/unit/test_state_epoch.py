@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from features.epoch import (
+from fraudstream.features.epoch import (
     MISSING,
     REPLACED,
     ROLLED_BACK,
@@ -15,7 +15,7 @@ from features.epoch import (
     mark_rebuilt,
     sentinel_keys,
 )
-from features.store import MemoryStateStore
+from fraudstream.features.store import MemoryStateStore
 
 TTL_MS = 40 * 86_400_000
 

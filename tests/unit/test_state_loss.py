@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from features.epoch import StateEpoch, mark_rebuilt
-from features.online import OnlineFeatureStore
-from stream.circuit import CircuitBreaker
-from stream.core import DecisionCore
-from stream.metrics import WorkerMetrics
-from stream.state_epoch import RETRY_S, STATE_LOST, EpochWatch
+from fraudstream.features.epoch import StateEpoch, mark_rebuilt
+from fraudstream.features.online import OnlineFeatureStore
+from fraudstream.stream.circuit import CircuitBreaker
+from fraudstream.stream.core import DecisionCore
+from fraudstream.stream.metrics import WorkerMetrics
+from fraudstream.stream.state_epoch import RETRY_S, STATE_LOST, EpochWatch
 from tests.metrics import counter_value
 from tests.unit.test_state_backlog import FlakyStore, Model, batch
 

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from features.definitions import (
+from fraudstream.features.definitions import (
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
     DAY_MS,
@@ -15,9 +15,9 @@ from features.definitions import (
     LABEL_DELAY_DAYS,
     RING_DAYS,
 )
-from features.offline import compute_matrix
-from features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore
+from fraudstream.features.offline import compute_matrix
+from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z
 WINDOWS = (1, 7, 30)

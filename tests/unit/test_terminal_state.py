@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from features.definitions import TERMINAL_RING_DAYS
-from features.terminal_state import (
+from fraudstream.features.definitions import TERMINAL_RING_DAYS
+from fraudstream.features.terminal_state import (
     COUNT_MAX,
     VERSION,
     TerminalState,

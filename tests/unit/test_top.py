@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from rich.console import Console
 
 from fraudstream import top
-from stream.metrics import WorkerMetrics
+from fraudstream.stream.metrics import WorkerMetrics
 
 
 def scrape_of(registries: list[CollectorRegistry], at: float) -> top.Snapshot:

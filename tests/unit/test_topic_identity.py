@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
-from features import customer_state
-from features.definitions import DAY_MS
-from features.online import OnlineFeatureStore, TransactionBatch
-from features.store import MemoryStateStore
-from stream.topic_identity import GENERATION_SHIFT, TopicIdentity, identity_key
+from fraudstream.features import customer_state
+from fraudstream.features.definitions import DAY_MS
+from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
+from fraudstream.features.store import MemoryStateStore
+from fraudstream.stream.topic_identity import GENERATION_SHIFT, TopicIdentity, identity_key
 from tests.metrics import counter_value
 
 T0 = 1_522_540_800_000 + 10 * DAY_MS

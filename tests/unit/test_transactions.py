@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicP
 from fraudstream.cli import build_parser
 from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
-from stream.transactions import (
+from fraudstream.stream.transactions import (
     MAX_ABORTS_IN_A_ROW,
     Action,
     ProducerFenced,
