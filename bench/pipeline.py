@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from fraudstream.bench.quix_env import package_view
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import transaction_messages
 from fraudstream.stream.kafka_config import downstream_consumer_config, producer_config
@@ -71,8 +72,9 @@ def implementations(quix_python: str | None) -> list[Implementation]:
         Implementation("passthrough (ceiling)", [python, "-m", "fraudstream.bench.passthrough"]),
     ]
     if quix_python:
-        found.insert(3, Implementation("quix streams app", [quix_python, "-m", "fraudstream.bench.quix_app"],
-                                       env={"PYTHONPATH": str(ROOT)}, max_events=60_000))
+        found.insert(3, Implementation(
+            "quix streams app", [quix_python, "-m", "fraudstream.bench.quix_app"],
+            env={"PYTHONPATH": str(package_view())}, max_events=60_000))
     return found
 
 

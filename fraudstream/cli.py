@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from fraudstream.errors import ConfigError, FraudstreamError, ServiceError
+from fraudstream.extras import install_hint
 from fraudstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -692,6 +693,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (ArtifactError, ValueError, KafkaException) as exc:
         _print_error(exc)
+        return 1
+    except ModuleNotFoundError as exc:
+        hint = install_hint(exc, args.command)
+        if hint is None:
+            raise
+        print(f"fraudstream: {hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fraudstream: interrupted", file=sys.stderr)

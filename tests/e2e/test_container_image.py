@@ -127,6 +127,23 @@ def test_the_runtime_image_has_no_compiler(images: dict[str, str]) -> None:
     assert trainer, "the trainer target needs gcc to compile the scorer"
 
 
+def test_the_runtime_image_carries_neither_the_benchmark_nor_the_embedded_services(
+        images: dict[str, str]) -> None:
+    listed = pm.podman("run", "--rm", "--network", "none", "--entrypoint", "python3",
+                       images["runtime"], "-c",
+                       "import fraudstream, os; "
+                       "print(*sorted(os.listdir(os.path.dirname(fraudstream.__file__))))"
+                       ).stdout.split()
+    assert {"stream", "features", "models", "cli.py"} <= set(listed), listed
+    assert not {"bench", "services.py", "demo.py"} & set(listed), listed
+    for command, extra in (("bench", "bench"), ("demo", "demo"), ("services", "demo")):
+        result = pm.podman("run", "--rm", "--network", "none", images["runtime"], command,
+                           check=False)
+        assert result.returncode == 1, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"the '{extra}' extra" in lines[0], result.stderr
+
+
 def test_the_healthcheck_fails_where_no_worker_runs(images: dict[str, str]) -> None:
     result = pm.podman("run", "--rm", "--network", "none", images["runtime"], "health",
                        check=False)
