@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from fraudstream.errors import ConfigError, FraudstreamError, ServiceError
-from fraudstream.extras import install_hint
+from fraudstream.extras import absent_module, install_hint
 from fraudstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -679,6 +679,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (absent := absent_module(args.command)) is not None:
+        print(f"fraudstream: {install_hint(absent, args.command)}", file=sys.stderr)
+        return 1
     try:
         settings = Settings.from_env(log_format=args.log_format, log_level=args.log_level)
         logs.configure(settings.log_level, settings.log_format)

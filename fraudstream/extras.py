@@ -3,6 +3,8 @@ extra ends with one line that says what to install."""
 
 from __future__ import annotations
 
+import importlib.util
+
 # Top-level names of what each extra brings (pyproject.toml), and our own modules the
 # runtime image leaves out.
 EXTRA_OF_MODULE = {
@@ -21,6 +23,22 @@ EXTRA_OF_COMMAND = {
     "bench": "bench", "demo": "demo", "services": "demo", "serve": "serve",
     "export-onnx": "onnx", "train": "batch", "score-file": "batch", "simulate": "batch",
 }
+
+
+# Our own modules a command cannot run without, which an installation may leave out (the
+# runtime image does): checked before the command does anything else.
+MODULES_OF_COMMAND = {
+    "bench": ("fraudstream.bench",), "demo": ("fraudstream.demo", "fraudstream.services"),
+    "services": ("fraudstream.services",),
+}
+
+
+def absent_module(command: str) -> ModuleNotFoundError | None:
+    """The error importing the command's own modules would raise, if one is absent."""
+    for name in MODULES_OF_COMMAND.get(command, ()):
+        if importlib.util.find_spec(name) is None:
+            return ModuleNotFoundError(f"No module named '{name}'", name=name)
+    return None
 
 
 def missing_extra(exc: ModuleNotFoundError, command: str | None = None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudstream.extras import install_hint, missing_extra
+from fraudstream.extras import absent_module, install_hint, missing_extra
 
 
 def _missing(name: str) -> ModuleNotFoundError:
@@ -31,3 +31,8 @@ def test_the_hint_is_one_line_with_the_install_command() -> None:
     hint = install_hint(_missing("faust"))
     assert hint is not None and "\n" not in hint
     assert "pip install 'fraudstream[faust]'" in hint
+
+
+def test_a_command_s_own_modules_are_checked_before_it_runs() -> None:
+    assert absent_module("bench") is None  # a checkout has them all
+    assert absent_module("worker") is None
