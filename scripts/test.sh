@@ -13,7 +13,7 @@ fi
 bash scripts/setup.sh
 .venv/bin/ruff check .
 # Types: strict on features/ and models/, checked everywhere else (pyproject.toml).
-.venv/bin/mypy
+bash scripts/typecheck.sh
 # The documentation site: a broken link or a missing page fails the run.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 # Two test processes, each with its own broker, Redis and model, a test file at a time:
