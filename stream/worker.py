@@ -176,9 +176,9 @@ class Worker:
             self.labels.subscribe()
             self.core.check_epoch()  # before the first batch reads any state
             self._check_topic()
-            log.info("worker started; compiled kernels: %s", jit.warm_up_report(),
-                     extra={"topic": s.topic_transactions,
-                            "model_version": self.scorer.version})
+            log.info("worker started", extra={"topic": s.topic_transactions,
+                                               "model_version": self.scorer.version,
+                                               "compiled_kernels": jit.warm_up_report()})
             next_commit = time.monotonic() + commit_every
             while not self._stop.is_set():
                 # Labels first: one already in hand is known to every later decision.

@@ -53,7 +53,7 @@ def test_without_any_cache_directory_the_kernels_compile_in_memory(tmp_path: Pat
     script = (
         "import logging, sys, tempfile\n"
         f"tempfile.tempdir = {str(bad)!r}\n"
-        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format='%(message)s')\n"
         "from fraudstream.features.online import OnlineFeatureStore, TransactionBatch\n"
         "from fraudstream.features.store import MemoryStateStore\n"
         "import numpy as np\n"
