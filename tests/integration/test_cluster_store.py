@@ -18,25 +18,15 @@ from fraudstream.features.definitions import DAY_MS
 from fraudstream.features.epoch import MISSING, StateEpoch, mark_rebuilt, sentinel_keys
 from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
 from fraudstream.features.store import MemoryStateStore, RedisStateStore
-from fraudstream.services import free_port, start_redis_cluster
+from fraudstream.services import free_port
 
 TTL_MS = 60_000
 PAUSE_MS = 2500
 
 
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    url, processes = start_redis_cluster()
-    try:
-        yield url
-    finally:
-        for process in processes:
-            process.stop()
-
-
 @pytest.fixture
-def store(cluster_url: str) -> Iterator[ClusterStateStore]:
-    state_store = ClusterStateStore.from_url(cluster_url)
+def store(redis_cluster_url: str) -> Iterator[ClusterStateStore]:
+    state_store = ClusterStateStore.from_url(redis_cluster_url)
     yield state_store
     state_store.close()
 
@@ -276,7 +266,7 @@ def test_an_error_reply_raises_and_leaves_every_connection_in_step(
 
 
 def test_a_node_that_stops_answering_is_an_error_and_poisons_no_connection(
-        cluster_url: str, store: ClusterStateStore, nodes: dict[int, redis.Redis]) -> None:
+        redis_cluster_url: str, store: ClusterStateStore, nodes: dict[int, redis.Redis]) -> None:
     k = keys(30)
     assert store.compare_and_set_many(k, [None] * 30, values(b"a", 30), TTL_MS) == []
     paused = port_of(store, k[0])
@@ -289,7 +279,7 @@ def test_a_node_that_stops_answering_is_an_error_and_poisons_no_connection(
     nodes[paused].ping()  # answers when the pause is over
     # The answering nodes' writes stand; the paused node's may or may not have run.
     # Either way the store now reads what a fresh client reads, again and again.
-    with RedisCluster.from_url(cluster_url) as fresh:
+    with RedisCluster.from_url(redis_cluster_url) as fresh:
         truth = [fresh.get(key) for key in k]
     assert [v[:1] if v else v for v in truth] == [
         b"b" if port_of(store, key) != paused else truth[i][:1] for i, key in enumerate(k)]
@@ -298,8 +288,8 @@ def test_a_node_that_stops_answering_is_an_error_and_poisons_no_connection(
 
 
 def test_replies_left_unread_never_reach_a_later_call(
-        cluster_url: str, nodes: dict[int, redis.Redis]) -> None:
-    store = ClusterStateStore.from_url(cluster_url, timeout_s=1.0)
+        redis_cluster_url: str, nodes: dict[int, redis.Redis]) -> None:
+    store = ClusterStateStore.from_url(redis_cluster_url, timeout_s=1.0)
     k = keys(30)
     assert store.compare_and_set_many(k, [None] * 30, values(b"a", 30), TTL_MS) == []
     paused = port_of(store, k[0])
@@ -318,7 +308,7 @@ def test_replies_left_unread_never_reach_a_later_call(
     finally:
         manager.slots_cache[slot] = owner
     got = store.get_many(on_paused)  # must not be handed the write's reply
-    with RedisCluster.from_url(cluster_url) as fresh:
+    with RedisCluster.from_url(redis_cluster_url) as fresh:
         assert got == [fresh.get(key) for key in on_paused]
     store.close()
 
@@ -332,11 +322,11 @@ def test_an_unreachable_cluster_raises_redis_errors_not_at_construction() -> Non
     store.close()
 
 
-def test_state_store_from_url_picks_the_store(cluster_url: str) -> None:
+def test_state_store_from_url_picks_the_store(redis_cluster_url: str) -> None:
     single = state_store_from_url("redis://127.0.0.1:1/0", cluster=False)
     assert isinstance(single, RedisStateStore)
     single.close()
-    clustered = state_store_from_url(cluster_url, cluster=True, timeout_s=1.0)
+    clustered = state_store_from_url(redis_cluster_url, cluster=True, timeout_s=1.0)
     assert isinstance(clustered, ClusterStateStore)
     k = keys(5)
     assert clustered.compare_and_set_many(k, [None] * 5, values(b"c", 5), TTL_MS) == []

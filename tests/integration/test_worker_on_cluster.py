@@ -4,27 +4,13 @@ single Redis: the same stream gives the same feature vectors, event for event.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
-
-from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from fraudstream.stream.decisions import decision_decoder
 from tests.kafka_helpers import make_topics, read_topic, running_worker
 from tests.population import recent
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    url, processes = services.start_redis_cluster(3)
-    try:
-        yield url
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def _features_by_transaction(settings: Settings, expect: int) -> dict[str, dict[str, float]]:
@@ -36,12 +22,12 @@ def _features_by_transaction(settings: Settings, expect: int) -> dict[str, dict[
 
 
 def test_cluster_and_single_redis_give_the_same_features(settings: Settings,
-                                                         cluster_url: str) -> None:
+                                                         redis_cluster_url: str) -> None:
     frame = simulate(recent(5))
     single = settings.replace(emit_features=True)
     make_topics(single, partitions=1)  # one partition: both see one arrival order
     sent = produce_frame(single, frame)
-    on_cluster = single.replace(redis_url=cluster_url, redis_cluster=True,
+    on_cluster = single.replace(redis_url=redis_cluster_url, redis_cluster=True,
                                 group_id=f"cluster-{uuid.uuid4().hex[:8]}",
                                 topic_decisions=f"{single.topic_decisions}-cluster")
     make_topics(on_cluster, partitions=1)
