@@ -42,6 +42,7 @@ class Implementation:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     max_events: int | None = None  # slow peers are measured on a prefix of the backlog
+    cwd: Path = ROOT  # the Quix peer's: where no checkout folder shadows its package view
 
 
 @dataclass
@@ -72,9 +73,10 @@ def implementations(quix_python: str | None) -> list[Implementation]:
         Implementation("passthrough (ceiling)", [python, "-m", "fraudstream.bench.passthrough"]),
     ]
     if quix_python:
+        view = package_view()
         found.insert(3, Implementation(
             "quix streams app", [quix_python, "-m", "fraudstream.bench.quix_app"],
-            env={"PYTHONPATH": str(package_view())}, max_events=60_000))
+            env={"PYTHONPATH": str(view)}, max_events=60_000, cwd=view))
     return found
 
 
@@ -106,7 +108,7 @@ class Running:
         env = settings.child_environ()
         env.update(impl.env)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(impl.argv, env=env, cwd=ROOT, stdout=self._log,
+        self.process = subprocess.Popen(impl.argv, env=env, cwd=impl.cwd, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.peak_rss_mb: float | None = None
 
