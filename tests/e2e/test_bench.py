@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def test_memory_section_writes_its_results(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "memory.json").read_text())
     assert data["customers"] == 100_000
     assert 177 <= data["bytes_per_customer"] <= 300
-    assert (tmp_path / "memory.md").read_text().startswith("| entity |")
+    assert data["measured"]["cores"] == os.cpu_count() and data["measured"]["at"]
+    heading, table = (tmp_path / "memory.md").read_text().split("\n\n", 1)
+    assert heading.startswith("_Measured ") and data["measured"]["at"] in heading
+    assert table.startswith("| entity |")
 
 
 def test_stage_breakdown_accounts_for_the_drain(settings: Settings) -> None:
