@@ -3,14 +3,12 @@ confluent-kafka than fraudstream's), created once and reused."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import fraudstream
+from fraudstream.package_view import build_package_view
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # In a checkout, beside .venv; from an installed wheel, in the user's cache (never inside
@@ -18,7 +16,6 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 QUIX_VENV = (CHECKOUT / ".venv-quix" if (CHECKOUT / "pyproject.toml").exists() else
              Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
              / "fraudstream" / "venv-quix")
-SUBPACKAGES = ("stream", "features", "models", "bench")
 # Same scientific stack as the main environment: the model is a pickle.
 REQUIREMENTS = ["quixstreams==3.28.1", "numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1",
                 "joblib==1.6.0", "redis[hiredis]==8.1.0", "msgspec==0.22.0",
@@ -44,18 +41,6 @@ def quix_python() -> str:
 
 
 def package_view() -> Path:
-    """A directory to put on PYTHONPATH that holds ``fraudstream`` laid out as in the
-    wheel, made of links to wherever each part lives (a checkout's folders or an installed
-    package): the Quix environment imports our code without installing it."""
-    view = QUIX_VENV / "fraudstream-view"
-    package = view / "fraudstream"
-    shutil.rmtree(view, ignore_errors=True)
-    package.mkdir(parents=True)
-    for entry in Path(fraudstream.__file__).parent.iterdir():
-        if entry.name != "__pycache__":
-            (package / entry.name).symlink_to(entry)
-    for name in SUBPACKAGES:
-        if not (package / name).exists():
-            module = importlib.import_module(f"fraudstream.{name}")
-            (package / name).symlink_to(Path(str(module.__file__)).parent)
-    return view
+    """A directory to put on PYTHONPATH: the Quix environment imports our code from it
+    without installing it."""
+    return build_package_view(QUIX_VENV / "fraudstream-view")

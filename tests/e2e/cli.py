@@ -109,6 +109,13 @@ def worker_process(settings: Settings, directory: Path, *args: str, name: str = 
             process.wait()
 
 
+def kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    """The cleanup after a wait that failed or timed out: never leave the process behind."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def start_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     """``fraudstream demo ARGS`` in ``tmp_path``, on embedded services, its TMPDIR
     (logs, status file) under it; its output in demo.log there."""

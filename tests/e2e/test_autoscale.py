@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import start_demo
+from tests.e2e.cli import kill_if_running, start_demo
 from tests.processes import Identity, descendants, still_alive
 from tests.waiting import wait_for
 
@@ -44,9 +44,7 @@ def test_a_peak_hour_scales_workers_up_and_back_down_without_loss(tmp_path: Path
         wait_for(ended, lambda: f"the demo to end:\n{log.read_text()[-3000:]}", 180, 0.2)
         code = demo.wait(timeout=5)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        kill_if_running(demo)
     took_s = time.monotonic() - started
     output = log.read_text()
     assert code == 0, output[-5000:]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from fraudstream.stream.status import read_status
-from tests.e2e.cli import start_demo
+from tests.e2e.cli import kill_if_running, start_demo
 from tests.processes import Identity, descendants, still_alive
 from tests.waiting import wait_for
 
@@ -39,9 +39,7 @@ def test_demo_runs_and_cleans_up(tmp_path: Path) -> None:
         _track(demo, seen, 60)
         code = demo.wait(timeout=120)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        kill_if_running(demo)
     output = log.read_text()
     assert code == 0, output
     assert len(seen) >= EXPECTED_CHILDREN, f"expected broker, redis, worker, simulator: {seen}"
@@ -64,9 +62,7 @@ def test_ctrl_c_stops_the_demo_and_cleans_up(tmp_path: Path) -> None:
         code = demo.wait(timeout=60)
         stop_seconds = time.monotonic() - interrupted
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        kill_if_running(demo)
     assert code in (0, 130), log.read_text()
     assert stop_seconds < 30, f"Ctrl-C took {stop_seconds:.1f}s"
     assert still_alive(seen) == set(), "Ctrl-C left processes behind"
@@ -77,9 +73,7 @@ def test_the_demo_says_it_uses_development_keys(tmp_path: Path) -> None:
     try:
         code = demo.wait(timeout=120)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        kill_if_running(demo)
     assert code == 0, log.read_text()
     assert "development keys" in log.read_text()
     assert (tmp_path / "dev-keys" / "model-signing.pem").stat().st_mode & 0o077 == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fraudstream.stream.drift import ALERT_PSI
-from tests.e2e.cli import start_demo
+from tests.e2e.cli import kill_if_running, start_demo
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,7 @@ def _demo_drift(folder: Path, *args: str) -> tuple[float, str, str]:
     try:
         code = demo.wait(timeout=240)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        kill_if_running(demo)
     output = log.read_text()
     assert code == 0, output
     assert "materialized 60 days of history" in output, output
