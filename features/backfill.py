@@ -179,7 +179,8 @@ def _slices(batch: TransactionBatch, size: int) -> Iterator[TransactionBatch]:
         yield TransactionBatch(
             batch.customer_ids[start:stop], batch.terminal_ids[start:stop],
             batch.timestamps_ms[start:stop], batch.amounts[start:stop],
-            batch.partitions[start:stop], batch.offsets[start:stop])
+            batch.partitions[start:stop], batch.offsets[start:stop],
+            batch.transaction_ids[start:stop])
 
 
 def _label_slices(labels: LabelBatch, size: int) -> Iterator[LabelBatch]:

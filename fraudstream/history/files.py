@@ -80,7 +80,8 @@ def read_history(source: Path, rejects_path: Path | None = None,
                            else np.stack(without_coordinates(len(rows))))
     transactions = TransactionBatch(
         rows.ids["customer_id"].to_pylist(), rows.ids["terminal_id"].to_pylist(),
-        rows.timestamps, rows.amounts, partitions, offsets)
+        rows.timestamps, rows.amounts, partitions, offsets,
+        rows.ids["transaction_id"].to_pylist())
     labels, later = _labels(rows)
     rejected = read - len(rows)
     written = None

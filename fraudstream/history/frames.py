@@ -15,7 +15,7 @@ def history_of(frame: pd.DataFrame) -> History:
     transactions = TransactionBatch(
         frame["customer_id"].astype(str).tolist(), frame["terminal_id"].astype(str).tolist(),
         frame["timestamp"].to_numpy(np.int64), frame["amount"].to_numpy(np.float64),
-        partitions, offsets)
+        partitions, offsets, frame["transaction_id"].astype(str).tolist())
     labels = LabelBatch(frame["transaction_id"].astype(str).tolist(),
                         frame["terminal_id"].astype(str).tolist(),
                         frame["timestamp"].to_numpy(np.int64),

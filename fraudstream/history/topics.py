@@ -77,6 +77,7 @@ def commit_cut(settings: Settings, replay: Replay) -> None:
 
 class _Transactions:
     def __init__(self) -> None:
+        self.ids: list[str] = []
         self.customers: list[str] = []
         self.terminals: list[str] = []
         self.timestamps: list[int] = []
@@ -93,6 +94,8 @@ class _Transactions:
             self.rejected += 1
             return None
         # arg-type: decoded ids are str (normalise_id)
+        self.ids.append(event.transaction_id)  # type: ignore[arg-type]
+        # arg-type: decoded ids are str (normalise_id)
         self.customers.append(event.customer_id)  # type: ignore[arg-type]
         # arg-type: decoded ids are str (normalise_id)
         self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
@@ -104,8 +107,8 @@ class _Transactions:
         return ts
 
     def drop_last(self) -> None:
-        for column in (self.customers, self.terminals, self.timestamps, self.amounts,
-                       self.partitions, self.offsets):
+        for column in (self.ids, self.customers, self.terminals, self.timestamps,
+                       self.amounts, self.partitions, self.offsets):
             column.pop()
 
     def batch(self) -> TransactionBatch:
@@ -113,7 +116,7 @@ class _Transactions:
                                 np.asarray(self.timestamps, dtype=np.int64),
                                 np.asarray(self.amounts, dtype=np.float64),
                                 np.asarray(self.partitions, dtype=np.int64),
-                                np.asarray(self.offsets, dtype=np.int64))
+                                np.asarray(self.offsets, dtype=np.int64), self.ids)
 
 
 class _Labels:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from fraudstream.features import customer_state, terminal_state
 from fraudstream.features.backfill import History, build_states, supersedes
-from fraudstream.features.customer_state import NO_PARTITION
+from fraudstream.features.customer_state import NO_PARTITION, RECENT_IDS_BYTES, STATE_BYTES
 from fraudstream.features.online import LabelBatch, OnlineFeatureStore, TransactionBatch
 from fraudstream.features.store import MemoryStateStore
 from fraudstream.history.frames import history_of
@@ -19,7 +19,8 @@ FRAME = simulate(SimulationConfig(customers=40, terminals=60, days=45, seed=1))
 
 
 def _streamed(history: History, size: int) -> dict[bytes, bytes]:
-    """What a worker leaves: batches of ``size``, the labels after them."""
+    """What a worker leaves: batches of ``size`` (with their transaction ids, as a worker's
+    batches have them), the labels after them."""
     memory = MemoryStateStore()
     engine = OnlineFeatureStore(memory)
     tx = history.transactions
@@ -27,7 +28,8 @@ def _streamed(history: History, size: int) -> dict[bytes, bytes]:
         part = slice(start, start + size)
         _, pending = engine.fetch(TransactionBatch(
             tx.customer_ids[part], tx.terminal_ids[part], tx.timestamps_ms[part],
-            tx.amounts[part], tx.partitions[part], tx.offsets[part]))
+            tx.amounts[part], tx.partitions[part], tx.offsets[part],
+            tx.transaction_ids[part]))
         engine.update(pending)
     engine.apply_labels(history.labels)
     return {key: value for key, (value, _) in memory.data.items()}
@@ -43,7 +45,8 @@ def with_coordinates(frame: pd.DataFrame, partitions: int) -> History:
         mine = np.flatnonzero(partition == p)
         offset[mine] = np.arange(mine.size)
     return History(TransactionBatch(tx.customer_ids, tx.terminal_ids, tx.timestamps_ms,
-                                    tx.amounts, partition, offset), plain.labels)
+                                    tx.amounts, partition, offset, tx.transaction_ids),
+                   plain.labels)
 
 
 def _same(built: dict[bytes, bytes], streamed: dict[bytes, bytes]) -> None:
@@ -51,6 +54,8 @@ def _same(built: dict[bytes, bytes], streamed: dict[bytes, bytes]) -> None:
     for key, value in built.items():
         if key.startswith(b"fs:c:"):
             assert value == streamed[key], key  # byte for byte
+            # with the digests of its last transaction ids, as a worker writes it
+            assert len(value) == STATE_BYTES + RECENT_IDS_BYTES, key
         else:  # the fraud ids' order follows the labels' arrival, not their meaning
             assert terminal_state.decode(value) == terminal_state.decode(streamed[key]), key
 
