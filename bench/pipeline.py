@@ -1,9 +1,12 @@
 """One implementation of the pipeline, run as its own process and measured from outside.
 
 Throughput: the implementation drains a backlog of pre-produced events; its rate is the
-output count over the span of their arrival at a reader. Latency: its decisions carry the
-in-worker latency; end to end is an output's arrival at the reader minus its input
-record's timestamp, in a run paced below capacity. Output record timestamps are not used:
+output count over the span of their arrival at a reader. In-worker latency: for the
+fraudstream worker, its own ``fraudstream_event_latency_seconds`` histogram (decode to
+produce, per event), scraped from its /metrics before and after the measured events; the
+peers, which have no such histogram, from their decisions' ``latency_ms``. End to end is
+an output's arrival at the reader minus its input record's timestamp, in a run paced
+below capacity. Output record timestamps are not used:
 some frameworks (Quix Streams) copy the input's. Memory: peak RSS (VmHWM).
 """
 
@@ -25,11 +28,13 @@ import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from fraudstream.bench.quix_env import package_view
+from fraudstream.services import free_port
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import transaction_messages
 from fraudstream.stream.kafka_config import downstream_consumer_config, producer_config
 from fraudstream.stream.poll import poll_available
 from fraudstream.stream.produce import produce_or_wait
+from fraudstream.top import Snapshot, histogram_percentiles, scrape
 from fraudstream.topics import create_topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +48,7 @@ class Implementation:
     env: dict[str, str] = field(default_factory=dict)
     max_events: int | None = None  # slow peers are measured on a prefix of the backlog
     cwd: Path = ROOT  # the Quix peer's: where no checkout folder shadows its package view
+    serves_metrics: bool = False  # has fraudstream's /metrics (in-worker latency histogram)
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Measurement:
     end_to_end_rate: float | None = None
     paced_in_worker_p99_ms: float | None = None
     paced_rate: float | None = None
+    in_worker_p99_ms_at_2000: float | None = None
     peak_rss_mb: float | None = None
     note: str = ""
 
@@ -64,7 +71,8 @@ class Measurement:
 def implementations(quix_python: str | None) -> list[Implementation]:
     python = sys.executable
     found = [
-        Implementation("fraudstream worker", [python, "-m", "fraudstream", "worker"]),
+        Implementation("fraudstream worker", [python, "-m", "fraudstream", "worker"],
+                       serves_metrics=True),
         Implementation("naive per-event", [python, "-m", "fraudstream.bench.naive"],
                        max_events=3000),
         Implementation("faust agent",
@@ -105,12 +113,26 @@ class Running:
     """An implementation's process, stopped and reaped on exit."""
 
     def __init__(self, impl: Implementation, settings: Settings, log: Path) -> None:
+        self.metrics_url: str | None = None
+        if impl.serves_metrics:
+            port = free_port()
+            settings = settings.replace(metrics_port=port)
+            self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         env = settings.child_environ()
         env.update(impl.env)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(impl.argv, env=env, cwd=impl.cwd, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.peak_rss_mb: float | None = None
+
+    def scrape(self) -> Snapshot | None:
+        """The implementation's /metrics now; None where it serves none."""
+        if self.metrics_url is None:
+            return None
+        snapshot = scrape([self.metrics_url])
+        if not snapshot.workers_up:
+            raise RuntimeError(f"{self.metrics_url} did not answer")
+        return snapshot
 
     def sample(self) -> None:
         rss = _peak_rss_mb(self.process.pid)
@@ -214,6 +236,16 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.percentile(array, 50)), float(np.percentile(array, 99))
 
 
+def _in_worker(before: Snapshot | None, after: Snapshot | None,
+               decisions: list[dict[str, object]]) -> tuple[float | None, float | None]:
+    """In-worker (p50, p99) ms of the events between two scrapes: from the worker's own
+    histogram where it serves one, else from the decisions' ``latency_ms``."""
+    if after is not None:
+        return histogram_percentiles(before or Snapshot(0.0), after,
+                                     "fraudstream_event_latency_seconds")
+    return _percentiles(_latencies(decisions))
+
+
 def _latencies(decisions: list[dict[str, object]]) -> list[float]:
     # arg-type: decisions read back as JSON: latency_ms is a number
     return [float(d["latency_ms"]) for d in decisions if "latency_ms" in d]  # type: ignore[arg-type]
@@ -240,6 +272,7 @@ def measure_backlog(impl: Implementation, settings: Settings, source: str, event
     try:
         outputs = read_outputs(run_settings, run_settings.topic_decisions, expect, timeout,
                                tick)
+        scraped = running.scrape()
     finally:
         stop.set()
         running.stop()
@@ -252,8 +285,8 @@ def measure_backlog(impl: Implementation, settings: Settings, source: str, event
     # be the inputs' (Quix Streams copies them). The longer span is the honest one.
     span = max(records[-1][0] - records[0][0], outputs.stamped_span_ms) / 1000.0
     result.rate = len(records) / span if span > 0 else 0.0
-    result.in_worker_p50_ms, result.in_worker_p99_ms = _percentiles(
-        _latencies([_decode(v or b"{}") for _, v in records]))
+    result.in_worker_p50_ms, result.in_worker_p99_ms = _in_worker(
+        None, scraped, [_decode(v or b"{}") for _, v in records])
     if len(records) < expect:
         result.note = f"only {len(records)} of {expect} outputs within {timeout:.0f}s"
     elif expect < events:
@@ -274,6 +307,7 @@ def measure_paced(impl: Implementation, settings: Settings, frame: pd.DataFrame,
                       producer=producer)  # warms the producer and the implementation
         if len(read_outputs(run_settings, run_settings.topic_decisions, 1, 60).records) < 1:
             return None, None, None, None
+        warmed = running.scrape()  # the warm-up event is not one of the measured
         collected: list[Outputs] = []
         reader = threading.Thread(target=lambda: collected.append(read_outputs(
             run_settings, run_settings.topic_decisions, len(frame), timeout)))
@@ -281,6 +315,7 @@ def measure_paced(impl: Implementation, settings: Settings, frame: pd.DataFrame,
         produce_frame(run_settings, run_settings.topic_transactions, frame.iloc[1:], rate,
                       producer)
         reader.join(timeout + 5)
+        measured_until = running.scrape()
         outputs = collected[0].records if collected else []
         inputs = _input_times(run_settings, len(frame))
     finally:
@@ -290,5 +325,5 @@ def measure_paced(impl: Implementation, settings: Settings, frame: pd.DataFrame,
     measured = [(t, d) for t, v in outputs
                 if (d := _decode(v or b"{}")).get("transaction_id") in sent_at]
     e2e = _percentiles([t - sent_at[d["transaction_id"]] for t, d in measured])
-    worker = _percentiles(_latencies([d for _, d in measured]))
+    worker = _in_worker(warmed, measured_until, [d for _, d in measured])
     return e2e[0], e2e[1], worker[0], worker[1]

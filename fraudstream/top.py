@@ -78,6 +78,16 @@ def quantile(q: float, before: dict[Labels, float], after: dict[Labels, float]) 
     return None
 
 
+def histogram_percentiles(before: Snapshot, after: Snapshot, name: str,
+                          ) -> tuple[float | None, float | None]:
+    """(p50, p99) in milliseconds of the observations of histogram ``name`` (in seconds)
+    between two scrapes."""
+    b, a = _histogram(before, name), _histogram(after, name)
+    # return-value: the tuple has one value per quantile asked; mypy cannot count it
+    return tuple(None if v is None else v * 1000  # type: ignore[return-value]
+                 for v in (quantile(0.5, b, a), quantile(0.99, b, a)))
+
+
 def _histogram(snapshot: Snapshot, name: str, **labels: str) -> dict[Labels, float]:
     wanted = set(labels.items())
     return {k: v for k, v in snapshot.series(f"{name}_bucket").items() if wanted <= set(k)}
@@ -113,12 +123,6 @@ def figures(before: Snapshot, after: Snapshot) -> Figures:
         return sum(max(0.0, v - earlier.get(labels, 0.0))
                    for labels, v in after.series(name).items()) / seconds
 
-    def percentiles(name: str) -> tuple[float | None, float | None]:
-        b, a = _histogram(before, name), _histogram(after, name)
-        # return-value: the tuple has one value per quantile asked; mypy cannot count it
-        return tuple(None if v is None else v * 1000  # type: ignore[return-value]
-                     for v in (quantile(0.5, b, a), quantile(0.99, b, a)))
-
     stages = {}
     for stage in STAGES:
         count = rate("fraudstream_stage_latency_seconds_count", stage=stage)
@@ -138,8 +142,10 @@ def figures(before: Snapshot, after: Snapshot) -> Figures:
         dead_letters_per_s=rate_of_all("fraudstream_dead_letters_total"),
         degraded_per_s=rate_of_all("fraudstream_degraded_decisions_total"),
         budget_misses_per_s=rate("fraudstream_budget_misses_total"),
-        in_worker_ms=percentiles("fraudstream_event_latency_seconds"),
-        end_to_end_ms=percentiles("fraudstream_end_to_end_latency_seconds"),
+        in_worker_ms=histogram_percentiles(before, after,
+                                           "fraudstream_event_latency_seconds"),
+        end_to_end_ms=histogram_percentiles(before, after,
+                                            "fraudstream_end_to_end_latency_seconds"),
         stage_us_per_batch=stages, lag=lag, psi=psi, model=", ".join(models) or "-",
         feature_store_up=after.value("fraudstream_feature_store_up"))
 

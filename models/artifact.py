@@ -6,6 +6,10 @@ signature with a trusted key before it opens anything else, (2) reads every list
 once into memory, by a plain name inside the directory and never through a symbolic
 link, and checks its sha256, and (3) loads the model from those same bytes: a file
 swapped on disk after it was hashed is never what gets loaded.
+
+The model is unpickled on first use: a worker that scores with the compiled library
+checks it against probabilities recorded in the signed manifest, and never imports
+scikit-learn (about 130 MB of its resident memory).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +49,21 @@ class ArtifactError(ValueError):
 class Artifact:
     path: Path
     manifest: dict[str, Any]
-    model: Any
+    trained_model: Any = None  # the model in hand (training, tests); else unpickled on use
     blobs: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     signed_by: str = ""
+
+    @cached_property
+    def model(self) -> Any:
+        """The scikit-learn model, unpickled from the verified bytes the first time it is
+        asked for."""
+        if self.trained_model is not None:
+            return self.trained_model
+        try:
+            return joblib.load(io.BytesIO(self.blob(MODEL_FILE)))
+        except Exception as exc:
+            raise ArtifactError(f"model artifact {self.path}: cannot load model: {exc}",
+                                ) from None
 
     @property
     def version(self) -> str:
@@ -312,11 +329,8 @@ def check_feature_contract(manifest: dict[str, Any], names: Sequence[str],
 
 
 def load_artifact(directory: Path | str, ring: KeyRing | None = None) -> Artifact:
-    """The verified artifact, its model unpickled from the bytes that were verified."""
+    """The verified artifact; its model is unpickled from the verified bytes on first use
+    (``Artifact.model``)."""
     directory = Path(directory)
     verified = verify_artifact(directory, ring)
-    try:
-        model = joblib.load(io.BytesIO(verified.blobs[MODEL_FILE]))
-    except Exception as exc:
-        raise ArtifactError(f"model artifact {directory}: cannot load model: {exc}") from None
-    return Artifact(directory, verified.manifest, model, verified.blobs, verified.signed_by)
+    return Artifact(directory, verified.manifest, None, verified.blobs, verified.signed_by)

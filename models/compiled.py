@@ -10,6 +10,7 @@ scikit-learn's probabilities on a probe matrix.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import logging
 import os
@@ -19,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
+
+from fraudstream.features.jit import warm_up
 
 log = logging.getLogger("fraudstream.models")
 
@@ -29,6 +33,20 @@ TOLERANCE = 1e-6
 
 class CompiledScorerError(RuntimeError):
     """The compiled library cannot be built, loaded or trusted."""
+
+
+def compiled_entries(model: Any, directory: Path, means: list[float],
+                     stds: list[float]) -> dict[str, Any]:
+    """Manifest entries for ``model`` compiled into ``directory``: the library's name and
+    what a worker checks it against without scikit-learn (the model's probabilities on
+    the probe matrix, its split thresholds). ``compiled`` is None when not compiled."""
+    library = compile_model(model, directory)
+    if library is None:
+        return {"compiled": None}
+    probe = probe_matrix(means, stds)
+    return {"compiled": library, "compiled_check": {
+        "probe_probabilities": model.predict_proba(probe)[:, 1].tolist(),
+        "split_thresholds": [t.tolist() for t in split_thresholds(model, probe.shape[1])]}}
 
 
 def compile_model(model: Any, directory: Path) -> str | None:
@@ -90,8 +108,45 @@ def split_thresholds(model: Any, n_features: int) -> list[np.ndarray]:
     return [np.unique(np.asarray(t, dtype=np.float64)) for t in found]
 
 
+# The generated library's own entry point for one row:
+# void predict(union Entry* row, int pred_margin, double* result), result += per output.
+ROW_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+
+
+# Not cached: numba cannot cache code that takes a C function pointer. It is compiled once
+# per process (``compile_row_loop``), for every model: the pointer is an argument.
+@numba.njit(nogil=True)
+def predict_rows(predict_row: Any, matrix: np.ndarray, outputs: int) -> np.ndarray:
+    """The library's ``predict`` on every row of a C-contiguous float64 ``matrix``,
+    probabilities (``pred_margin`` 0); the last output of each row."""
+    n, width = matrix.shape
+    probabilities = np.empty(n, np.float64)
+    result = np.zeros(outputs, np.float64)
+    base, row_bytes = matrix.ctypes.data, width * 8
+    for i in range(n):
+        result[:] = 0.0  # the generated code adds each tree's leaf to it
+        predict_row(base + i * row_bytes, 0, result.ctypes.data)
+        probabilities[i] = result[outputs - 1]
+    return probabilities
+
+
+def _no_row(_row: int, _margin: int, _result: int) -> None:
+    return None
+
+
+_WARM_UP_ROW = ROW_FUNCTION(_no_row)
+
+
+def compile_row_loop() -> float:
+    """Compile ``predict_rows`` before any batch (once per process; ``jit.warm_up``)."""
+    return warm_up("compiled tree loop", [predict_rows],
+                   lambda: predict_rows(_WARM_UP_ROW, np.zeros((1, 1), np.float64), 1))
+
+
 class CompiledScorer:
-    """Fraud probabilities from the compiled library, one thread, any batch size.
+    """Fraud probabilities from the compiled library, one thread, any batch size: its
+    ``predict`` is called row by row from compiled code, so a batch of one costs a few
+    microseconds (TL2cgen's Python predictor spends some 20 building its matrix).
 
     TL2cgen's generated code reads a row as ``union {int missing; double fvalue;}`` and
     takes ``missing == -1`` for a missing value, so a double whose low 32 bits are all
@@ -100,16 +155,24 @@ class CompiledScorer:
     case downwards: every split then sends the row where scikit-learn does."""
 
     def __init__(self, library: bytes, thresholds: list[np.ndarray] | None = None) -> None:
+        compile_row_loop()
         try:
-            import tl2cgen
-
-            self._dmatrix = tl2cgen.DMatrix
             with private_copy(library) as path:
-                self._predictor = tl2cgen.Predictor(str(path), nthread=1, verbose=False)
-        except CompiledScorerError:
-            raise
-        except Exception as exc:
+                self._library = ctypes.CDLL(str(path))  # kept: it must stay loaded
+            get_num_feature = self._library.get_num_feature
+            get_num_feature.restype = ctypes.c_int32
+            get_num_target = self._library.get_num_target
+            get_num_target.restype = ctypes.c_int32
+            targets = int(get_num_target())
+            classes = (ctypes.c_int32 * max(1, targets))()
+            self._library.get_num_class(classes)
+            self._row = ROW_FUNCTION(("predict", self._library))
+        except OSError as exc:
             raise CompiledScorerError(f"cannot load the compiled library: {exc}") from None
+        except AttributeError as exc:
+            raise CompiledScorerError(f"not a TL2cgen library: {exc}") from None
+        self._features = int(get_num_feature())
+        self._outputs = targets * max(classes)
         self._thresholds = thresholds or []
 
     def _unalias_missing(self, matrix: np.ndarray) -> np.ndarray:
@@ -126,13 +189,18 @@ class CompiledScorer:
         return matrix
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        matrix = self._unalias_missing(matrix)
-        raw = self._predictor.predict(self._dmatrix(matrix, dtype="float64"))
-        return np.asarray(raw, dtype=np.float64).reshape(matrix.shape[0], -1)[:, -1]
+        if matrix.ndim != 2 or matrix.shape[1] != self._features:
+            raise CompiledScorerError(f"the compiled model reads {self._features} features, "
+                                      f"the batch has shape {matrix.shape}")
+        return np.asarray(predict_rows(self._row, self._unalias_missing(matrix),
+                                       self._outputs))
 
-    def verify(self, model: Any, probe: np.ndarray) -> None:
-        expected = model.predict_proba(probe)[:, 1]
+    def check(self, probe: np.ndarray, expected: np.ndarray) -> None:
+        """Refuse the library unless it gives the model's probabilities on ``probe``."""
         actual = self.predict(probe)
+        if actual.shape != expected.shape:
+            raise CompiledScorerError(f"compiled scorer gave {actual.shape[0]} probabilities "
+                                      f"for {expected.shape[0]} probe rows")
         worst = float(np.max(np.abs(actual - expected))) if probe.size else 0.0
         if not worst <= TOLERANCE:
             raise CompiledScorerError(

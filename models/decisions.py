@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 APPROVE, REVIEW, DECLINE = 0, 1, 2
 OUTCOMES: tuple[str, ...] = ("approve", "review", "decline")
@@ -16,6 +15,8 @@ DECLINE_PRECISION = 0.9
 
 def choose_thresholds(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Lowest scores reaching the target precisions; defaults where none does."""
+    from sklearn.metrics import precision_recall_curve  # training only: not in a worker
+
     precision, _, thresholds = precision_recall_curve(labels, scores)
 
     def lowest(target: float, fallback: float) -> float:

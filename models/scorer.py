@@ -64,18 +64,23 @@ def load_scorer(artifact: Artifact) -> Scorer:
 
 def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],
                     ) -> tuple[str, str, Probability]:
-    model = artifact.model
-
     def sklearn(matrix: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_proba(matrix)[:, 1])
+        return np.asarray(artifact.model.predict_proba(matrix)[:, 1])
 
     library = artifact.manifest.get("compiled")
     if not library:
         return "sklearn", "", sklearn
     try:
-        thresholds = split_thresholds(model, len(artifact.feature_names))
+        probe = probe_matrix(explain["means"], explain["stds"])
+        check = artifact.manifest.get("compiled_check")
+        if check:  # recorded at training and signed with the manifest: no scikit-learn
+            thresholds = [np.asarray(t, dtype=np.float64) for t in check["split_thresholds"]]
+            expected = np.asarray(check["probe_probabilities"], dtype=np.float64)
+        else:  # an artifact trained before the check was recorded
+            thresholds = split_thresholds(artifact.model, len(artifact.feature_names))
+            expected = sklearn(probe)
         compiled = CompiledScorer(artifact.blob(library), thresholds)
-        compiled.verify(model, probe_matrix(explain["means"], explain["stds"]))
+        compiled.check(probe, expected)
     except CompiledScorerError as exc:
         log.warning("compiled scorer unusable, scoring with scikit-learn: %s", exc,
                     extra={"model_version": artifact.version})

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
 from fraudstream.features.offline import compute_matrix
 from fraudstream.models.artifact import sha256_of, write_artifact
-from fraudstream.models.compiled import compile_model
+from fraudstream.models.compiled import compiled_entries
 from fraudstream.models.decisions import choose_thresholds
 from fraudstream.models.evaluation import (
     SplitPlan,
@@ -189,7 +189,9 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
     progress("compiling the scorer")
     path = write_artifact(registry.version_dir(version), model, manifest,
                           extra_files={"report.md": report},
-                          build=lambda d: {"compiled": compile_model(model, d)})
+                          build=lambda d: compiled_entries(model, d,
+                                                           manifest["explain"]["means"],
+                                                           manifest["explain"]["stds"]))
     if promote:
         registry.promote(version, FEATURE_NAMES, feature_schema_digest(), by="train")
     progress(f"wrote {path} (model sha256 {sha256_of(path / 'model.joblib')[:12]})")

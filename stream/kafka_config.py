@@ -83,6 +83,9 @@ def consumer_config(settings: Settings, group_id: str | None = None) -> dict[str
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         # Some brokers (Tansu) hold every fetch this long even when data is there.
         "fetch.wait.max.ms": settings.fetch_wait_ms,
+        # librdkafka prefetches up to 64 MB by default: a backlog then sits in the
+        # worker's memory. 16 MB is still some 80,000 events ahead of a 512-event batch.
+        "queued.max.messages.kbytes": 16384,
         "logger": _librdkafka_log("consumer"),
     }
 

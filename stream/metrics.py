@@ -13,8 +13,8 @@ from prometheus_client.registry import Collector
 
 # Sized for a 1 ms per-event budget: fine below it, coarse above.
 LATENCY_BUCKETS: tuple[float, ...] = (
-    50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3,
-    10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0,
+    50e-6, 100e-6, 150e-6, 200e-6, 300e-6, 400e-6, 500e-6, 600e-6, 750e-6, 900e-6, 1e-3,
+    1.25e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0,
 )
 END_TO_END_BUCKETS: tuple[float, ...] = (
     1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5, 5.0, 10.0, 30.0,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +15,13 @@ import pytest
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
 from fraudstream.models.artifact import load_artifact, write_artifact
-from fraudstream.models.compiled import CompiledScorer, split_thresholds
+from fraudstream.models.compiled import CompiledScorer, predict_rows, split_thresholds
 from fraudstream.models.evaluation import default_plan, time_split
 from fraudstream.models.registry import Registry
 from fraudstream.models.scorer import Scorer
 from fraudstream.models.train import train
 from fraudstream.simulator.generator import SimulationConfig, simulate
+from tests import signing_keys
 from tests.tools import tool_missing
 
 if shutil.which("gcc") is None:
@@ -66,8 +70,82 @@ def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) 
     expected = artifact.model.predict_proba(matrix)[:, 1]
     assert np.max(np.abs(guarded.predict(matrix) - expected)) <= 1e-6
     # Without the guard the library does go wrong on such rows: the test has teeth.
-    assert np.max(np.abs(plain._predictor.predict(plain._dmatrix(matrix, dtype="float64"))
-                         .reshape(len(matrix), -1)[:, -1] - expected)) > 1e-6
+    assert np.max(np.abs(predict_rows(plain._row, matrix, plain._outputs) - expected)) > 1e-6
+
+
+def test_the_row_loop_gives_exactly_what_tl2cgens_own_predictor_gives(trained) -> None:  # type: ignore[no-untyped-def]
+    import tl2cgen
+
+    root, frame = trained
+    artifact = Registry(root).load_champion()
+    matrix = np.ascontiguousarray(compute_matrix(frame)[:5000])
+    library = artifact.path / "scorer.so"
+    reference = tl2cgen.Predictor(str(library), nthread=1, verbose=False).predict(
+        tl2cgen.DMatrix(matrix, dtype="float64")).reshape(len(matrix), -1)[:, -1]
+    compiled = CompiledScorer(artifact.blob("scorer.so"))
+    assert np.array_equal(compiled.predict(matrix), reference)
+    assert np.array_equal(compiled.predict(matrix[:1]), reference[:1])  # a batch of one
+
+
+def test_a_worker_scores_without_importing_scikit_learn_or_tl2cgen(trained) -> None:  # type: ignore[no-untyped-def]
+    """The compiled library is checked against probabilities recorded in the signed
+    manifest: the model is never unpickled (scikit-learn is some 130 MB of memory)."""
+    root, _ = trained
+    script = ("import sys\n"
+              "from fraudstream import model_trust\n"
+              "from fraudstream.settings import Settings\n"
+              "model_trust.configure(Settings.from_env())\n"
+              "from fraudstream.models.registry import Registry\n"
+              "from fraudstream.models.scorer import load_scorer\n"
+              f"scorer = load_scorer(Registry({str(root)!r}).load_champion())\n"
+              "print(scorer.backend, sorted(m for m in ('sklearn', 'tl2cgen', 'treelite')"
+              " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **signing_keys.pair().environ()})
+    assert done.stdout.split("\n")[0] == "compiled []", done.stdout + done.stderr
+
+
+def test_a_library_that_disagrees_with_the_recorded_probabilities_is_refused(
+        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, _ = trained
+    good = Registry(root).load_champion()
+    check = good.manifest["compiled_check"]
+    shifted = {**check, "probe_probabilities": [p + 1e-3 for p in check["probe_probabilities"]]}
+    library = good.blob("scorer.so")
+
+    def same_library(directory: Path) -> dict[str, object]:
+        (directory / "scorer.so").write_bytes(library)
+        return {"compiled": "scorer.so", "compiled_check": shifted}
+
+    kept = {k: v for k, v in good.manifest.items()
+            if k not in ("files", "compiled", "compiled_check", "format")}
+    write_artifact(tmp_path / "shifted", good.model, kept, build=same_library)
+    scorer = Scorer(load_artifact(tmp_path / "shifted"), FEATURE_NAMES)
+    assert scorer.backend == "sklearn"
+    assert "differs from the model" in scorer.fallback
+
+
+def test_an_artifact_without_a_recorded_check_is_checked_against_its_model(
+        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Artifacts trained before the check was recorded still load their library."""
+    root, frame = trained
+    good = Registry(root).load_champion()
+    library = good.blob("scorer.so")
+
+    def library_only(directory: Path) -> dict[str, object]:
+        (directory / "scorer.so").write_bytes(library)
+        return {"compiled": "scorer.so"}
+
+    kept = {k: v for k, v in good.manifest.items()
+            if k not in ("files", "compiled", "compiled_check", "format")}
+    write_artifact(tmp_path / "older", good.model, kept, build=library_only)
+    artifact = load_artifact(tmp_path / "older")
+    assert "compiled_check" not in artifact.manifest
+    scorer = Scorer(artifact, FEATURE_NAMES)
+    assert scorer.backend == "compiled"
+    matrix = compute_matrix(frame)[:500]
+    assert np.max(np.abs(scorer.score(matrix).scores
+                         - good.model.predict_proba(matrix)[:, 1])) <= 1e-6
 
 
 def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
