@@ -103,13 +103,16 @@ def _put(b: np.ndarray, p: int, size: int, value: int) -> None:
 def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                    c_index: np.ndarray, t_index: np.ndarray, ts: np.ndarray,
                    amounts: np.ndarray, partitions: np.ndarray, offsets: np.ndarray,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(feature matrix, new values, their bounds, unreadable) for one batch.
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(feature matrix, new values, their bounds, unreadable, stale replays) for one batch.
 
     ``blob`` holds the stored values back to back, customers first; ``lengths[k]`` is
     value k's size, -1 when absent. New value k is ``out[bounds[k]:bounds[k + 1]]``,
     empty when that state did not change. A value that is not a state of its kind is
-    flagged in ``unreadable`` and read as absent."""
+    flagged in ``unreadable`` and read as absent. ``stale[i]``: event i is a replay whose
+    customer state already counts a later event of that customer, so its features are not
+    the ones it had when first counted (a replay of the last counted event is exact: its
+    gap is kept in the state)."""
     n, n_keys = ts.shape[0], lengths.shape[0]
     n_terminals = n_keys - n_customers
     starts = np.empty(n_keys, np.int64)
@@ -188,6 +191,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     rolled = np.zeros(n_terminals, np.bool_)
 
     matrix = np.empty((n, N_FEATURES), np.float64)
+    stale = np.zeros(n, np.bool_)
     c_changed = np.zeros(n_customers, np.bool_)
     t_changed = np.zeros(n_terminals, np.bool_)
     for i in range(n):
@@ -203,6 +207,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         extra_count, extra_cents = 0, np.int64(0)
         if part == c_part[k] and off <= c_off[k]:  # a replay: counted already
             gap = c_gap[k] if off == c_off[k] else t - c_ts[k]
+            stale[i] = off < c_off[k]
         else:
             if c_part[k] == NO_PARTITION and c_off[k] < 0:
                 c_day[k] = day
@@ -335,7 +340,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                 out[at:at + FRAUD_BYTES] = blob[p:p + FRAUD_BYTES]
                 at += FRAUD_BYTES
     bounds[n_keys] = at
-    return matrix, out, bounds, unreadable
+    return matrix, out, bounds, unreadable, stale
 
 
 def compile_kernels() -> float:

@@ -120,6 +120,7 @@ class PendingUpdate:
     values: list[bytes | None]  # None: the key is unchanged
     redo_for: Callable[[int], Redo]  # the redo of key i, built only on a conflict
     duplicates: list[int] = field(default_factory=list)  # events counted already
+    replays: list[int] = field(default_factory=list)  # read again, on a later state
 
     @property
     def entries(self) -> list[_Entry]:
@@ -160,13 +161,13 @@ class OnlineFeatureStore:
                 *map(self._terminal_prefix.__add__, map(str.encode, terminals))]
         read = self._read(keys)
         n_customers = len(customers)
-        matrix, values, redo_for, duplicates, unreadable = _counted(
+        matrix, values, redo_for, duplicates, unreadable, replays = _counted(
             batch, c_index, t_index, read, n_customers)
         if unreadable.any():  # rare: count the values at fault (they were read as absent)
             for i in np.flatnonzero(unreadable).tolist():
                 self._unreadable[self._kind(i < n_customers)] += 1
         self._duplicates += len(duplicates)
-        return matrix, PendingUpdate(keys, read, values, redo_for, duplicates)
+        return matrix, PendingUpdate(keys, read, values, redo_for, duplicates, replays)
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
@@ -331,9 +332,10 @@ def terminal_key(prefix: bytes, terminal_id: str) -> bytes:
 def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
              read: list[bytes | None], n_customers: int,
              ) -> tuple[np.ndarray, list[bytes | None], Callable[[int], Redo], list[int],
-                        np.ndarray]:
-    """The batch's matrix, its new values (None: unchanged), their redos, its duplicates
-    and which stored values were unreadable: the events but its duplicates
+                        np.ndarray, list[int]]:
+    """The batch's matrix, its new values (None: unchanged), their redos, its duplicates,
+    which stored values were unreadable and its stale replays (``kernels.batch_features``):
+    the events but its duplicates
     (features.recent_ids) are counted into the states. A duplicate is scored as if it
     were new, on the state before it (without it counted)."""
     states, recent = recent_ids.split(read[:n_customers])
@@ -341,7 +343,8 @@ def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
     stored = states + read[n_customers:]
     duplicates = recent_ids.find_duplicates(batch.partitions, batch.offsets, c_index,
                                             states, recent, ids)
-    matrix, values, unreadable = _features(batch, c_index, t_index, stored, n_customers)
+    matrix, values, unreadable, stale = _features(batch, c_index, t_index, stored,
+                                                  n_customers)
     if duplicates:  # counted again without them, on the keys their other events have
         keep = np.ones(len(batch), dtype=bool)
         keep[duplicates] = False
@@ -349,7 +352,7 @@ def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
         ids = [d for d, kept in zip(ids, keep.tolist(), strict=True) if kept]
         cs, c_local = np.unique(c_index, return_inverse=True)
         ts, t_local = np.unique(t_index, return_inverse=True)
-        kept_matrix, kept_values, _ = _features(
+        kept_matrix, kept_values, _, _ = _features(
             batch, c_local.astype(np.int64), t_local.astype(np.int64),
             [stored[k] for k in cs.tolist()] + [stored[n_customers + j] for j in ts.tolist()],
             len(cs))
@@ -364,7 +367,9 @@ def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
             return recent_ids.remembering(_customer_redo(batch, c_index, i), mine)
         return _terminal_redo(batch, t_index, i - n_customers)
 
-    return matrix, c_values + values[n_customers:], redo_for, duplicates, unreadable
+    replays = np.flatnonzero(stale).tolist() if stale.any() else []
+    return (matrix, c_values + values[n_customers:], redo_for, duplicates, unreadable,
+            replays)
 
 
 def _spread(values: list[bytes | None], keys: np.ndarray, size: int) -> list[bytes | None]:
@@ -377,9 +382,10 @@ def _spread(values: list[bytes | None], keys: np.ndarray, size: int) -> list[byt
 
 def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
               read: list[bytes | None], n_customers: int,
-              ) -> tuple[np.ndarray, list[bytes | None], np.ndarray]:
-    """The batch's feature matrix, the new value of every key (None: unchanged) and which
-    stored values were unreadable (read as absent), from the compiled kernel."""
+              ) -> tuple[np.ndarray, list[bytes | None], np.ndarray, np.ndarray]:
+    """The batch's feature matrix, the new value of every key (None: unchanged), which
+    stored values were unreadable (read as absent) and which events are stale replays,
+    from the compiled kernel."""
     lengths = np.fromiter([-1 if raw is None else len(raw) for raw in read], np.int64,
                           len(read))
     blob = np.frombuffer(b"".join(filter(None, read)), np.uint8)
@@ -387,12 +393,12 @@ def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
     # column from pandas would be another type, and compiling on a live batch is refused).
     ts, partitions, offsets = np.array(
         [batch.timestamps_ms, batch.partitions, batch.offsets], np.int64).reshape(3, -1)
-    matrix, out, bounds, unreadable = kernels.batch_features(
+    matrix, out, bounds, unreadable, stale = kernels.batch_features(
         blob, lengths, n_customers, c_index, t_index, ts,
         np.array(batch.amounts, np.float64), partitions, offsets)
     data, edges = out.tobytes(), bounds.tolist()
     values = [data[a:b] or None for a, b in itertools.pairwise(edges)]
-    return matrix, values, unreadable
+    return matrix, values, unreadable, stale
 
 
 def _distinct(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -526,6 +532,9 @@ def _window_columns(matrix: np.ndarray, counts: np.ndarray, sums: np.ndarray,
 
 
 FEATURES_DEGRADED = "features"  # a decision's ``degraded`` entry on default features
+# ... for a replayed event scored on a state that already counts a later event of its
+# customer (PendingUpdate.replays): not the features it was first decided on
+REPLAY = "replay"
 
 
 def default_matrix(batch: TransactionBatch) -> np.ndarray:

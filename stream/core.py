@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.online import (
     FEATURES_DEGRADED,
+    REPLAY,
     LabelBatch,
     OnlineFeatureStore,
     PendingUpdate,
@@ -77,9 +78,17 @@ class DecidedBatch:
     features_s: float
     score_s: float
     duplicates: frozenset[int] = frozenset()  # events marked degraded "duplicate"
+    replays: frozenset[int] = frozenset()  # events marked degraded "replay"
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def _degraded(self, i: int) -> list[str]:
+        """The batch's flags, and event ``i``'s own: a duplicate, a stale replay."""
+        if i not in self.duplicates and i not in self.replays:
+            return self.degraded
+        return [*self.degraded, *([DUPLICATE] if i in self.duplicates else []),
+                *([REPLAY] if i in self.replays else [])]
 
     def decision(self, i: int, transaction_id: str, customer_id: str, scored_at_ms: int,
                  latency_ms: float, emit_features: bool = False) -> Decision:
@@ -88,7 +97,7 @@ class DecidedBatch:
             transaction_id=transaction_id, customer_id=customer_id, score=self.scores[i],
             decision=OUTCOMES[self.codes[i]], model_version=self.model_version,
             reasons=self.reasons[i],
-            degraded=[*self.degraded, DUPLICATE] if i in self.duplicates else self.degraded,
+            degraded=self._degraded(i),
             scored_at=scored_at_ms,
             latency_ms=latency_ms,
             features=dict(zip(FEATURE_NAMES, self.matrix[i].tolist(), strict=True))
@@ -155,8 +164,11 @@ class DecisionCore:
             degraded.append(STATE_LOST)
         decided = decide_matrix(scorer, self.rules, matrix, degraded, update,
                                 time.perf_counter() - began)
-        if update is not None and update.duplicates:
-            decided = dataclasses.replace(decided, duplicates=frozenset(update.duplicates))
+        if update is not None and (update.duplicates or update.replays):
+            decided = dataclasses.replace(decided, duplicates=frozenset(update.duplicates),
+                                          replays=frozenset(update.replays))
+            if update.replays:
+                self.metrics.degraded.labels(REPLAY).inc(len(update.replays))
         for flag in decided.degraded:
             self.metrics.degraded.labels(flag).inc(len(batch))
         return decided

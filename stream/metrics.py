@@ -125,7 +125,8 @@ class WorkerMetrics:
             dead_letters=Counter(f"{prefix}_dead_letters", "Messages sent to the DLQ",
                                  ["topic"], registry=registry),
             degraded=Counter(f"{prefix}_degraded_decisions",
-                             "Decisions made with a fallback", ["fallback"],
+                             "Decisions marked degraded, by why: features, model (rules), "
+                             "state_lost, replay", ["fallback"],
                              registry=registry),
             budget_misses=Counter(f"{prefix}_budget_misses",
                                   "Events whose in-worker latency exceeded the budget",
