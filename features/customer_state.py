@@ -1,13 +1,23 @@
-"""Packed per-customer state: a ring of day buckets plus the high-water offset it guards.
+"""Packed per-customer state: a ring of day buckets plus the high-water offsets it guards.
 
-One Redis string per customer, 177 bytes, little endian. The layout is pinned by a
-golden-bytes unit test; bump VERSION when it changes. The stored value may carry
-RECENT_IDS_BYTES more: digests of the customer's last transaction ids
-(features.recent_ids), which ``decode`` ignores.
+One Redis string per customer, little endian: the 177-byte state (the layout is pinned by
+a golden-bytes unit test; bump VERSION when it changes), then RECENT_IDS_BYTES of digests
+of the customer's last transaction ids (features.recent_ids), then, only for a customer
+whose events arrived on more than one partition, one mark (u2 partition, i8 offset) per
+other partition, sorted by partition: the highest offset counted there. The state's own
+guard is the partition and offset of its last counted event, so a producer that keys by
+customer (one partition per customer) never pays for marks; one that does not still has
+every partition's replays recognised. A value without digests (written before them) has
+no marks either.
+
+``encode`` and ``decode_guarded`` handle the state with its marks right behind it (the
+form the compiled kernel reads and writes); ``stored_value`` and ``split_stored`` insert
+and remove the digests between the two.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +41,9 @@ STATE_DTYPE = np.dtype([
 ])
 STATE_BYTES = STATE_DTYPE.itemsize
 RECENT_IDS_BYTES = 10  # two 40-bit digests after the state (features.recent_ids)
+MARK_BYTES = 10  # another partition's guard: u2 partition, i8 offset
+_MARK = np.dtype([("partition", "<u2"), ("offset", "<i8")])
+_GUARD = struct.Struct("<Hq")  # a (partition, offset): the state's from byte 1, a mark's
 
 
 class StateFormatError(ValueError):
@@ -48,6 +61,7 @@ class CustomerState:
     prev_gap: int = NO_GAP
     counts: list[int] = field(default_factory=lambda: [0] * RING_DAYS)
     cents: list[int] = field(default_factory=lambda: [0] * RING_DAYS)
+    marks: dict[int, int] = field(default_factory=dict)  # other partition -> its offset
 
     @property
     def is_new(self) -> bool:
@@ -84,36 +98,89 @@ class CustomerState:
             self.cents[slot] = min(self.cents[slot] + cents, CENTS_MAX)
         self.prev_gap = gap
         self.last_ts = ts_ms
+        if partition != self.partition and self.partition != NO_PARTITION:
+            self.marks[self.partition] = max(self.marks.get(self.partition, -1), self.offset)
+        self.marks.pop(partition, None)
         self.partition = partition
         self.offset = offset
         return stored
 
     def has_applied(self, partition: int, offset: int) -> bool:
         """True when this event (or a later one of its partition) is already counted."""
-        return partition == self.partition and offset <= self.offset
+        if partition == self.partition:
+            return offset <= self.offset
+        return offset <= self.marks.get(partition, -1)
+
+
+def split_stored(raw: bytes) -> tuple[bytes, bytes]:
+    """A stored value as (the state with its marks, the digests: b"" for none). A value
+    of no known size is returned whole, for the state parser to judge."""
+    size = len(raw) - STATE_BYTES - RECENT_IDS_BYTES
+    if size >= 0 and size % MARK_BYTES == 0:
+        return raw[:STATE_BYTES] + raw[STATE_BYTES + RECENT_IDS_BYTES:], \
+            raw[STATE_BYTES:STATE_BYTES + RECENT_IDS_BYTES]
+    return raw, b""
+
+
+def stored_value(guarded: bytes, recent: bytes) -> bytes:
+    """The value to store for a state with its marks and its digests (b"": none; a state
+    with marks always carries the digests' place, so that the marks are found)."""
+    if not recent and len(guarded) == STATE_BYTES:
+        return guarded
+    return guarded[:STATE_BYTES] + (recent or bytes(RECENT_IDS_BYTES)) + guarded[STATE_BYTES:]
 
 
 def decode(raw: bytes | None) -> CustomerState:
+    """The state of a stored value."""
+    return CustomerState() if raw is None else decode_guarded(split_stored(raw)[0])
+
+
+def decode_guarded(raw: bytes | None) -> CustomerState:
+    """The state of its 177 bytes and the marks right behind them (``encode``'s form)."""
     if raw is None:
         return CustomerState()
-    if len(raw) not in (STATE_BYTES, STATE_BYTES + RECENT_IDS_BYTES) or raw[0] != VERSION:
+    marks = len(raw) - STATE_BYTES
+    if marks < 0 or marks % MARK_BYTES or raw[0] != VERSION:
         raise StateFormatError(f"customer state of {len(raw)} bytes, version {raw[:1]!r}")
     row = np.frombuffer(raw[:STATE_BYTES], dtype=STATE_DTYPE)[0]
+    others = np.frombuffer(raw[STATE_BYTES:], dtype=_MARK)
     return CustomerState(
         partition=int(row["partition"]), offset=int(row["offset"]),
         last_day=int(row["last_day"]), last_ts=int(row["last_ts"]),
         prev_gap=int(row["prev_gap"]), counts=row["counts"].tolist(),
         cents=row["cents"].tolist(),
+        marks=dict(zip(others["partition"].tolist(), others["offset"].tolist(), strict=True)),
     )
 
 
+def guard_covers(guarded: bytes, partition: int, offset: int) -> bool:
+    """Does the guard of a state with its marks say this record was counted already?
+    (``CustomerState.has_applied`` without decoding the rest.)"""
+    stored_partition, stored_offset = _GUARD.unpack_from(guarded, 1)
+    if partition == stored_partition:
+        return bool(offset <= stored_offset)
+    for at in range(STATE_BYTES, len(guarded) - MARK_BYTES + 1, MARK_BYTES):
+        mark_partition, mark_offset = _GUARD.unpack_from(guarded, at)
+        if mark_partition == partition:
+            return bool(offset <= mark_offset)
+    return False
+
+
 def encode_many(states: Sequence[CustomerState]) -> list[bytes]:
+    """Each state's 177 bytes and its marks, sorted by partition."""
     rows = np.zeros(len(states), dtype=STATE_DTYPE)
     for i, state in enumerate(states):
         rows[i] = (VERSION, state.partition, state.offset, state.last_day, state.last_ts,
                    state.prev_gap, state.counts, state.cents)
     blob = rows.tobytes()
-    return [blob[i * STATE_BYTES:(i + 1) * STATE_BYTES] for i in range(len(states))]
+    return [blob[i * STATE_BYTES:(i + 1) * STATE_BYTES] + _encode_marks(state.marks)
+            for i, state in enumerate(states)]
+
+
+def _encode_marks(marks: dict[int, int]) -> bytes:
+    if not marks:
+        return b""
+    return np.array(sorted(marks.items()), dtype=_MARK).tobytes()
 
 
 def encode(state: CustomerState) -> bytes:

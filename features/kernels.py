@@ -97,6 +97,44 @@ def _put(b: np.ndarray, p: int, size: int, value: int) -> None:
         b[p + i] = np.uint8((v >> np.uint64(8 * i)) & np.uint64(0xFF))
 
 
+# -- a customer's marks: (partition, offset) pairs sorted by partition, from ``first`` --
+
+@njit
+def _mark_of(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int) -> int:
+    """The offset counted on ``part``, -1 when none is."""
+    for m in range(first, first + n):
+        if parts[m] == part:
+            return offs[m]
+    return -1
+
+
+@njit
+def _put_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int,
+              off: int) -> int:
+    """Raise (or insert) ``part``'s mark to ``off``; returns the number of marks."""
+    m = first
+    while m < first + n and parts[m] < part:
+        m += 1
+    if m < first + n and parts[m] == part:
+        offs[m] = max(offs[m], off)
+        return n
+    for q in range(first + n, m, -1):
+        parts[q], offs[q] = parts[q - 1], offs[q - 1]
+    parts[m], offs[m] = part, off
+    return n + 1
+
+
+@njit
+def _drop_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int) -> int:
+    """Remove ``part``'s mark, if any; returns the number of marks."""
+    for m in range(first, first + n):
+        if parts[m] == part:
+            for q in range(m, first + n - 1):
+                parts[q], offs[q] = parts[q + 1], offs[q + 1]
+            return n - 1
+    return n
+
+
 # -- the batch ---------------------------------------------------------------------------
 
 @njit
@@ -122,7 +160,12 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         at += max(lengths[k], 0)
     unreadable = np.zeros(n_keys, np.bool_)
 
-    # customers as columns
+    # customers as columns, their other partitions' marks in a region per customer with
+    # room for one new mark per event of the batch
+    events_of_customer = np.zeros(n_customers, np.int64)
+    for i in range(n):
+        events_of_customer[c_index[i]] += 1
+    c_marks = np.zeros(n_customers, np.int64)
     c_part = np.full(n_customers, NO_PARTITION, np.int64)
     c_off = np.full(n_customers, -1, np.int64)
     c_day = np.zeros(n_customers, np.int64)
@@ -134,9 +177,11 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         if lengths[k] < 0:
             continue
         p = starts[k]
-        if lengths[k] != STATE_BYTES or blob[p] != CUSTOMER_VERSION:
+        extra = lengths[k] - STATE_BYTES
+        if extra < 0 or extra % MARK_BYTES != 0 or blob[p] != CUSTOMER_VERSION:
             unreadable[k] = True
             continue
+        c_marks[k] = extra // MARK_BYTES
         c_part[k] = _u(blob, p + C_PARTITION, 2)
         c_off[k] = _i8(blob, p + C_OFFSET)
         c_day[k] = _i4(blob, p + C_LAST_DAY)
@@ -145,6 +190,19 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         for s in range(RING):
             c_counts[k, s] = blob[p + C_COUNTS + s]
             c_cents[k, s] = _u(blob, p + C_CENTS + 4 * s, 4)
+
+    c_mark_at = np.empty(n_customers, np.int64)
+    c_room = 0
+    for k in range(n_customers):
+        c_mark_at[k] = c_room
+        c_room += c_marks[k] + events_of_customer[k]
+    c_mark_part = np.empty(c_room, np.int64)
+    c_mark_off = np.empty(c_room, np.int64)
+    for k in range(n_customers):
+        p = starts[k] + STATE_BYTES
+        for m in range(c_marks[k]):
+            c_mark_part[c_mark_at[k] + m] = _u(blob, p + MARK_BYTES * m, 2)
+            c_mark_off[c_mark_at[k] + m] = _i8(blob, p + MARK_BYTES * m + 2)
 
     # terminals: rings as columns, partition marks in a region per terminal with room
     # for one new mark per event of the batch, fraud ids left in the blob
@@ -205,9 +263,15 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         # the customer: CustomerState.add and window_totals, online._customer_event
         k = c_index[i]
         extra_count, extra_cents = 0, np.int64(0)
-        if part == c_part[k] and off <= c_off[k]:  # a replay: counted already
-            gap = c_gap[k] if off == c_off[k] else t - c_ts[k]
-            stale[i] = off < c_off[k]
+        first = c_mark_at[k]
+        if part == c_part[k]:
+            replay = off <= c_off[k]
+        else:
+            replay = off <= _mark_of(c_mark_part, c_mark_off, first, c_marks[k], part)
+        if replay:  # counted already
+            exact = part == c_part[k] and off == c_off[k]
+            gap = c_gap[k] if exact else t - c_ts[k]
+            stale[i] = not exact
         else:
             if c_part[k] == NO_PARTITION and c_off[k] < 0:
                 c_day[k] = day
@@ -225,6 +289,10 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                 c_cents[k, s] = min(c_cents[k, s] + cents, CENTS_MAX)
             else:  # too old for the ring: it still counts in its own windows
                 extra_count, extra_cents = 1, cents
+            if part != c_part[k] and c_part[k] != NO_PARTITION:  # keep its guard
+                c_marks[k] = _put_mark(c_mark_part, c_mark_off, first, c_marks[k], c_part[k],
+                                       c_off[k])
+            c_marks[k] = _drop_mark(c_mark_part, c_mark_off, first, c_marks[k], part)
             c_gap[k], c_ts[k], c_part[k], c_off[k] = gap, t, part, off
             c_changed[k] = True
         new = c_part[k] == NO_PARTITION and c_off[k] < 0
@@ -292,7 +360,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     size = 0
     for k in range(n_customers):
         if c_changed[k]:
-            size += STATE_BYTES
+            size += STATE_BYTES + MARK_BYTES * c_marks[k]
     for j in range(n_terminals):
         if not t_changed[j]:
             continue
@@ -317,6 +385,10 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             out[at + C_COUNTS + s] = c_counts[k, s]
             _put(out, at + C_CENTS + 4 * s, 4, c_cents[k, s])
         at += STATE_BYTES
+        for m in range(c_mark_at[k], c_mark_at[k] + c_marks[k]):
+            _put(out, at, 2, c_mark_part[m])
+            _put(out, at + 2, 8, c_mark_off[m])
+            at += MARK_BYTES
     for j in range(n_terminals):
         k = n_customers + j
         bounds[k] = at

@@ -410,8 +410,8 @@ def _distinct(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
 def _customer_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
     events = np.flatnonzero(index == key).tolist()
 
-    def redo(raw: bytes | None) -> bytes:
-        state = customer_state.decode(raw)
+    def redo(raw: bytes | None) -> bytes:  # the state with its marks (recent_ids.split)
+        state = customer_state.decode_guarded(raw)
         for event in events:
             partition, offset = int(batch.partitions[event]), int(batch.offsets[event])
             if not state.has_applied(partition, offset):
@@ -452,7 +452,8 @@ def _customer_event(state: CustomerState, ts: int, cents: int, partition: int,
     """The sequential definition for one event: (counts, cents sums, gap, applied)."""
     day = ts // DAY_MS
     if state.has_applied(partition, offset):
-        gap = state.prev_gap if offset == state.offset else ts - state.last_ts
+        exact = partition == state.partition and offset == state.offset
+        gap = state.prev_gap if exact else ts - state.last_ts
         extra, applied = (0, 0), False
     else:
         stored = state.add(day, ts, cents, partition, offset)

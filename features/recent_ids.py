@@ -18,18 +18,22 @@ recognised.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fraudstream.features.customer_state import RECENT_IDS_BYTES, STATE_BYTES
+from fraudstream.features.customer_state import (
+    RECENT_IDS_BYTES,
+    STATE_BYTES,
+    guard_covers,
+    split_stored,
+    stored_value,
+)
 
 RECENT = 2
 DIGEST_BYTES = RECENT_IDS_BYTES // RECENT
 DUPLICATE = "duplicate"  # a decision's ``degraded`` entry for the second of two events
 _EMPTY = bytes(DIGEST_BYTES)
-_GUARD = struct.Struct("<Hq")  # the state's partition and offset, from byte 1
 
 Redo = Callable[[bytes | None], bytes]
 
@@ -44,16 +48,18 @@ def digests(transaction_ids: Sequence[str]) -> list[bytes]:
 
 
 def split(raws: Sequence[bytes | None]) -> tuple[list[bytes | None], list[bytes]]:
-    """Stored customer values as (states, their recent digests: b"" for none)."""
+    """Stored customer values as (states with their marks, their recent digests: b"" for
+    none; features.customer_state)."""
     states: list[bytes | None] = []
     recent: list[bytes] = []
     for raw in raws:
-        if raw is not None and len(raw) == STATE_BYTES + RECENT_IDS_BYTES:
-            states.append(raw[:STATE_BYTES])
-            recent.append(raw[STATE_BYTES:])
-        else:  # absent, written before, or unreadable: the state parser judges it
-            states.append(raw)
+        if raw is None:
+            states.append(None)
             recent.append(b"")
+        else:  # written before the digests, or unreadable: the state parser judges it
+            state, digests = split_stored(raw)
+            states.append(state)
+            recent.append(digests)
     return states, recent
 
 
@@ -63,10 +69,9 @@ def _holds(recent: bytes, value: bytes) -> bool:
 
 def _replayed(state: bytes | None, partition: int, offset: int) -> bool:
     """Does the state's guard say this record was counted already?"""
-    if state is None or len(state) != STATE_BYTES:
+    if state is None or len(state) < STATE_BYTES:
         return False
-    stored_partition, stored_offset = _GUARD.unpack_from(state, 1)
-    return bool(partition == stored_partition and offset <= stored_offset)
+    return guard_covers(state, partition, offset)
 
 
 def find_duplicates(partitions: np.ndarray, offsets: np.ndarray, c_index: np.ndarray,
@@ -110,7 +115,7 @@ def attach(values: list[bytes | None], recent: Sequence[bytes], c_index: np.ndar
         for k, d in zip(c_index.tolist(), ids, strict=True):
             held = now.get(k) or recent[k] or _EMPTY * RECENT
             now[k] = held if _holds(held, d) else d + held[:RECENT_IDS_BYTES - DIGEST_BYTES]
-    return [None if value is None else value + now.get(k, recent[k])
+    return [None if value is None else stored_value(value, now.get(k, recent[k]))
             for k, value in enumerate(values)]
 
 

@@ -91,7 +91,8 @@ def test_compiled_kernel_equals_the_reference_on_the_parity_stream() -> None:
 
     assert labels_applied > 100, labels_applied
     for cid, state in customers.items():
-        assert store.get_many([online.customer_key(cid)])[0] == customer_state.encode(state)
+        assert store.get_many([online.customer_key(cid)])[0] == customer_state.stored_value(
+            customer_state.encode(state), b"")
     for tid, state in terminals.items():
         stored = store.get_many([online.terminal_key(tid)])[0]
         assert stored == terminal_state.encode(state), tid

@@ -259,7 +259,43 @@ def test_has_applied_semantics() -> None:
     assert not state.has_applied(2, 5)
     state.add(DAY0, TS0, 1, partition=4, offset=2)
     assert state.has_applied(4, 2)
-    assert not state.has_applied(3, 10)  # only the latest partition is remembered
+    assert state.has_applied(3, 10), "every partition's guard is kept, not the latest only"
+    assert not state.has_applied(3, 11)
+    assert state.marks == {3: 10}
+    state.add(DAY0, TS0, 1, partition=3, offset=11)  # back on 3: its mark is the state's
+    assert state.marks == {4: 2} and (state.partition, state.offset) == (3, 11)
+
+
+def test_marks_survive_the_stored_value_and_cost_nothing_on_one_partition() -> None:
+    from fraudstream.features.customer_state import (
+        MARK_BYTES,
+        RECENT_IDS_BYTES,
+        STATE_BYTES,
+        decode_guarded,
+        guard_covers,
+        split_stored,
+        stored_value,
+    )
+
+    one = CustomerState()
+    one.add(DAY0, TS0, 1, partition=1, offset=5)
+    assert len(encode(one)) == STATE_BYTES
+    assert len(stored_value(encode(one), b"r" * RECENT_IDS_BYTES)) == \
+        STATE_BYTES + RECENT_IDS_BYTES
+    many = CustomerState()
+    for partition, offset in [(2, 7), (0, 3), (5, 1), (2, 9)]:
+        many.add(DAY0, TS0, 1, partition=partition, offset=offset)
+    guarded = encode(many)
+    assert len(guarded) == STATE_BYTES + 2 * MARK_BYTES  # partitions 0 and 5 beside 2
+    for recent in (b"", b"r" * RECENT_IDS_BYTES):
+        stored = stored_value(guarded, recent)
+        assert split_stored(stored) == (guarded, recent or bytes(RECENT_IDS_BYTES))
+        assert decode(stored) == many
+    assert decode_guarded(guarded) == many
+    for partition in range(7):
+        for offset in range(11):
+            assert guard_covers(guarded, partition, offset) == \
+                many.has_applied(partition, offset), (partition, offset)
 
 
 def test_has_applied_survives_encoding() -> None:

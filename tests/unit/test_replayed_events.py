@@ -18,7 +18,7 @@ from fraudstream.stream.circuit import CircuitBreaker
 from fraudstream.stream.core import DecisionCore
 from fraudstream.stream.metrics import WorkerMetrics
 from tests.metrics import counter_value
-from tests.unit.test_duplicate_transactions import Event, batch
+from tests.unit.test_duplicate_transactions import Event, batch, counts
 from tests.unit.test_state_backlog import Model
 
 FIRST_PASS: list[Event] = [("a", "c", 0), ("b", "d", 1), ("x", "c", 2), ("y", "c", 3)]
@@ -55,9 +55,7 @@ def test_events_after_the_replay_are_not_marked() -> None:
     assert later.replays == []
 
 
-def test_a_replay_on_another_partition_of_the_state_is_not_one() -> None:
-    """The guard is the customer's partition and offset: an event of another partition
-    is new to it: it is counted, as any event of a customer seen on a second partition."""
+def test_an_event_on_a_partition_new_to_the_customer_is_counted() -> None:
     fs = OnlineFeatureStore(MemoryStateStore())
     first_pass(fs, FIRST_PASS)
     moved = batch([("m", "c", 0)])
@@ -65,6 +63,21 @@ def test_a_replay_on_another_partition_of_the_state_is_not_one() -> None:
     assert fs.fetch(moved)[1].replays == []
 
 
+def test_replays_of_a_customer_on_two_partitions_count_once_and_are_marked() -> None:
+    """Events of one customer on partitions 0 and 1 (a producer that does not key by
+    customer), then partition 0 read again: its events are recognised by the mark the
+    state keeps for partition 0, scored as stale replays, and not counted again."""
+    store = MemoryStateStore()
+    fs = OnlineFeatureStore(store)
+    on_zero = batch([("a", "c", 0), ("b", "c", 1)])
+    on_one = batch([("x", "c", 0), ("y", "c", 1)])
+    on_one.partitions[:] = 1
+    for events in (on_zero, on_one):
+        fs.update(fs.fetch(events)[1])
+    _, pending = fs.fetch(on_zero)  # partition 0 again
+    assert pending.replays == [0, 1]
+    assert all(value is None for value in pending.values[:1]), "the customer is unchanged"
+    assert counts(store) == (4, 4)
 def test_the_core_marks_the_stale_replays_decision_and_counts_it() -> None:
     metrics = WorkerMetrics.create(CollectorRegistry())
     core = DecisionCore(OnlineFeatureStore(MemoryStateStore()), CircuitBreaker(1, 0.0),
