@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -18,9 +18,11 @@ from fraudstream.stream.app import build_worker
 from fraudstream.stream.decisions import Decision, decision_decoder
 from fraudstream.stream.kafka_config import (
     admin_config,
+    consumer_config,
     downstream_consumer_config,
     producer_config,
 )
+from fraudstream.stream.labels_reader import labels_group
 from fraudstream.stream.worker import Worker
 from fraudstream.topics import create_topics
 from tests.population import recent
@@ -114,3 +116,26 @@ def decide_simulated_stream(settings: Settings, days: int = 2) -> tuple[int, lis
     with running_worker(settings):
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=0.5)
     return sent, [decision_decoder.decode(r.value) for r in records]
+
+
+def rewind_group(settings: Settings, to_offset: Callable[[int], int]) -> int:
+    """Move the groups' committed offsets back (transactions and labels each have their
+    group), as a crash before a commit would; returns how many messages will be consumed
+    again."""
+    rewound = 0
+    for topic, group in ((settings.topic_transactions, settings.group_id),
+                         (settings.topic_labels, labels_group(settings))):
+        consumer = Consumer(consumer_config(settings, group))
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
+                                           timeout=10)
+            offsets = [TopicPartition(tp.topic, tp.partition, to_offset(tp.offset))
+                       for tp in committed]
+            rewound += sum(tp.offset - to_offset(tp.offset) for tp in committed)
+            consumer.commit(offsets=offsets, asynchronous=False)
+            after = consumer.committed(offsets, timeout=10)
+            assert [tp.offset for tp in after] == [tp.offset for tp in offsets]
+        finally:
+            consumer.close()
+    return rewound

@@ -7,19 +7,14 @@ on day d is scored every label up to day d-7 is known: the offline engine's assu
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from fraudstream.stream.kafka_config import consumer_config
-from fraudstream.stream.labels_reader import labels_group
-from tests.kafka_helpers import make_topics, running_worker
+from tests.kafka_helpers import make_topics, rewind_group, running_worker
 from tests.parity import scored_features, snapshot, stream_day_by_day
 from tests.population import recent
 from tests.waiting import wait_for
@@ -50,29 +45,6 @@ def test_fifty_thousand_streamed_transactions_match_the_offline_features(
                     f"{online[row, col]!r}, offline {offline[row, col]!r}")
 
 
-def _rewind_group(settings: Settings, to_offset: Callable[[int], int]) -> int:
-    """Move the groups' committed offsets back (transactions and labels each have their
-    group), as a crash before a commit would; returns how many messages will be consumed
-    again."""
-    rewound = 0
-    for topic, group in ((settings.topic_transactions, settings.group_id),
-                         (settings.topic_labels, labels_group(settings))):
-        consumer = Consumer(consumer_config(settings, group))
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            committed = consumer.committed([TopicPartition(topic, p) for p in partitions],
-                                           timeout=10)
-            offsets = [TopicPartition(tp.topic, tp.partition, to_offset(tp.offset))
-                       for tp in committed]
-            rewound += sum(tp.offset - to_offset(tp.offset) for tp in committed)
-            consumer.commit(offsets=offsets, asynchronous=False)
-            after = consumer.committed(offsets, timeout=10)
-            assert [tp.offset for tp in after] == [tp.offset for tp in offsets]
-        finally:
-            consumer.close()
-    return rewound
-
-
 @pytest.mark.parametrize("rewind", ["to-start", "to-middle"])
 def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Settings,
                                                                rewind: str) -> None:
@@ -84,7 +56,7 @@ def test_reconsuming_from_an_earlier_offset_changes_no_feature(settings: Setting
     before = snapshot(settings)
     assert len(before) == frame["customer_id"].nunique() + frame["terminal_id"].nunique()
 
-    rewound = _rewind_group(settings, (lambda _: 0) if rewind == "to-start"
+    rewound = rewind_group(settings, (lambda _: 0) if rewind == "to-start"
                             else (lambda o: o // 2))
     assert rewound > 1000
     if rewind == "to-start":
