@@ -104,7 +104,7 @@ def _mark_of(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int)
     """The offset counted on ``part``, -1 when none is."""
     for m in range(first, first + n):
         if parts[m] == part:
-            return offs[m]
+            return int(offs[m])
     return -1
 
 

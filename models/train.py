@@ -160,6 +160,8 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
     while registry.version_dir(version).exists():
         time.sleep(1)
         version = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{kind}"
+    means: list[float] = x_train.mean(axis=0).tolist()
+    stds: list[float] = x_train.std(axis=0).tolist()
     manifest = {
         "version": version,
         "created_at": created.isoformat(),
@@ -179,8 +181,7 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
                                      "hyper_parameters": HYPER_PARAMETERS_CHOSEN_ON}},
         "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                       "numpy": np.__version__, "joblib": joblib.__version__},
-        "explain": {"means": x_train.mean(axis=0).tolist(),
-                    "stds": x_train.std(axis=0).tolist(),
+        "explain": {"means": means, "stds": stds,
                     "importances": importance.importances_mean.tolist()},
         "drift_baseline": drift_baseline(x_train),
     }
@@ -189,9 +190,7 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
     progress("compiling the scorer")
     path = write_artifact(registry.version_dir(version), model, manifest,
                           extra_files={"report.md": report},
-                          build=lambda d: compiled_entries(model, d,
-                                                           manifest["explain"]["means"],
-                                                           manifest["explain"]["stds"]))
+                          build=lambda d: compiled_entries(model, d, means, stds))
     if promote:
         registry.promote(version, FEATURE_NAMES, feature_schema_digest(), by="train")
     progress(f"wrote {path} (model sha256 {sha256_of(path / 'model.joblib')[:12]})")

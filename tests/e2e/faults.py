@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from fraudstream.features import customer_state, terminal_state
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
+from fraudstream.features.online import REPLAY
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import label_message, transaction_messages
 from fraudstream.stream.decisions import Decision, decision_decoder
@@ -85,12 +86,14 @@ class Outcome:
     duplicates: int
     lost: int
     degraded: int
+    replayed: int  # decisions marked degraded "replay": scored on a later state
     longest_gap_s: float
 
     def report(self, name: str, **extra: float) -> str:
         figures = {"sent": self.sent, "decided": self.decided,
                    "duplicates": self.duplicates, "lost": self.lost,
-                   "degraded": self.degraded, "longest_gap_s": round(self.longest_gap_s, 2),
+                   "degraded": self.degraded, "replayed": self.replayed,
+                   "longest_gap_s": round(self.longest_gap_s, 2),
                    **extra}
         line = f"[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items())
         print(line)
@@ -108,6 +111,7 @@ def outcome(frame: pd.DataFrame, records: list[Record]) -> Outcome:
         duplicates=sum(c - 1 for c in counts.values()),
         lost=len(expected - counts.keys()),
         degraded=sum(1 for d in decisions if d.degraded),
+        replayed=sum(1 for d in decisions if REPLAY in d.degraded),
         longest_gap_s=max(gaps, default=0.0))
 
 

@@ -69,7 +69,7 @@ def test_parity_after_redis_frozen(
     result = outcome(frame, records)
     worst = largest_feature_difference(frame, decisions)
     result.report("redis frozen 5 s", recovery_s=round(recovery_s, 2),
-                  decided_during_outage=len(during), replayed=0,
+                  decided_during_outage=len(during),
                   largest_feature_difference=worst)
     assert double_counted_customers(settings, frame) == [], \
         "the state of the outage's events was dropped or counted twice"

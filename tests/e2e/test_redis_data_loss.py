@@ -79,7 +79,7 @@ def test_parity_after_redis_restarted_empty(settings: Settings, tmp_path: Path) 
     flagged = [d for d in decisions if STATE_LOST in d.degraded]
     result = outcome(frame, records)
     worst = largest_feature_difference(frame, decisions)
-    result.report("redis restarted empty", replayed=0, largest_feature_difference=worst,
+    result.report("redis restarted empty", largest_feature_difference=worst,
                   flagged_state_lost=len(flagged), decided_after_restart=len(after))
     assert result.lost == 0 and result.duplicates == 0
     assert worst <= 1e-9, "a decision on state from after the loss was not flagged"

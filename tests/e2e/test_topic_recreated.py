@@ -67,8 +67,7 @@ def test_parity_after_the_transactions_topic_recreated(settings: Settings,
     decisions = [decision_decoder.decode(r.value) for r in records]
     result = outcome(frame, records)
     worst = largest_feature_difference(frame, decisions)
-    result.report("transactions topic recreated", replayed=0,
-                  largest_feature_difference=worst)
+    result.report("transactions topic recreated", largest_feature_difference=worst)
     assert result.lost == 0 and result.duplicates == 0
     assert worst <= 1e-9, "features froze (or double counted) after the recreation"
     assert double_counted_customers(settings, frame) == []
