@@ -100,6 +100,26 @@ def _put(b: np.ndarray, p: int, size: int, value: int) -> None:
 # -- a customer's marks: (partition, offset) pairs sorted by partition, from ``first`` --
 
 @njit
+def _read_marks(blob: np.ndarray, at: np.ndarray, counts: np.ndarray, room_for: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(where each entity's marks start, partitions, offsets): entity e's ``counts[e]``
+    marks read from ``blob[at[e]:]``, in a region with room for ``room_for[e]`` more."""
+    n = at.shape[0]
+    first = np.empty(n, np.int64)
+    room = 0
+    for e in range(n):
+        first[e] = room
+        room += counts[e] + room_for[e]
+    parts = np.empty(room, np.int64)
+    offs = np.empty(room, np.int64)
+    for e in range(n):
+        for m in range(counts[e]):
+            parts[first[e] + m] = _u(blob, at[e] + MARK_BYTES * m, 2)
+            offs[first[e] + m] = _i8(blob, at[e] + MARK_BYTES * m + 2)
+    return first, parts, offs
+
+
+@njit
 def _mark_of(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int) -> int:
     """The offset counted on ``part``, -1 when none is."""
     for m in range(first, first + n):
@@ -191,18 +211,8 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             c_counts[k, s] = blob[p + C_COUNTS + s]
             c_cents[k, s] = _u(blob, p + C_CENTS + 4 * s, 4)
 
-    c_mark_at = np.empty(n_customers, np.int64)
-    c_room = 0
-    for k in range(n_customers):
-        c_mark_at[k] = c_room
-        c_room += c_marks[k] + events_of_customer[k]
-    c_mark_part = np.empty(c_room, np.int64)
-    c_mark_off = np.empty(c_room, np.int64)
-    for k in range(n_customers):
-        p = starts[k] + STATE_BYTES
-        for m in range(c_marks[k]):
-            c_mark_part[c_mark_at[k] + m] = _u(blob, p + MARK_BYTES * m, 2)
-            c_mark_off[c_mark_at[k] + m] = _i8(blob, p + MARK_BYTES * m + 2)
+    c_mark_at, c_mark_part, c_mark_off = _read_marks(
+        blob, starts[:n_customers] + STATE_BYTES, c_marks, events_of_customer)
 
     # terminals: rings as columns, partition marks in a region per terminal with room
     # for one new mark per event of the batch, fraud ids left in the blob
@@ -234,18 +244,8 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             t_frauds[j, s] = _u(blob, p + T_HEADER + 4 * (TRING + s), 4)
         n_marks[j], n_ids[j] = marks, ids
         ids_from[j] = p + T_PREFIX + marks * MARK_BYTES
-    mark_at = np.empty(n_terminals, np.int64)
-    room = 0
-    for j in range(n_terminals):
-        mark_at[j] = room
-        room += n_marks[j] + events_of[j]
-    mark_part = np.empty(room, np.int64)
-    mark_off = np.empty(room, np.int64)
-    for j in range(n_terminals):
-        p = starts[n_customers + j] + T_PREFIX
-        for m in range(n_marks[j]):
-            mark_part[mark_at[j] + m] = _u(blob, p + MARK_BYTES * m, 2)
-            mark_off[mark_at[j] + m] = _i8(blob, p + MARK_BYTES * m + 2)
+    mark_at, mark_part, mark_off = _read_marks(blob, starts[n_customers:] + T_PREFIX, n_marks,
+                                               events_of)
     rolled = np.zeros(n_terminals, np.bool_)
 
     matrix = np.empty((n, N_FEATURES), np.float64)
