@@ -123,7 +123,7 @@ class RedisStateStore:
             connection = pool.get_connection()
             try:
                 resp.send(connection, commands)
-                return [connection.read_response() for _ in commands]
+                return resp.read_replies(connection, len(commands))
             except (redis.ConnectionError, redis.TimeoutError):
                 connection.disconnect()
                 if attempt:
@@ -214,7 +214,7 @@ class _SentWrite:
                 self._sending.result()  # its error, if any, is this write's
             if keys:
                 resp.send(connection, [("MGET", *keys)])
-            replies = [connection.read_response() for _ in self._write.commands]
+            replies = resp.read_replies(connection, len(self._write.commands))
             values = list(connection.read_response()) if keys else []
             return self._write.conflicts(replies), values
         except BaseException:
