@@ -50,6 +50,7 @@ class _Stream:
         self.terminals = frame["terminal_id"].astype(str).tolist()
         self.timestamps = frame["timestamp"].to_numpy(np.int64)
         self.amounts = frame["amount"].to_numpy(np.float64)
+        self.transaction_ids = frame["transaction_id"].astype(str).tolist()  # as a worker has
         self.at = 0
 
     def left(self) -> int:
@@ -60,7 +61,8 @@ class _Stream:
         self.at = b
         return TransactionBatch(self.customers[a:b], self.terminals[a:b],
                                 self.timestamps[a:b], self.amounts[a:b],
-                                np.zeros(b - a, np.int64), np.arange(a, b, dtype=np.int64))
+                                np.zeros(b - a, np.int64), np.arange(a, b, dtype=np.int64),
+                                self.transaction_ids[a:b])
 
 
 def measure_batch_costs(redis_url: str, scorer: Scorer, frame: pd.DataFrame,
