@@ -10,7 +10,6 @@ next batch's ``MGET`` (``get_many_after``): one round trip per batch in the stea
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -58,12 +57,6 @@ class StateStore(Protocol):
                        ) -> tuple[list[int], list[bytes | None]]:
         """Wait for a sent write, then read ``keys``: (the write's conflicts, values)."""
         ...
-
-
-# A write larger than this is sent by a helper thread while the worker goes on: the
-# socket takes only part of it at once, and Redis runs one-SET-per-key commands as it
-# reads them, so a blocking send would wait for most of the write to run.
-BACKGROUND_SEND_BYTES = 64 * 1024
 
 
 class RedisStateStore:
@@ -146,16 +139,13 @@ class RedisStateStore:
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            packed = resp.pack_commands(connection, write.commands)
-            if sum(map(len, packed)) < BACKGROUND_SEND_BYTES:
-                connection.send_packed_command(packed)
-                sending = None
-            else:
-                sending = _Sending(connection.send_packed_command, packed)
+            rest = resp.send_what_fits(connection, b"".join(
+                resp.pack_commands(connection, write.commands)))
         except BaseException:
+            connection.disconnect()
             pool.release(connection)
             raise
-        return _SentWrite(pool, connection, write, sending)
+        return _SentWrite(pool, connection, write, rest)
 
     def get_many_after(self, write: Conflicts, keys: Sequence[bytes],
                        ) -> tuple[list[int], list[bytes | None]]:
@@ -167,39 +157,17 @@ class RedisStateStore:
         self._client.close()
 
 
-class _Sending:
-    """One large write sent by a thread of its own, which ends with the send: nothing
-    outlives the write (a pool thread would outlive every store that made one)."""
-
-    def __init__(self, send: Callable[[list[bytes], bool], None], packed: list[bytes]) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(send, packed),
-                                        name="redis-send", daemon=True)
-        self._thread.start()
-
-    def _run(self, send: Callable[[list[bytes], bool], None], packed: list[bytes]) -> None:
-        try:
-            send(packed, False)
-        except BaseException as exc:  # handed to whoever waits for the reply
-            self._error = exc
-
-    def result(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 class _SentWrite:
     """A compare-and-set sent on a connection of its own, its replies not yet read. The
     next MGET goes down the same connection behind it, so Redis runs the two in order
     and all replies come back in one round trip."""
 
     def __init__(self, pool: redis.ConnectionPool, connection: redis.Connection,
-                 write: GuardedWrite, sending: _Sending | None = None) -> None:
+                 write: GuardedWrite, rest: bytes | memoryview = b"") -> None:
         self._pool = pool
         self._connection = connection
         self._write = write
-        self._sending = sending  # a large write still being sent by the helper thread
+        self._rest = rest  # what the socket did not take at once: sent before any read
 
     def __call__(self) -> list[int]:
         return self._read(())[0]
@@ -210,10 +178,8 @@ class _SentWrite:
     def _read(self, keys: Sequence[bytes]) -> tuple[list[int], list[bytes | None]]:
         connection = self._connection
         try:
-            if self._sending is not None:
-                self._sending.result()  # its error, if any, is this write's
-            if keys:
-                resp.send(connection, [("MGET", *keys)])
+            if keys or self._rest:
+                resp.send_all(connection, self._rest, [("MGET", *keys)] if keys else [])
             replies = resp.read_replies(connection, len(self._write.commands))
             values = list(connection.read_response()) if keys else []
             return self._write.conflicts(replies), values

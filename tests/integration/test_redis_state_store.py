@@ -4,6 +4,7 @@ share one connection, in order, and a failed reply never poisons the pool."""
 from __future__ import annotations
 
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import redis
 from fraudstream import services
 from fraudstream.features.definitions import COL_COUNT
 from fraudstream.features.online import OnlineFeatureStore, TransactionBatch
-from fraudstream.features.store import BACKGROUND_SEND_BYTES, RedisStateStore, supports_guarded_set
+from fraudstream.features.store import RedisStateStore, supports_guarded_set
 
 
 @pytest.fixture(params=[True, False], ids=["guarded-set", "lua-script"])
@@ -127,15 +128,20 @@ def test_a_redis_without_ifeq_writes_with_the_script() -> None:
         server.stop()
 
 
-def test_a_write_too_large_for_one_socket_write_is_sent_in_the_background(
+def test_a_write_too_large_for_one_socket_write_is_finished_before_the_next_read(
         store: RedisStateStore) -> None:
-    k = keys(400)
-    old = [bytes([i % 251]) * 300 for i in range(400)]
-    assert store.compare_and_set_many(k, [None] * 400, old, 60_000) == []
+    k = keys(2000)
+    old = [bytes([i % 251]) * 1000 for i in range(2000)]
+    assert store.compare_and_set_many(k, [None] * 2000, old, 60_000) == []
     store.client.set(k[7], b"someone else")
     new = [value[::-1] + b"!" for value in old]
-    assert sum(map(len, old + new)) > BACKGROUND_SEND_BYTES
+    pool = store.client.connection_pool
+    connection = pool.get_connection()  # the one the write will take: a small send buffer
+    connection._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    pool.release(connection)
     sent = store.send_compare_and_set_many(k, old, new, 60_000)
+    # attr-defined: the part of the write the socket did not take at once
+    assert len(sent._rest) > 0, "the socket took the whole write"  # type: ignore[attr-defined]
     conflicts, values = store.get_many_after(sent, k)
     assert conflicts == [7]
     assert values == [b"someone else" if i == 7 else v for i, v in enumerate(new)]
