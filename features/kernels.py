@@ -1,10 +1,12 @@
 """The compiled hot path: a whole batch's stored states, events and features in one call.
 
 ``batch_features`` decodes the packed customer and terminal values of a batch (one byte
-buffer), applies every event in arrival order (replays skipped, exactly as
-``features.online.apply_batch``, the sequential definition it is tested against for
-exact equality), writes the feature matrix and encodes every changed state into one
-output buffer. Nothing in it is done per key in Python. It is compiled by Numba once per
+buffer, customers with their recent transaction-id digests and partition marks), finds
+the batch's duplicate transaction ids (``features.recent_ids``), applies every other
+event in arrival order (replays skipped, exactly as ``features.online.apply_batch``, the
+sequential definition it is tested against for exact equality), writes the feature
+matrix and encodes every changed state, digests included, into one output buffer.
+Nothing in it is done per key in Python. It is compiled by Numba once per
 process (``compile_kernels``, before any batch), and cached where ``features.jit`` says.
 
 The byte layouts are those of ``customer_state`` and ``terminal_state``; their offsets
@@ -16,7 +18,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fraudstream.features.customer_state import NO_GAP, NO_PARTITION, STATE_BYTES, STATE_DTYPE
+from fraudstream.features.customer_state import (
+    NO_GAP,
+    NO_PARTITION,
+    RECENT_IDS_BYTES,
+    STATE_BYTES,
+    STATE_DTYPE,
+)
 from fraudstream.features.customer_state import VERSION as CUSTOMER_VERSION
 from fraudstream.features.definitions import (
     CENTS_MAX,
@@ -42,6 +50,12 @@ from fraudstream.features.definitions import (
     WINDOWS,
 )
 from fraudstream.features.jit import CACHE, warm_up
+from fraudstream.features.recent_ids import (
+    DIGEST_BYTES,
+    EMPTY_DIGEST_STANDIN,
+    FNV_OFFSET,
+    FNV_PRIME,
+)
 from fraudstream.features.terminal_state import COUNT_MAX as TERMINAL_COUNT_MAX
 from fraudstream.features.terminal_state import VERSION as TERMINAL_VERSION
 
@@ -155,24 +169,97 @@ def _drop_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: in
     return n
 
 
+# -- transaction-id digests (features.recent_ids.digest_value) -----------------------
+
+STATE_AND_RECENT = STATE_BYTES + RECENT_IDS_BYTES
+DIGEST_MASK = np.uint64((1 << (8 * DIGEST_BYTES)) - 1)
+DUPLICATE_EVENT, STALE_EVENT = 2, 1  # bits of an event's flags
+
+
+@njit
+def _digests(id_blob: np.ndarray, id_lengths: np.ndarray) -> np.ndarray:
+    """Each id's 40-bit digest: FNV-1a over its bytes, folded; 0 (the empty slot) never."""
+    n = id_lengths.shape[0]
+    out = np.empty(n, np.uint64)
+    at = 0
+    for i in range(n):
+        h = np.uint64(FNV_OFFSET)
+        for q in range(at, at + id_lengths[i]):
+            h = (h ^ np.uint64(id_blob[q])) * np.uint64(FNV_PRIME)
+        at += id_lengths[i]
+        folded = (h ^ (h >> np.uint64(40))) & DIGEST_MASK
+        out[i] = folded if folded != 0 else np.uint64(EMPTY_DIGEST_STANDIN)
+    return out
+
+
+@njit
+def _stored_guard_covers(part: int, off: int, c_part: int, c_off: int, parts: np.ndarray,
+                         offs: np.ndarray, first: int, n: int) -> bool:
+    """Does a stored customer guard say this record was counted already?"""
+    if part == c_part:
+        return off <= c_off
+    return off <= _mark_of(parts, offs, first, n, part)
+
+
+@njit
+def _duplicates(digests: np.ndarray, c_index: np.ndarray, partitions: np.ndarray,
+                offsets: np.ndarray, recent0: np.ndarray, recent1: np.ndarray,
+                readable: np.ndarray, c_part: np.ndarray, c_off: np.ndarray,
+                mark_at: np.ndarray, mark_part: np.ndarray, mark_off: np.ndarray,
+                marks: np.ndarray, n_customers: int) -> np.ndarray:
+    """recent_ids.find_duplicates on the stored (not yet updated) customer states: an
+    event whose digest its customer holds, unless the guard calls it a replay; or whose
+    (customer, digest) came first in this batch at another record."""
+    n = digests.shape[0]
+    dup = np.zeros(n, np.bool_)
+    seen = np.zeros(n, np.bool_)  # held by the stored digests (and not a replay)
+    previous = np.empty(n, np.int64)  # the customer's previous event in the batch
+    last = np.full(n_customers, -1, np.int64)
+    for i in range(n):
+        k, d = c_index[i], digests[i]
+        previous[i] = last[k]
+        last[k] = i
+        part, off = partitions[i], offsets[i]
+        if (d == recent0[k] or d == recent1[k]) and not (readable[k] and _stored_guard_covers(
+                part, off, c_part[k], c_off[k], mark_part, mark_off, mark_at[k], marks[k])):
+            dup[i] = seen[i] = True
+            continue
+        first = -1  # the first event of the batch with this (customer, digest), not seen
+        j = previous[i]
+        while j >= 0:
+            if digests[j] == d and not seen[j]:
+                first = j
+            j = previous[j]
+        if first >= 0 and (partitions[first] != part or offsets[first] != off):
+            dup[i] = True
+    return dup
+
+
 # -- the batch ---------------------------------------------------------------------------
 
 @njit
 def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                    c_index: np.ndarray, t_index: np.ndarray, ts: np.ndarray,
                    amounts: np.ndarray, partitions: np.ndarray, offsets: np.ndarray,
+                   id_blob: np.ndarray, id_lengths: np.ndarray,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(feature matrix, new values, their bounds, unreadable, stale replays) for one batch.
+    """(feature matrix, new values, their lengths, unreadable keys, event flags).
 
     ``blob`` holds the stored values back to back, customers first; ``lengths[k]`` is
-    value k's size, -1 when absent. New value k is ``out[bounds[k]:bounds[k + 1]]``,
-    empty when that state did not change. A value that is not a state of its kind is
-    flagged in ``unreadable`` and read as absent. ``stale[i]``: event i is a replay whose
-    customer state already counts a later event of that customer, so its features are not
-    the ones it had when first counted (a replay of the last counted event is exact: its
-    gap is kept in the state)."""
+    value k's size, -1 when absent. The new values are back to back in ``out`` in the
+    same order, ``new_lengths[k]`` -1 when that state did not change. A value that is not
+    a state of its kind is flagged in ``unreadable`` and read as absent. The events'
+    transaction ids are ``id_blob`` cut by ``id_lengths`` (none at all: no duplicate is
+    recognised, stored digests are kept).
+
+    An event's flags: DUPLICATE_EVENT, its id was seen already (recent_ids): it is
+    scored as if new, on the state before it, and counted nowhere; STALE_EVENT, a replay
+    whose customer state already counts a later event of that customer, so its features
+    are not the ones it had when first counted (a replay of the last counted event is
+    exact: its gap is kept in the state)."""
     n, n_keys = ts.shape[0], lengths.shape[0]
     n_terminals = n_keys - n_customers
+    with_ids = id_lengths.shape[0] == n and n > 0
     starts = np.empty(n_keys, np.int64)
     at = 0
     for k in range(n_keys):
@@ -180,8 +267,8 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         at += max(lengths[k], 0)
     unreadable = np.zeros(n_keys, np.bool_)
 
-    # customers as columns, their other partitions' marks in a region per customer with
-    # room for one new mark per event of the batch
+    # customers as columns, their recent digests (0: an empty slot), their other
+    # partitions' marks in a region per customer with room for one new mark per event
     events_of_customer = np.zeros(n_customers, np.int64)
     for i in range(n):
         events_of_customer[c_index[i]] += 1
@@ -193,15 +280,29 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     c_gap = np.full(n_customers, NO_GAP, np.int64)
     c_counts = np.zeros((n_customers, RING), np.int64)
     c_cents = np.zeros((n_customers, RING), np.int64)
+    recent0 = np.zeros(n_customers, np.uint64)
+    recent1 = np.zeros(n_customers, np.uint64)
+    c_recent = np.zeros(n_customers, np.bool_)  # its value carries the digests' place
+    c_marks_from = np.zeros(n_customers, np.int64)
     for k in range(n_customers):
-        if lengths[k] < 0:
+        size = lengths[k]
+        if size < 0:
             continue
         p = starts[k]
-        extra = lengths[k] - STATE_BYTES
-        if extra < 0 or extra % MARK_BYTES != 0 or blob[p] != CUSTOMER_VERSION:
+        if size == STATE_BYTES:
+            c_marks_from[k] = p + STATE_BYTES
+        elif size >= STATE_AND_RECENT and (size - STATE_AND_RECENT) % MARK_BYTES == 0:
+            c_recent[k] = True
+            recent0[k] = _get(blob, p + STATE_BYTES, DIGEST_BYTES)
+            recent1[k] = _get(blob, p + STATE_BYTES + DIGEST_BYTES, DIGEST_BYTES)
+            c_marks[k] = (size - STATE_AND_RECENT) // MARK_BYTES
+            c_marks_from[k] = p + STATE_AND_RECENT
+        else:
             unreadable[k] = True
+        if unreadable[k] or blob[p] != CUSTOMER_VERSION:
+            unreadable[k] = True
+            c_marks[k], c_recent[k], recent0[k], recent1[k] = 0, False, 0, 0
             continue
-        c_marks[k] = extra // MARK_BYTES
         c_part[k] = _u(blob, p + C_PARTITION, 2)
         c_off[k] = _i8(blob, p + C_OFFSET)
         c_day[k] = _i4(blob, p + C_LAST_DAY)
@@ -211,8 +312,21 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             c_counts[k, s] = blob[p + C_COUNTS + s]
             c_cents[k, s] = _u(blob, p + C_CENTS + 4 * s, 4)
 
-    c_mark_at, c_mark_part, c_mark_off = _read_marks(
-        blob, starts[:n_customers] + STATE_BYTES, c_marks, events_of_customer)
+    c_mark_at, c_mark_part, c_mark_off = _read_marks(blob, c_marks_from, c_marks,
+                                                     events_of_customer)
+    flags = np.zeros(n, np.uint8)
+    digests = np.zeros(n, np.uint64)
+    if with_ids:
+        digests = _digests(id_blob, id_lengths)
+        readable = np.zeros(n_customers, np.bool_)
+        for k in range(n_customers):
+            readable[k] = lengths[k] >= 0 and not unreadable[k]
+        dup = _duplicates(digests, c_index, partitions, offsets, recent0, recent1,
+                          readable, c_part, c_off, c_mark_at, c_mark_part, c_mark_off,
+                          c_marks, n_customers)
+        for i in range(n):
+            if dup[i]:
+                flags[i] = DUPLICATE_EVENT
 
     # terminals: rings as columns, partition marks in a region per terminal with room
     # for one new mark per event of the batch, fraud ids left in the blob
@@ -249,11 +363,33 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     rolled = np.zeros(n_terminals, np.bool_)
 
     matrix = np.empty((n, N_FEATURES), np.float64)
-    stale = np.zeros(n, np.bool_)
     c_changed = np.zeros(n_customers, np.bool_)
     t_changed = np.zeros(n_terminals, np.bool_)
+    # what a duplicate's states were before it (typed here: numba wants every variable
+    # typed on every path; copies are made only for a duplicate)
+    no_ring, no_marks = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    saved_c = (np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0),
+               False)
+    saved_ring, saved_c_marks = (no_ring, no_ring), (no_marks, no_marks)
+    saved_t = (np.int64(0), np.int64(0), False, False)
+    saved_t_ring, saved_t_marks = (no_ring, no_ring), (no_marks, no_marks)
+    first_c = first_t = 0
     for i in range(n):
         t, part, off, amount = ts[i], partitions[i], offsets[i], amounts[i]
+        k, j = c_index[i], t_index[i]
+        duplicate = flags[i] == DUPLICATE_EVENT
+        if duplicate:  # scored as if new, then both states are put back as they were
+            saved_c = (c_part[k], c_off[k], c_day[k], c_ts[k], c_gap[k], c_marks[k],
+                       c_changed[k])
+            saved_ring = (c_counts[k].copy(), c_cents[k].copy())
+            first_c = c_mark_at[k]
+            saved_c_marks = (c_mark_part[first_c:first_c + c_marks[k] + 1].copy(),
+                             c_mark_off[first_c:first_c + c_marks[k] + 1].copy())
+            saved_t = (t_day[j], n_marks[j], rolled[j], t_changed[j])
+            saved_t_ring = (t_counts[j].copy(), t_frauds[j].copy())
+            first_t = mark_at[j]
+            saved_t_marks = (mark_part[first_t:first_t + n_marks[j] + 1].copy(),
+                             mark_off[first_t:first_t + n_marks[j] + 1].copy())
         day = t // DAY_MS
         cents = np.int64(np.rint(amount * 100.0))
         matrix[i, COL_AMOUNT] = amount
@@ -261,7 +397,6 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         matrix[i, COL_NIGHT] = 1.0 if (t - day * DAY_MS) // HOUR_MS <= NIGHT_LAST_HOUR else 0.0
 
         # the customer: CustomerState.add and window_totals, online._customer_event
-        k = c_index[i]
         extra_count, extra_cents = 0, np.int64(0)
         first = c_mark_at[k]
         if part == c_part[k]:
@@ -271,7 +406,8 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         if replay:  # counted already
             exact = part == c_part[k] and off == c_off[k]
             gap = c_gap[k] if exact else t - c_ts[k]
-            stale[i] = not exact
+            if not exact:
+                flags[i] |= STALE_EVENT
         else:
             if c_part[k] == NO_PARTITION and c_off[k] < 0:
                 c_day[k] = day
@@ -309,9 +445,12 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             gap = GAP_CAP_MS
         matrix[i, COL_GAP] = np.float64(min(max(gap, 0), GAP_CAP_MS)) / 1000.0
         matrix[i, COL_AMOUNT_RATIO] = amount / max(matrix[i, AVG_LONGEST], MIN_MEAN_AMOUNT)
+        if with_ids and not duplicate:  # recent_ids.remembered
+            d = digests[i]
+            if d != recent0[k] and d != recent1[k]:
+                recent1[k], recent0[k] = recent0[k], d
 
         # the terminal: TerminalState.window_totals and add_transaction
-        j = t_index[i]
         new = n_marks[j] == 0
         if new:
             for s in range(TRING):
@@ -333,34 +472,49 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         m = first
         while m < end and mark_part[m] < part:
             m += 1
-        if m < end and mark_part[m] == part and off <= mark_off[m]:
-            continue  # a replay at this terminal
-        if new:
-            t_day[j] = day
-        elif day > t_day[j]:
-            for d in range(max(t_day[j] + 1, day - TRING + 1), day + 1):
-                t_counts[j, d % TRING] = 0
-                t_frauds[j, d % TRING] = 0
-            t_day[j] = day
-            rolled[j] = True
-        if m < end and mark_part[m] == part:
-            mark_off[m] = max(off, mark_off[m])
-        else:  # a new partition: keep the marks sorted, as terminal_state.encode does
-            for q in range(end, m, -1):
-                mark_part[q], mark_off[q] = mark_part[q - 1], mark_off[q - 1]
-            mark_part[m], mark_off[m] = part, off
-            n_marks[j] += 1
-        if t_day[j] - TRING < day <= t_day[j]:
-            s = day % TRING
-            t_counts[j, s] = min(t_counts[j, s] + 1, TERMINAL_COUNT_MAX)
-        t_changed[j] = True
+        if not (m < end and mark_part[m] == part and off <= mark_off[m]):  # not a replay
+            if new:
+                t_day[j] = day
+            elif day > t_day[j]:
+                for d in range(max(t_day[j] + 1, day - TRING + 1), day + 1):
+                    t_counts[j, d % TRING] = 0
+                    t_frauds[j, d % TRING] = 0
+                t_day[j] = day
+                rolled[j] = True
+            if m < end and mark_part[m] == part:
+                mark_off[m] = max(off, mark_off[m])
+            else:  # a new partition: keep the marks sorted, as terminal_state.encode does
+                for q in range(end, m, -1):
+                    mark_part[q], mark_off[q] = mark_part[q - 1], mark_off[q - 1]
+                mark_part[m], mark_off[m] = part, off
+                n_marks[j] += 1
+            if t_day[j] - TRING < day <= t_day[j]:
+                s = day % TRING
+                t_counts[j, s] = min(t_counts[j, s] + 1, TERMINAL_COUNT_MAX)
+            t_changed[j] = True
+
+        if duplicate:
+            c_part[k], c_off[k], c_day[k], c_ts[k], c_gap[k], c_marks[k], c_changed[k] = saved_c
+            c_counts[k], c_cents[k] = saved_ring
+            size_c = saved_c_marks[0].shape[0]
+            c_mark_part[first_c:first_c + size_c] = saved_c_marks[0]
+            c_mark_off[first_c:first_c + size_c] = saved_c_marks[1]
+            t_day[j], n_marks[j], rolled[j], t_changed[j] = saved_t
+            t_counts[j], t_frauds[j] = saved_t_ring
+            size_t = saved_t_marks[0].shape[0]
+            mark_part[first_t:first_t + size_t] = saved_t_marks[0]
+            mark_off[first_t:first_t + size_t] = saved_t_marks[1]
+            flags[i] = DUPLICATE_EVENT
 
     # encode the changed states
     kept = np.zeros(n_terminals, np.int64)
     size = 0
     for k in range(n_customers):
         if c_changed[k]:
+            c_recent[k] = c_recent[k] or with_ids or c_marks[k] > 0
             size += STATE_BYTES + MARK_BYTES * c_marks[k]
+            if c_recent[k]:
+                size += RECENT_IDS_BYTES
     for j in range(n_terminals):
         if not t_changed[j]:
             continue
@@ -369,12 +523,12 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                 kept[j] += 1
         size += T_PREFIX + MARK_BYTES * n_marks[j] + FRAUD_BYTES * kept[j]
     out = np.empty(size, np.uint8)
-    bounds = np.empty(n_keys + 1, np.int64)
+    new_lengths = np.full(n_keys, -1, np.int64)
     at = 0
     for k in range(n_customers):
-        bounds[k] = at
         if not c_changed[k]:
             continue
+        began = at
         out[at] = CUSTOMER_VERSION
         _put(out, at + C_PARTITION, 2, c_part[k])
         _put(out, at + C_OFFSET, 8, c_off[k])
@@ -385,15 +539,19 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             out[at + C_COUNTS + s] = c_counts[k, s]
             _put(out, at + C_CENTS + 4 * s, 4, c_cents[k, s])
         at += STATE_BYTES
+        if c_recent[k]:
+            _put(out, at, DIGEST_BYTES, recent0[k])
+            _put(out, at + DIGEST_BYTES, DIGEST_BYTES, recent1[k])
+            at += RECENT_IDS_BYTES
         for m in range(c_mark_at[k], c_mark_at[k] + c_marks[k]):
             _put(out, at, 2, c_mark_part[m])
             _put(out, at + 2, 8, c_mark_off[m])
             at += MARK_BYTES
+        new_lengths[k] = at - began
     for j in range(n_terminals):
-        k = n_customers + j
-        bounds[k] = at
         if not t_changed[j]:
             continue
+        began = at
         out[at] = TERMINAL_VERSION
         _put(out, at + 1, 4, t_day[j])
         _put(out, at + 5, 2, n_marks[j])
@@ -411,8 +569,12 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             if not rolled[j] or _i4(blob, p) > t_day[j] - TRING:
                 out[at:at + FRAUD_BYTES] = blob[p:p + FRAUD_BYTES]
                 at += FRAUD_BYTES
-    bounds[n_keys] = at
-    return matrix, out, bounds, unreadable, stale
+        new_lengths[n_customers + j] = at - began
+    return matrix, out, new_lengths, unreadable, flags
+
+
+# A batch without transaction ids (read-only bytes, as the ids of a real batch are).
+NO_IDS = np.frombuffer(b"", np.uint8), np.zeros(0, np.int64)
 
 
 def compile_kernels() -> float:
@@ -420,4 +582,5 @@ def compile_kernels() -> float:
     one = np.zeros(1, np.int64)
     return warm_up("feature kernels", [batch_features], lambda: batch_features(
         np.frombuffer(b"", np.uint8), np.full(2, -1, np.int64), 1, one, one,
-        np.full(1, DAY_MS, np.int64), np.ones(1, np.float64), one, one))
+        np.full(1, DAY_MS, np.int64), np.ones(1, np.float64), one, one,
+        np.frombuffer(b"1", np.uint8), np.ones(1, np.int64)))

@@ -12,6 +12,7 @@ fresh state is re-read and the batch re-applied, replays skipped again.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,8 @@ from functools import partial
 
 import numpy as np
 
-from fraudstream.features import customer_state, kernels, recent_ids, terminal_state
+from fraudstream.features import customer_state, kernels, recent_ids, resp_pack, terminal_state
+from fraudstream.features.byte_columns import ByteColumn
 from fraudstream.features.customer_state import NO_GAP, CustomerState, StateFormatError
 from fraudstream.features.definitions import (
     COL_AMOUNT,
@@ -44,7 +46,7 @@ from fraudstream.features.definitions import (
     risk,
     to_cents,
 )
-from fraudstream.features.store import Conflicts, StateStore
+from fraudstream.features.store import Conflicts, RedisStateStore, StateStore
 from fraudstream.features.terminal_state import TerminalState, TerminalStateError
 
 # A key that keeps losing compare-and-set (a hot terminal written by every worker) is
@@ -113,14 +115,31 @@ class _Entry:
 
 @dataclass
 class PendingUpdate:
-    """A batch's writes as parallel lists: the hot path makes no object per key."""
+    """A batch's writes: its keys, the values read (each write must still find its own)
+    and the new values, as byte columns (one buffer each: the hot path makes no object
+    per key) and, where a store needs them, as lists."""
 
     keys: list[bytes]
-    reads: list[bytes | None]
-    values: list[bytes | None]  # None: the key is unchanged
+    read: ByteColumn
+    new: ByteColumn  # absent: the key is unchanged
     redo_for: Callable[[int], Redo]  # the redo of key i, built only on a conflict
     duplicates: list[int] = field(default_factory=list)  # events counted already
     replays: list[int] = field(default_factory=list)  # read again, on a later state
+
+    @classmethod
+    def of_lists(cls, keys: list[bytes], reads: list[bytes | None],
+                 values: list[bytes | None], redo_for: Callable[[int], Redo],
+                 ) -> PendingUpdate:
+        return cls(keys, ByteColumn.of(reads), ByteColumn.of(values), redo_for)
+
+    @functools.cached_property
+    def reads(self) -> list[bytes | None]:
+        return self.read.tolist()
+
+    @functools.cached_property
+    def values(self) -> list[bytes | None]:
+        """The new values, None where the key is unchanged."""
+        return self.new.tolist()
 
     @property
     def entries(self) -> list[_Entry]:
@@ -145,6 +164,7 @@ class OnlineFeatureStore:
         self._customer_prefix = self._prefix + b":c:"
         self._terminal_prefix = self._prefix + b":t:"
         kernels.compile_kernels()  # before any batch: never on a live one
+        resp_pack.compile_packer()
 
     def customer_key(self, customer_id: str) -> bytes:
         return customer_key(self._prefix, customer_id)
@@ -159,15 +179,28 @@ class OnlineFeatureStore:
         terminals, t_index = _distinct(batch.terminal_ids)
         keys = [*map(self._customer_prefix.__add__, map(str.encode, customers)),
                 *map(self._terminal_prefix.__add__, map(str.encode, terminals))]
-        read = self._read(keys)
+        read = ByteColumn.of(self._read(keys))
         n_customers = len(customers)
-        matrix, values, redo_for, duplicates, unreadable, replays = _counted(
-            batch, c_index, t_index, read, n_customers)
+        # Fresh arrays of fixed types: the kernel is compiled for exactly these (a read-only
+        # column from pandas would be another type, and compiling on a live batch is refused).
+        ts, partitions, offsets = np.array(
+            [batch.timestamps_ms, batch.partitions, batch.offsets], np.int64).reshape(3, -1)
+        matrix, out, new_lengths, unreadable, flags = kernels.batch_features(
+            read.data, read.lengths, n_customers, c_index, t_index, ts,
+            np.array(batch.amounts, np.float64), partitions, offsets,
+            *_id_column(batch.transaction_ids))
         if unreadable.any():  # rare: count the values at fault (they were read as absent)
             for i in np.flatnonzero(unreadable).tolist():
                 self._unreadable[self._kind(i < n_customers)] += 1
-        self._duplicates += len(duplicates)
-        return matrix, PendingUpdate(keys, read, values, redo_for, duplicates, replays)
+        duplicates: list[int] = []
+        replays: list[int] = []
+        if flags.any():
+            duplicates = np.flatnonzero(flags & kernels.DUPLICATE_EVENT).tolist()
+            replays = np.flatnonzero(flags & kernels.STALE_EVENT).tolist()
+            self._duplicates += len(duplicates)
+        redo_for = partial(_redo, batch, c_index, t_index, n_customers, frozenset(duplicates))
+        return matrix, PendingUpdate(keys, read, ByteColumn.of_array(out, new_lengths),
+                                     redo_for, duplicates, replays)
 
     def update(self, pending: PendingUpdate) -> int:
         """Store the new states; returns how many keys needed a conflict retry."""
@@ -179,11 +212,19 @@ class OnlineFeatureStore:
         retried) by the next read of this store, in the same round trip as that read, or
         by ``complete_update``."""
         self.complete_update()
-        changed = [i for i, value in enumerate(pending.values) if value is not None]
-        sent = self._store.send_compare_and_set_many(
-            [pending.keys[i] for i in changed], [pending.reads[i] for i in changed],
-            # misc: mypy mis-infers the element type of the changed values
-            [pending.values[i] for i in changed], self._ttl_ms)  # type: ignore[misc]
+        store = self._store
+        if isinstance(store, RedisStateStore) and store.guarded_set:
+            packed, changed = resp_pack.guarded_sets(ByteColumn.of(pending.keys),
+                                                     pending.read, pending.new, self._ttl_ms)
+            sent = store.send_packed_sets(packed, len(changed))
+        else:
+            values = pending.values
+            changed = [i for i, value in enumerate(values) if value is not None]
+            reads = pending.reads
+            sent = store.send_compare_and_set_many(
+                [pending.keys[i] for i in changed], [reads[i] for i in changed],
+                # misc: mypy mis-infers the element type of the changed values
+                [values[i] for i in changed], self._ttl_ms)  # type: ignore[misc]
         self._in_flight = (pending, changed, sent)
 
     def complete_update(self) -> int:
@@ -317,7 +358,7 @@ class OnlineFeatureStore:
             value = redo(read[k])
             redos.append(redo)
             values.append(value if any(outcomes[i] == "applied" for i in events) else None)
-        self.update(PendingUpdate(keys, read, values, redos.__getitem__))
+        self.update(PendingUpdate.of_lists(keys, read, values, redos.__getitem__))
         return collections.Counter(outcomes)
 
 
@@ -329,87 +370,42 @@ def terminal_key(prefix: bytes, terminal_id: str) -> bytes:
     return prefix + b":t:" + terminal_id.encode("utf-8")
 
 
-def _counted(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
-             read: list[bytes | None], n_customers: int,
-             ) -> tuple[np.ndarray, list[bytes | None], Callable[[int], Redo], list[int],
-                        np.ndarray, list[int]]:
-    """The batch's matrix, its new values (None: unchanged), their redos, its duplicates,
-    which stored values were unreadable and its stale replays (``kernels.batch_features``):
-    the events but its duplicates
-    (features.recent_ids) are counted into the states. A duplicate is scored as if it
-    were new, on the state before it (without it counted)."""
-    states, recent = recent_ids.split(read[:n_customers])
-    ids = recent_ids.digests(batch.transaction_ids)
-    stored = states + read[n_customers:]
-    duplicates = recent_ids.find_duplicates(batch.partitions, batch.offsets, c_index,
-                                            states, recent, ids)
-    matrix, values, unreadable, stale = _features(batch, c_index, t_index, stored,
-                                                  n_customers)
-    if duplicates:  # counted again without them, on the keys their other events have
-        keep = np.ones(len(batch), dtype=bool)
-        keep[duplicates] = False
-        batch, c_index, t_index = batch.only(keep), c_index[keep], t_index[keep]
-        ids = [d for d, kept in zip(ids, keep.tolist(), strict=True) if kept]
-        cs, c_local = np.unique(c_index, return_inverse=True)
-        ts, t_local = np.unique(t_index, return_inverse=True)
-        kept_matrix, kept_values, _, _ = _features(
-            batch, c_local.astype(np.int64), t_local.astype(np.int64),
-            [stored[k] for k in cs.tolist()] + [stored[n_customers + j] for j in ts.tolist()],
-            len(cs))
-        matrix[keep] = kept_matrix
-        values = (_spread(kept_values[:len(cs)], cs, n_customers)
-                  + _spread(kept_values[len(cs):], ts, len(read) - n_customers))
-    c_values = recent_ids.attach(values[:n_customers], recent, c_index, ids)
-
-    def redo_for(i: int) -> Redo:
-        if i < n_customers:
-            mine = [d for d, k in zip(ids, c_index.tolist(), strict=False) if k == i]
-            return recent_ids.remembering(_customer_redo(batch, c_index, i), mine)
-        return _terminal_redo(batch, t_index, i - n_customers)
-
-    replays = np.flatnonzero(stale).tolist() if stale.any() else []
-    return (matrix, c_values + values[n_customers:], redo_for, duplicates, unreadable,
-            replays)
-
-
-def _spread(values: list[bytes | None], keys: np.ndarray, size: int) -> list[bytes | None]:
-    """Values of some ``keys`` as a list over all ``size`` keys (None elsewhere)."""
-    out: list[bytes | None] = [None] * size
-    for k, value in zip(keys.tolist(), values, strict=True):
-        out[k] = value
-    return out
-
-
-def _features(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
-              read: list[bytes | None], n_customers: int,
-              ) -> tuple[np.ndarray, list[bytes | None], np.ndarray, np.ndarray]:
-    """The batch's feature matrix, the new value of every key (None: unchanged), which
-    stored values were unreadable (read as absent) and which events are stale replays,
-    from the compiled kernel."""
-    lengths = np.fromiter([-1 if raw is None else len(raw) for raw in read], np.int64,
-                          len(read))
-    blob = np.frombuffer(b"".join(filter(None, read)), np.uint8)
-    # Fresh arrays of fixed types: the kernel is compiled for exactly these (a read-only
-    # column from pandas would be another type, and compiling on a live batch is refused).
-    ts, partitions, offsets = np.array(
-        [batch.timestamps_ms, batch.partitions, batch.offsets], np.int64).reshape(3, -1)
-    matrix, out, bounds, unreadable, stale = kernels.batch_features(
-        blob, lengths, n_customers, c_index, t_index, ts,
-        np.array(batch.amounts, np.float64), partitions, offsets)
-    data, edges = out.tobytes(), bounds.tolist()
-    values = [data[a:b] or None for a, b in itertools.pairwise(edges)]
-    return matrix, values, unreadable, stale
-
-
 def _distinct(ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """The distinct ids in first-seen order, and each id's position among them."""
     positions = dict(zip(dict.fromkeys(ids), itertools.count()))
     return list(positions), np.fromiter(map(positions.__getitem__, ids), np.int64, len(ids))
 
 
-def _customer_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
-    events = np.flatnonzero(index == key).tolist()
+def _id_column(transaction_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's transaction ids as UTF-8 bytes back to back and their lengths (no ids:
+    nothing is recognised as a duplicate)."""
+    if not transaction_ids:
+        return kernels.NO_IDS
+    joined = "".join(transaction_ids)
+    data = joined.encode()
+    if len(data) == len(joined):  # ASCII: as many bytes as characters
+        lengths = np.fromiter(map(len, transaction_ids), np.int64, len(transaction_ids))
+    else:
+        encoded = [tx.encode() for tx in transaction_ids]
+        lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    return np.frombuffer(data, np.uint8), lengths
 
+
+def _redo(batch: TransactionBatch, c_index: np.ndarray, t_index: np.ndarray,
+          n_customers: int, duplicates: frozenset[int], key: int) -> Redo:
+    """Key ``key``'s redo on a fresh value after a conflict: its events but the
+    duplicates applied again (replays skipped), a customer's recent digests kept."""
+    if key < n_customers:
+        events = [e for e in np.flatnonzero(c_index == key).tolist() if e not in duplicates]
+        ids = ([recent_ids.digest(batch.transaction_ids[e]) for e in events]
+               if batch.transaction_ids else [])
+        return recent_ids.remembering(_customer_redo(batch, events), ids)
+    events = [e for e in np.flatnonzero(t_index == key - n_customers).tolist()
+              if e not in duplicates]
+    return _terminal_redo(batch, events)
+
+
+def _customer_redo(batch: TransactionBatch, events: list[int]) -> Redo:
     def redo(raw: bytes | None) -> bytes:  # the state with its marks (recent_ids.split)
         state = customer_state.decode_guarded(raw)
         for event in events:
@@ -422,9 +418,7 @@ def _customer_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo
     return redo
 
 
-def _terminal_redo(batch: TransactionBatch, index: np.ndarray, key: int) -> Redo:
-    events = np.flatnonzero(index == key).tolist()
-
+def _terminal_redo(batch: TransactionBatch, events: list[int]) -> Redo:
     def redo(raw: bytes | None) -> bytes:
         state = terminal_state.decode(raw)
         for event in events:

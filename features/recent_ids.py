@@ -1,8 +1,13 @@
 """A transaction_id produced twice counts once: each customer's last transaction ids.
 
 A customer's stored value is its state (features.customer_state, 177 bytes) followed by
-the 40-bit BLAKE2b digests of the ids of its last RECENT transactions, newest first (a
-value without them, written before, has none). The ten bytes cost about 16 bytes of Redis
+the 40-bit digests of the ids of its last RECENT transactions, newest first (a value
+without them, written before, has none). A digest is the 64-bit FNV-1a hash of the id's
+UTF-8 bytes folded to 40 bits, little endian: simple enough that the compiled kernel
+(``features.kernels``) computes the batch's digests itself; this module's functions are
+the pure-Python definitions it is tested against. (An adversary who picks ids can make
+two collide under any 40-bit digest; the payment back end that picks them gains nothing
+by it: its second transaction is marked, not hidden.) The ten bytes cost about 16 bytes of Redis
 memory: 285 bytes per customer with key and TTL, against 269 without them and a budget of
 300 (``fraudstream bench --only memory``, valkey 9.1). One digest matches another
 transaction's by chance once in 2^40 / RECENT.
@@ -17,7 +22,6 @@ recognised.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,13 +38,27 @@ RECENT = 2
 DIGEST_BYTES = RECENT_IDS_BYTES // RECENT
 DUPLICATE = "duplicate"  # a decision's ``degraded`` entry for the second of two events
 _EMPTY = bytes(DIGEST_BYTES)
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+_MASK64 = (1 << 64) - 1
+DIGEST_MASK = (1 << (8 * DIGEST_BYTES)) - 1
+EMPTY_DIGEST_STANDIN = 1 << 32  # a hash that folds to 0 (the empty slot) becomes this
 
 Redo = Callable[[bytes | None], bytes]
 
 
+def digest_value(transaction_id: str) -> int:
+    """The 40-bit digest of an id, as an integer (never 0: 0 is an empty slot)."""
+    h = FNV_OFFSET
+    for byte in transaction_id.encode():
+        h = ((h ^ byte) * FNV_PRIME) & _MASK64
+    folded = (h ^ (h >> 40)) & DIGEST_MASK
+    return folded or EMPTY_DIGEST_STANDIN
+
+
 def digest(transaction_id: str) -> bytes:
-    value = hashlib.blake2b(transaction_id.encode(), digest_size=DIGEST_BYTES).digest()
-    return value if value != _EMPTY else b"\x00" * (DIGEST_BYTES - 1) + b"\x01"
+    """The digest as it is stored: DIGEST_BYTES, little endian."""
+    return digest_value(transaction_id).to_bytes(DIGEST_BYTES, "little")
 
 
 def digests(transaction_ids: Sequence[str]) -> list[bytes]:

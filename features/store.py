@@ -59,6 +59,10 @@ class StateStore(Protocol):
         ...
 
 
+# A write of at most this many bytes goes with the next read (RedisStateStore._send).
+SEND_WITH_NEXT_READ_BYTES = 16 * 1024
+
+
 class RedisStateStore:
     """``guarded_set``: write with one ``SET ... IFEQ`` (``NX`` for absent keys) per key
     instead of the Lua script; None (the default) uses it when the server has it (valkey
@@ -131,16 +135,29 @@ class RedisStateStore:
     def send_compare_and_set_many(self, keys: Sequence[bytes],
                                   expected: Sequence[bytes | None], values: Sequence[bytes],
                                   ttl_ms: int) -> Conflicts:
-        """Send the write on a connection of its own and return at once: Redis runs it
-        while the worker polls and decodes its next batch."""
+        """Start the write on a connection of its own and return at once (see ``_send``)."""
         if not keys:
             return list
-        write = self._write(keys, expected, values, ttl_ms)
+        return self._send(self._write(keys, expected, values, ttl_ms))
+
+    def send_packed_sets(self, packed: bytes, count: int) -> Conflicts:
+        """The same, for ``count`` guarded SETs already packed (``features.resp_pack``);
+        the conflicts are positions among them."""
+        if not count:
+            return list
+        return self._send(GuardedWrite(None, script=False, packed=packed, replies=count))
+
+    def _send(self, write: GuardedWrite) -> Conflicts:
+        """A small write waits on its connection to go down the socket with the next read
+        (one system call and one wake-up of Redis instead of two, about 80 us here); a
+        large one is sent now, as far as the socket takes it, so that Redis runs it while
+        the worker polls and decodes its next batch."""
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
-            rest = resp.send_what_fits(connection, b"".join(
-                resp.pack_commands(connection, write.commands)))
+            data = write.packed_for(connection)
+            rest = data if len(data) <= SEND_WITH_NEXT_READ_BYTES else resp.send_what_fits(
+                connection, data)
         except BaseException:
             connection.disconnect()
             pool.release(connection)
@@ -180,7 +197,7 @@ class _SentWrite:
         try:
             if keys or self._rest:
                 resp.send_all(connection, self._rest, [("MGET", *keys)] if keys else [])
-            replies = resp.read_replies(connection, len(self._write.commands))
+            replies = resp.read_replies(connection, self._write.replies)
             values = list(connection.read_response()) if keys else []
             return self._write.conflicts(replies), values
         except BaseException:
@@ -194,9 +211,18 @@ class GuardedWrite:
     """A batch's compare-and-set as the commands that make it, and how their replies give
     the positions that conflicted (the stored value was no longer the one read)."""
 
-    def __init__(self, commands: list[resp.Command], script: bool) -> None:
-        self.commands = commands
+    def __init__(self, commands: list[resp.Command] | None, script: bool,
+                 packed: bytes | None = None, replies: int = 0) -> None:
+        self.commands = commands or []
         self._script = script
+        self._packed = packed
+        self.replies = replies if packed is not None else len(self.commands)
+
+    def packed_for(self, connection: redis.Connection) -> bytes:
+        """The write's bytes on the wire."""
+        if self._packed is not None:
+            return self._packed
+        return b"".join(resp.pack_commands(connection, self.commands))
 
     @classmethod
     def of_script(cls, keys: Sequence[bytes], expected: Sequence[bytes | None],

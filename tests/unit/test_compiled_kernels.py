@@ -104,4 +104,4 @@ def test_a_batch_of_other_types_is_refused_not_compiled() -> None:
     one = np.zeros(1, np.int32)
     with pytest.raises(TypeError, match="No matching definition"):
         kernels.batch_features(np.frombuffer(b"", np.uint8), np.full(2, -1, np.int64), 1,
-                               one, one, one, np.ones(1), one, one)
+                               one, one, one, np.ones(1), one, one, *kernels.NO_IDS)
