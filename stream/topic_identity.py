@@ -12,7 +12,10 @@ a replay within one incarnation is still a replay. The first incarnation is gene
 A worker reads the topic's id (DescribeTopics) at start, whenever a partition's offsets
 go back (a reset, a seek, a recreated topic), and with each epoch check; the first worker
 that sees a new id advances the generation (compare-and-set: two workers never advance it
-twice), every worker logs and counts the recreation it sees.
+twice), every worker logs and counts the recreation it sees. A worker that starts after
+the recreation (restarted by its supervisor: on some brokers a consumer dies when its
+topic is deleted) sees it against the stored id, if no other worker has advanced the
+generation yet: then it is the one that logs and counts it.
 """
 
 from __future__ import annotations
@@ -80,16 +83,21 @@ class TopicIdentity:
             value = f"{agreed[0]}:{agreed[1]}".encode()
             if not self._store.compare_and_set_many([self._key], [raw], [value],
                                                     self._ttl_ms):
-                self._use(*agreed)
+                # A running worker compares with the incarnation it read, one that
+                # starts with the incarnation the state was guarded by.
+                seen = self.topic_id if self.topic_id is not None else (
+                    stored[0] if stored is not None else None)
+                self._use(*agreed, seen=seen)
                 return
         raise RuntimeError(f"the identity of topic {self._topic} kept changing")
 
-    def _use(self, topic_id: str, generation: int) -> None:
-        if self.topic_id is not None and topic_id != self.topic_id:
+    def _use(self, topic_id: str, generation: int, seen: str | None) -> None:
+        """Guard with ``generation`` of ``topic_id``; ``seen``: the id known before."""
+        if seen is not None and topic_id != seen:
             self._recreations.inc()
             log.warning("topic %s was recreated (id %s, was %s): its events are guarded as "
                         "generation %d, so features keep counting", self._topic, topic_id,
-                        self.topic_id, generation)
+                        seen, generation)
         self.topic_id, self.generation = topic_id, generation
 
 

@@ -3,7 +3,10 @@ incarnation, agreed by every worker, and what it does to the guard offsets."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from fraudstream.features import customer_state
@@ -44,6 +47,35 @@ def test_every_worker_agrees_on_one_generation_per_incarnation() -> None:
     assert a.generation == b.generation == 1 and b.base == 1 << GENERATION_SHIFT
     assert counter_value(a_count) == counter_value(b_count) == 1
     assert store.get_many([identity_key("fs", "tx")]) == [b"id-2:1"]
+
+
+def test_a_worker_started_after_the_recreation_finds_it_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The worker that read the old incarnation died (restarted by its supervisor): the
+    restarted one sees the recreation against the stored id, counts and logs it; one that
+    starts once the generation has moved on has nothing to report."""
+    store, topic = MemoryStateStore(), Topic()
+    died, _ = watcher(store, topic)
+    died.check()
+    topic.id = "id-2"
+    with caplog.at_level(logging.WARNING, logger="fraudstream.topic"):
+        restarted, restarted_count = watcher(store, topic)
+        restarted.check()
+        later, later_count = watcher(store, topic)
+        later.check()
+    assert restarted.generation == later.generation == 1
+    assert counter_value(restarted_count) == 1 and counter_value(later_count) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "topic tx was recreated (id id-2, was id-1): its events are guarded as generation 1, "
+        "so features keep counting"]
+
+
+def test_a_worker_started_on_the_same_incarnation_finds_no_recreation() -> None:
+    store, topic = MemoryStateStore(), Topic()
+    for _ in range(2):
+        worker, count = watcher(store, topic)
+        worker.check()
+        assert worker.generation == 0 and counter_value(count) == 0
 
 
 def test_a_broker_that_cannot_say_keeps_the_generation() -> None:
