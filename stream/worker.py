@@ -137,7 +137,7 @@ class Worker:
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
-        self._behind = False
+        self._waiting = 0  # events behind the batch in hand on its partitions
         self._backlog_shown = 0  # the state backlog's size the gauges show
         self.batches = 0
         self.events = 0
@@ -187,7 +187,6 @@ class Worker:
                 messages = poll_available(consume, sizer.size, timeout)
                 self._raise_callback_error()
                 if messages:
-                    self._behind = self._lag_after(messages) > sizer.size
                     self._process(messages)
                 else:  # idle: the last batch's offsets wait on its state write's reply
                     self.core.complete()
@@ -266,6 +265,7 @@ class Worker:
         if not offsets:
             return
         last.update(offsets)
+        self._waiting = self._lag_after(offsets)
         if rewound:  # a reset, a seek, or a recreated topic: which is it?
             self._check_topic()
         self.metrics.events.inc(len(transactions) + len(rejected))
@@ -347,7 +347,7 @@ class Worker:
         m.stage_seconds.labels("update").observe(updated - produced)
         self._count_conflicts()
         in_worker = produced - started
-        self.sizer.record(n, in_worker, self._behind)
+        self.sizer.record(n, in_worker, self._waiting)
         self.shadow_budget.record_champion(in_worker)
         m.event_seconds.observe(in_worker, n)
         m.batch_size.observe(n)
@@ -525,16 +525,12 @@ class Worker:
         if conflicts:
             self.metrics.feature_conflicts.inc(conflicts)
 
-    def _lag_after(self, messages: list[Message]) -> int:
-        """Events still waiting behind this batch on its partitions, from the high
-        watermarks of the last fetch responses (right even where ListOffsets is not)."""
-        last: dict[tuple[str, int], int] = {}
-        for message in messages:
-            if message.error() is None:
-                topic, partition, offset = consumed_at(message)
-                last[(topic, partition)] = offset
+    def _lag_after(self, offsets: dict[tuple[str, int], int]) -> int:
+        """Events still waiting behind a batch whose last offset on each partition is
+        ``offsets``, from the high watermarks of the last fetch responses (right even
+        where ListOffsets is not)."""
         lag = 0
-        for (topic, partition), offset in last.items():
+        for (topic, partition), offset in offsets.items():
             _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                           cached=True)
             if high >= 0:
