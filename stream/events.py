@@ -57,7 +57,7 @@ class Rejected(Exception):
         self.kind = kind
 
 
-_transaction_decoder = msgspec.json.Decoder(Transaction)
+transaction_decoder = msgspec.json.Decoder(Transaction)
 _label_decoder = msgspec.json.Decoder(Label)
 
 
@@ -194,7 +194,7 @@ def decode_transaction(raw: bytes | None, max_bytes: int,
     """(event, timestamp in epoch ms), or raise Rejected with the reason. Raises
     nothing else, whatever the bytes."""
     try:
-        event: Transaction = _decode(raw, max_bytes, max_depth, _transaction_decoder,
+        event: Transaction = _decode(raw, max_bytes, max_depth, transaction_decoder,
                                      "event")
         if not math.isfinite(event.amount):
             raise Rejected("amount is not a finite number", "amount")

@@ -9,6 +9,7 @@ partition is never committed. Signal handlers only set a flag; shutdown is bound
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ from fraudstream.models.decisions import OUTCOMES
 from fraudstream.models.follower import ModelSet, RegistryFollower
 from fraudstream.models.scorer import Scorer
 from fraudstream.settings import Settings
+from fraudstream.stream.batch_decode import decode_transactions
 from fraudstream.stream.batch_size import BatchSizer
 from fraudstream.stream.broker_watch import BrokerWatch
 from fraudstream.stream.checkpoint import Checkpoint
@@ -50,12 +52,7 @@ from fraudstream.stream.dead_letters import record_limit, topic_max_message_byte
 from fraudstream.stream.decisions import decision_key, encode_decision
 from fraudstream.stream.delivery import PendingBatch
 from fraudstream.stream.drift import DriftMonitor
-from fraudstream.stream.events import (
-    EventTimeBounds,
-    Rejected,
-    Transaction,
-    decode_transaction,
-)
+from fraudstream.stream.events import EventTimeBounds
 from fraudstream.stream.group_offsets import group_has_committed
 from fraudstream.stream.kafka_config import (
     admin_config,
@@ -220,70 +217,85 @@ class Worker:
     def _process(self, messages: list[Message]) -> None:
         started = decoding = time.perf_counter()
         offsets: dict[tuple[str, int], int] = {}
-        rejected: list[tuple[Message, str]] = []
-        transactions = _Columns()
-        max_bytes, max_depth = self.settings.max_event_bytes, self.settings.max_json_depth
-        bounds, now_ms = self._bounds, int(time.time() * 1000)
+        rejected: list[tuple[int, Message, str]] = []  # (position in the poll, ...)
+        candidates: list[Message] = []  # what the decoder gets
+        where_from: list[int] = []  # each candidate's position in the poll
+        partitions: list[int] = []
+        offset_list: list[int] = []
         poison = self.outputs.poison
-        foreign_keys = 0  # events whose key is not their customer id
         last, rewound = self._last_offsets, False
-        for message in messages:
+        for position, message in enumerate(messages):
             error = message.error()
             if error is not None:
-                if error.code() == KafkaError._AUTO_OFFSET_RESET:  # auto.offset.reset=error
-                    self._offset_reset()
-                    log.error("partition %s[%d] has no usable committed offset and "
-                              "auto.offset.reset is error: %s", message.topic(),
-                              message.partition(), error.str())
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    self.metrics.broker_errors.labels(error.name()).inc()
-                    log.warning("consumer error: %s", error.str())
+                self._consumer_error(message, error)
                 continue
             # A consumed record always has its topic, partition and offset.
-            where = (message.topic() or "", message.partition() or 0)
-            offset = message.offset() or 0
+            partition, offset = message.partition() or 0, message.offset() or 0
+            where = (message.topic() or "", partition)
             rewound |= offset <= last.get(where, -1)
             offsets[where] = offset
             if poison and (reason := poison.get(consumed_at(message))):
-                rejected.append((message, reason))
+                rejected.append((position, message, reason))
                 continue
-            try:
-                event, ts = decode_transaction(message.value(), max_bytes, max_depth)
-                bounds.check(ts, now_ms)
-            except Rejected as exc:
-                rejected.append((message, exc.reason))
-                continue
-            except Exception as exc:  # whatever one message does, it is only rejected
-                rejected.append((message, f"cannot process: {type(exc).__name__}: {exc}"))
-                continue
-            transactions.add_transaction(message, event, ts)
-            # union-attr: decoded ids are str (normalise_id): no per-event check here
-            if message.key() != event.customer_id.encode():  # type: ignore[union-attr]
-                foreign_keys += 1
-        if foreign_keys:
-            self.metrics.foreign_keys.inc(foreign_keys)
+            candidates.append(message)
+            where_from.append(position)
+            partitions.append(partition)
+            offset_list.append(offset)
         if not offsets:
             return
+        decoded_batch = decode_transactions(
+            [m.value() for m in candidates], self.settings.max_event_bytes,
+            self.settings.max_json_depth, self._bounds, int(time.time() * 1000))
+        accepted = decoded_batch.positions
+        if decoded_batch.rejected:
+            rejected += [(where_from[i], candidates[i], reason)
+                         for i, reason in decoded_batch.rejected]
+            rejected.sort(key=lambda entry: entry[0])
+        if len(accepted) < len(candidates):
+            candidates = [candidates[i] for i in accepted]
+            partitions = [partitions[i] for i in accepted]
+            offset_list = [offset_list[i] for i in accepted]
+        # events whose key is not their customer id
+        foreign_keys = sum(map(operator.ne, [m.key() for m in candidates],
+                               map(str.encode, decoded_batch.customer_ids)))
+        if foreign_keys:
+            self.metrics.foreign_keys.inc(foreign_keys)
         last.update(offsets)
         self._waiting = self._lag_after(offsets)
         if rewound:  # a reset, a seek, or a recreated topic: which is it?
             self._check_topic()
-        self.metrics.events.inc(len(transactions) + len(rejected))
+        count = len(candidates) + len(rejected)
+        self.metrics.events.inc(count)
         # The offsets wait for the outputs and for the events' state write.
-        pending = self.checkpoint.open_batch(offsets, len(transactions) + len(rejected),
-                                             messages, state=bool(transactions))
-        for message, reason in rejected:
+        pending = self.checkpoint.open_batch(offsets, count, messages,
+                                             state=bool(candidates))
+        for _, message, reason in rejected:
             self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
         self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
-        if transactions:
-            pending.decided, pending.decided_ids = transactions.messages, transactions.ids
+        if candidates:
+            tx_ids = decoded_batch.transaction_ids
+            pending.decided, pending.decided_ids = candidates, tx_ids
             base = self.identity.base if self.identity is not None else 0
-            self._decide(transactions.transaction_batch(base), transactions.ids,
-                         transactions.messages, pending, started, decoded)
+            batch = TransactionBatch(
+                decoded_batch.customer_ids, decoded_batch.terminal_ids,
+                decoded_batch.timestamps_array(), decoded_batch.amounts_array(),
+                np.array(partitions, np.int64), np.array(offset_list, np.int64) + base,
+                tx_ids)
+            self._decide(batch, tx_ids, candidates, pending, started, decoded)
         self.batches += 1
-        self.events += len(transactions) + len(rejected)
+        self.events += count
         self.last_progress = time.time()
+
+    def _consumer_error(self, message: Message, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTO_OFFSET_RESET:  # auto.offset.reset=error
+            self._offset_reset()
+            log.error("partition %s[%d] has no usable committed offset and "
+                      "auto.offset.reset is error: %s", message.topic(),
+                      message.partition(), error.str())
+        elif error.code() != KafkaError._PARTITION_EOF:
+            self.metrics.broker_errors.labels(error.name()).inc()
+            log.warning("consumer error: %s", error.str())
 
     def _count_dead_letter(self) -> None:
         self.metrics.dead_letters.labels(self.settings.topic_dlq).inc()
@@ -622,38 +634,3 @@ def _force_exit() -> None:
 
 def _describe(partitions: list[Any]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
-
-
-class _Columns:
-    """The accepted transactions of one poll, column by column."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.ids: list[str] = []
-        self.customers: list[str] = []
-        self.terminals: list[str] = []
-        self.timestamps: list[int] = []
-        self.amounts: list[float] = []
-
-    def __len__(self) -> int:
-        return len(self.messages)
-
-    def add_transaction(self, message: Message, event: Transaction, ts: int) -> None:
-        self.messages.append(message)
-        # arg-type: decoded ids are str (normalise_id)
-        self.ids.append(event.transaction_id)  # type: ignore[arg-type]
-        # arg-type: decoded ids are str (normalise_id)
-        self.customers.append(event.customer_id)  # type: ignore[arg-type]
-        # arg-type: decoded ids are str (normalise_id)
-        self.terminals.append(event.terminal_id)  # type: ignore[arg-type]
-        self.timestamps.append(ts)
-        self.amounts.append(event.amount)
-
-    def transaction_batch(self, base: int = 0) -> TransactionBatch:
-        """``base`` is added to the offsets: the guard generation of the topic read."""
-        return TransactionBatch(
-            self.customers, self.terminals, np.asarray(self.timestamps, dtype=np.int64),
-            np.asarray(self.amounts, dtype=np.float64),
-            np.fromiter((m.partition() for m in self.messages), np.int64, len(self)),
-            np.fromiter((m.offset() for m in self.messages), np.int64, len(self)) + base,
-            self.ids)
