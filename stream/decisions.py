@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import msgspec
 
 
@@ -29,6 +32,17 @@ def decision_key(input_key: bytes | None, customer_id: str) -> bytes:
     if input_key is None or len(input_key) > MAX_KEY_BYTES:
         return customer_id.encode()
     return input_key
+
+
+def decision_keys(input_keys: list[bytes | None], customer_ids: Sequence[str]) -> list[bytes]:
+    """``decision_key`` of every event of a batch (the keys as they are, unless one is
+    missing or too long)."""
+    if None not in input_keys:
+        keys = cast("list[bytes]", input_keys)
+        if max(map(len, keys), default=0) <= MAX_KEY_BYTES:
+            return keys
+    return [decision_key(key, customer) for key, customer in zip(input_keys, customer_ids,
+                                                                  strict=True)]
 
 
 encode_decision = msgspec.json.Encoder().encode

@@ -62,6 +62,17 @@ class Outputs:
         except KafkaException as exc:  # refused before it was queued: no report will come
             self._failed(pending, exc.args[0], topic, value, key, headers)
 
+    def send_all(self, topic: str, values: list[bytes], keys: list[bytes],
+                 pending: PendingBatch) -> None:
+        """Produce a batch's outputs, in order: each straight to the producer, and one the
+        producer refuses (a full queue, an error) the careful way (``send``)."""
+        produce, on_delivery = self.producer.produce, pending.on_delivery
+        for value, key in zip(values, keys, strict=True):
+            try:
+                produce(topic, value, key, on_delivery=on_delivery)
+            except (BufferError, KafkaException):
+                self.send(topic, value, key, pending)
+
     def dead_letter(self, source: Message, reason: str, pending: PendingBatch) -> None:
         """Produce the dead letter of ``source`` as one output of ``pending``."""
         self._send_letter(dead_letter(source, reason, self.max_record_bytes), pending)

@@ -49,7 +49,7 @@ from fraudstream.stream.checkpoint import Checkpoint
 from fraudstream.stream.circuit import CircuitBreaker
 from fraudstream.stream.core import DecidedBatch, DecisionCore
 from fraudstream.stream.dead_letters import record_limit, topic_max_message_bytes
-from fraudstream.stream.decisions import decision_key, encode_decision
+from fraudstream.stream.decisions import decision_key, decision_keys, encode_decision
 from fraudstream.stream.delivery import PendingBatch
 from fraudstream.stream.drift import DriftMonitor
 from fraudstream.stream.events import EventTimeBounds
@@ -325,17 +325,12 @@ class Worker:
                 self.metrics.feature_psi.labels(name).set(value)
         scored_at = time.perf_counter()
         fetched = decoded + decided.features_s
-        topic = self.settings.topic_decisions
         now_ms = int(time.time() * 1000)
-        emit = self.settings.emit_features
-        send, decision, clock = self.outputs.send, decided.decision, time.perf_counter
         customers = batch.customer_ids
-        for i, message in enumerate(accepted):
-            # latency_ms: decode to the moment the producer takes this decision.
-            latency_ms = round((clock() - started) * 1000.0, 3)
-            send(topic, encode_decision(decision(i, tx_ids[i], customers[i], now_ms,
-                                                 latency_ms, emit)),
-                 decision_key(message.key(), customers[i]), pending)
+        self.outputs.send_all(
+            self.settings.topic_decisions,
+            decided.encoded(tx_ids, customers, now_ms, started, self.settings.emit_features),
+            decision_keys([m.key() for m in accepted], customers), pending)
         produced = time.perf_counter()
         if decided.update is not None:
             # Redis runs the write while the next batch is polled and decoded; its reply
