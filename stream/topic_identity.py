@@ -47,7 +47,8 @@ def _parse(raw: bytes | None) -> tuple[str, int] | None:
 
 
 class TopicIdentity:
-    """``base`` is added to the offsets of the events of the incarnation read now."""
+    """``base`` is added to the offsets of the events of the incarnation read now;
+    ``topic_id`` is None until the broker has said which incarnation that is."""
 
     def __init__(self, store: StateStore, prefix: str, topic: str, ttl_ms: int,
                  describe: Callable[[], str | None], recreations: Counter) -> None:
@@ -66,9 +67,15 @@ class TopicIdentity:
 
     def check(self, rounds: int = 5) -> None:
         """Read the topic's id and agree on its generation; raises the store's errors. A
-        broker that cannot say keeps the generation in use."""
+        broker that cannot say keeps the generation in use: at start, the one stored beside
+        the state (a worker starting while DescribeTopics fails must not guard a later
+        incarnation's events as generation 0, which would freeze them as replays)."""
         topic_id = self._describe()
         if topic_id is None:
+            if self.topic_id is None:
+                stored = _parse(self._store.get_many([self._key])[0])
+                if stored is not None:
+                    self.generation = stored[1]
             return
         for _ in range(rounds):
             raw = self._store.get_many([self._key])[0]

@@ -76,6 +76,7 @@ from fraudstream.stream.transactions import Transactions, transactional_id
 
 log = logging.getLogger("fraudstream.worker")
 IDENTITY_CHECK_MAX_SILENCE_S = 3.0  # librdkafka's statistics come every second
+IDENTITY_RETRY_S = 0.5  # while the topic's id is unknown
 
 
 
@@ -483,6 +484,8 @@ class Worker:
             self.identity.check()
         except Exception as exc:  # the store is down: the next check will tell
             log.warning("topic identity not checked (%s); checked again later", exc)
+        if self.identity.topic_id is None:  # not known yet: ask again soon
+            self._next_identity_check = time.monotonic() + IDENTITY_RETRY_S
 
     def _group_has_committed(self) -> bool:
         """Has the consumer group committed offsets on the transactions topic? Then the

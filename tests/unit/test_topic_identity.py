@@ -122,3 +122,24 @@ def count_after_recreation(base: int) -> int:
 def test_the_next_generations_events_count_where_bare_offsets_would_freeze() -> None:
     assert count_after_recreation(1 << GENERATION_SHIFT) == 7
     assert count_after_recreation(0) == 5, "offsets from 0 again look like replays"
+
+
+def test_a_worker_starting_while_the_broker_cannot_say_guards_with_the_stored_generation(
+        ) -> None:
+    """DescribeTopics failing at start (the topic deleted, not yet created again, or the
+    broker slow) must not make a fresh worker guard with generation 0: the stored one is
+    used until the broker says which incarnation it is."""
+    store, topic = MemoryStateStore(), Topic()
+    running, _ = watcher(store, topic)
+    running.check()
+    topic.id = "id-2"
+    running.check()
+    assert running.generation == 1
+    topic.id = None
+    fresh, count = watcher(store, topic)
+    fresh.check()
+    assert fresh.generation == 1 and fresh.topic_id is None
+    topic.id = "id-2"
+    fresh.check()
+    assert fresh.generation == 1 and fresh.topic_id == "id-2"
+    assert counter_value(count) == 0  # the same incarnation: no recreation to report
