@@ -135,6 +135,10 @@ class Worker:
         self._callback_error: BaseException | None = None
         self._budget_s = settings.budget_ms / 1000.0
         self.sizer = BatchSizer(self._budget_s, settings.max_batch, settings.min_batch)
+        # The labelled series the loop updates every batch, looked up once.
+        self._stages = {stage: metrics.stage_seconds.labels(stage) for stage in
+                        ("decode", "features", "score", "produce", "update")}
+        self._outcomes = [metrics.decisions.labels(outcome) for outcome in OUTCOMES]
         self._waiting = 0  # events behind the batch in hand on its partitions
         self._backlog_shown = 0  # the state backlog's size the gauges show
         self.batches = 0
@@ -273,7 +277,7 @@ class Worker:
         for _, message, reason in rejected:
             self.outputs.dead_letter(message, reason, pending)
         decoded = time.perf_counter()
-        self.metrics.stage_seconds.labels("decode").observe(decoded - decoding)
+        self._stages["decode"].observe(decoded - decoding)
         if candidates:
             tx_ids = decoded_batch.transaction_ids
             pending.decided, pending.decided_ids = candidates, tx_ids
@@ -319,13 +323,7 @@ class Worker:
     def _decide(self, batch: TransactionBatch, tx_ids: list[str], accepted: list[Message],
                 pending: PendingBatch, started: float, decoded: float) -> None:
         decided = self.core.decide(batch, self.scorer, pending.state_written)
-        self._count_unreadable()
-        if not decided.degraded and self.drift is not None and self.drift.observe(
-                decided.matrix):
-            for name, value in self.drift.psi().items():
-                self.metrics.feature_psi.labels(name).set(value)
         scored_at = time.perf_counter()
-        fetched = decoded + decided.features_s
         now_ms = int(time.time() * 1000)
         customers = batch.customer_ids
         self.outputs.send_all(
@@ -333,13 +331,19 @@ class Worker:
             decided.encoded(tx_ids, customers, now_ms, started, self.settings.emit_features),
             decision_keys([m.key() for m in accepted], customers), pending)
         produced = time.perf_counter()
+        # Nothing below is part of the events' in-worker time (decode to produce).
         if decided.update is not None:
             # Redis runs the write while the next batch is polled and decoded; its reply
             # comes back with the next batch's read (or on revoke and shutdown).
             self.core.write(decided.update, batch, pending.state_written)
         updated = time.perf_counter()
-        self._observe(batch, accepted, decided.codes, started, decoded, fetched, scored_at,
-                      produced, updated)
+        self._observe(batch, accepted, decided.codes, started, decoded,
+                      decoded + decided.features_s, scored_at, produced, updated)
+        self._count_unreadable()
+        if not decided.degraded and self.drift is not None and self.drift.observe(
+                decided.matrix):
+            for name, value in self.drift.psi().items():
+                self.metrics.feature_psi.labels(name).set(value)
         if self.challenger is not None:
             self._shadow(self.challenger, batch, decided.matrix, tx_ids, accepted,
                          decided.codes, decided.degraded, now_ms)
@@ -347,12 +351,12 @@ class Worker:
     def _observe(self, batch: TransactionBatch, accepted: list[Message],
                  outcome_codes: list[int], started: float, decoded: float, fetched: float,
                  scored_at: float, produced: float, updated: float) -> None:
-        m = self.metrics
+        m, stages = self.metrics, self._stages
         n = len(batch)
-        m.stage_seconds.labels("features").observe(fetched - decoded)
-        m.stage_seconds.labels("score").observe(scored_at - fetched)
-        m.stage_seconds.labels("produce").observe(produced - scored_at)
-        m.stage_seconds.labels("update").observe(updated - produced)
+        stages["features"].observe(fetched - decoded)
+        stages["score"].observe(scored_at - fetched)
+        stages["produce"].observe(produced - scored_at)
+        stages["update"].observe(updated - produced)
         self._count_conflicts()
         in_worker = produced - started
         self.sizer.record(n, in_worker, self._waiting)
@@ -361,10 +365,10 @@ class Worker:
         m.batch_size.observe(n)
         if in_worker > self._budget_s:
             m.budget_misses.inc(n)
-        counts = np.bincount(np.asarray(outcome_codes, dtype=np.int64), minlength=3)
-        for code, count in enumerate(counts.tolist()):
+        for code, outcome in enumerate(self._outcomes):
+            count = outcome_codes.count(code)
             if count:
-                m.decisions.labels(OUTCOMES[code]).inc(count)
+                outcome.inc(count)
         now_ms = time.time() * 1000.0
         stamps = np.fromiter((message.timestamp()[1] for message in accepted), np.float64,
                              len(accepted))
