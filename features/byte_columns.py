@@ -25,6 +25,12 @@ class ByteColumn:
         return cls(np.frombuffer(b"".join(filter(None, items)), np.uint8), lengths)
 
     @classmethod
+    def of_present(cls, items: Sequence[bytes]) -> ByteColumn:
+        """``of`` for items none of which is absent (a batch's keys)."""
+        return cls(np.frombuffer(b"".join(items), np.uint8),
+                   np.fromiter(map(len, items), np.int64, len(items)))
+
+    @classmethod
     def of_array(cls, data: np.ndarray, lengths: np.ndarray) -> ByteColumn:
         """A column of a kernel's output buffer, made read-only: the kernels are compiled
         for read-only byte buffers only."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from fraudstream.features.byte_copy import copy_bytes
 from fraudstream.features.customer_state import (
     NO_GAP,
     NO_PARTITION,
@@ -76,11 +77,14 @@ AVG_LONGEST = COL_AVG[max(WINDOWS)]
 RING, TRING = RING_DAYS, TERMINAL_RING_DAYS
 
 njit = numba.njit(cache=CACHE, nogil=True)
+# Small helpers are inlined where they are called: numba compiles each njit function on
+# its own, and a call per byte or field cost ten times the work (copies, fields).
+inline = numba.njit(cache=CACHE, nogil=True, inline="always")
 
 
 # -- little-endian fields of a byte buffer ---------------------------------------------
 
-@njit
+@inline
 def _get(b: np.ndarray, p: int, size: int) -> np.uint64:
     v = np.uint64(0)
     for i in range(size):
@@ -88,23 +92,23 @@ def _get(b: np.ndarray, p: int, size: int) -> np.uint64:
     return v
 
 
-@njit
+@inline
 def _u(b: np.ndarray, p: int, size: int) -> np.int64:
     return np.int64(_get(b, p, size))
 
 
-@njit
+@inline
 def _i4(b: np.ndarray, p: int) -> np.int64:
     v = np.int64(_get(b, p, 4))
     return v - 2**32 if v >= 2**31 else v
 
 
-@njit
+@inline
 def _i8(b: np.ndarray, p: int) -> np.int64:
     return np.int64(_get(b, p, 8))
 
 
-@njit
+@inline
 def _put(b: np.ndarray, p: int, size: int, value: int) -> None:
     v = np.uint64(value)  # two's complement for negative values
     for i in range(size):
@@ -133,7 +137,7 @@ def _read_marks(blob: np.ndarray, at: np.ndarray, counts: np.ndarray, room_for: 
     return first, parts, offs
 
 
-@njit
+@inline
 def _mark_of(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int) -> int:
     """The offset counted on ``part``, -1 when none is."""
     for m in range(first, first + n):
@@ -142,7 +146,7 @@ def _mark_of(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int)
     return -1
 
 
-@njit
+@inline
 def _put_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int,
               off: int) -> int:
     """Raise (or insert) ``part``'s mark to ``off``; returns the number of marks."""
@@ -158,7 +162,7 @@ def _put_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int
     return n + 1
 
 
-@njit
+@inline
 def _drop_mark(parts: np.ndarray, offs: np.ndarray, first: int, n: int, part: int) -> int:
     """Remove ``part``'s mark, if any; returns the number of marks."""
     for m in range(first, first + n):
@@ -192,7 +196,7 @@ def _digests(id_blob: np.ndarray, id_lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit
+@inline
 def _stored_guard_covers(part: int, off: int, c_part: int, c_off: int, parts: np.ndarray,
                          offs: np.ndarray, first: int, n: int) -> bool:
     """Does a stored customer guard say this record was counted already?"""
@@ -567,7 +571,7 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
         for q in range(n_ids[j]):
             p = ids_from[j] + FRAUD_BYTES * q
             if not rolled[j] or _i4(blob, p) > t_day[j] - TRING:
-                out[at:at + FRAUD_BYTES] = blob[p:p + FRAUD_BYTES]
+                copy_bytes(out, at, blob, p, FRAUD_BYTES)
                 at += FRAUD_BYTES
         new_lengths[n_customers + j] = at - began
     return matrix, out, new_lengths, unreadable, flags

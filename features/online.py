@@ -214,7 +214,7 @@ class OnlineFeatureStore:
         self.complete_update()
         store = self._store
         if isinstance(store, RedisStateStore) and store.guarded_set:
-            packed, changed = resp_pack.guarded_sets(ByteColumn.of(pending.keys),
+            packed, changed = resp_pack.guarded_sets(ByteColumn.of_present(pending.keys),
                                                      pending.read, pending.new, self._ttl_ms)
             sent = store.send_packed_sets(packed, len(changed))
         else:

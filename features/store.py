@@ -199,8 +199,9 @@ class _SentWrite:
         try:
             if keys or self._rest:
                 resp.send_all(connection, self._rest, [("MGET", *keys)] if keys else [])
-            replies = resp.read_replies(connection, self._write.replies)
-            values = list(connection.read_response()) if keys else []
+            count = self._write.replies
+            replies = resp.read_replies(connection, count + 1 if keys else count)
+            values = list(replies.pop()) if keys else []
             return self._write.conflicts(replies), values
         except BaseException:
             connection.disconnect()  # a half-read reply must never be read by another
