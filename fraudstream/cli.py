@@ -219,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=["pipeline", "stages", "memory", "backfill", "http", "model"],
                        help="run only this section (repeatable)")
     bench.add_argument("--tune-model", action="store_true",
-                       help="with the model section: also choose our model's settings on "
-                            "the validation window and add the tuned row (minutes more)")
+                       help="with the model section: also choose features, our model's "
+                            "settings and its calibration on the validation window, report "
+                            "the gain of each change and add their rows (minutes more)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
 
