@@ -214,3 +214,22 @@ def test_history_totals_by_hand() -> None:
     assert h.previous_gap_s.tolist() == [30 * day, 30 * day, 3600, 3 * day - 3600, 7 * day]
     count, frauds = h.terminal(6, 0)  # terminal days d-13 .. d-7
     assert count.tolist() == [0, 0, 0, 2, 2] and frauds.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_the_served_candidates_are_what_the_study_defined() -> None:
+    """A candidate the engine serves is read from the engine's matrix in the study; its
+    formula in the study, computed on the same saturated day totals, gives the same
+    values."""
+    from fraudstream.bench.feature_study import CANDIDATES, History, served
+    from fraudstream.features.definitions import FEATURE_NAMES
+    from fraudstream.features.offline import compute_matrix
+
+    frame = simulate(SimulationConfig(customers=200, terminals=400, days=60, seed=9))
+    engine = compute_matrix(frame)
+    history = History(frame)
+    kept = [c for c in CANDIDATES if served(c.name)]
+    assert [c.name for c in kept] == list(FEATURE_NAMES[17:])
+    for candidate in kept:
+        column = engine[:, FEATURE_NAMES.index(candidate.name)]
+        np.testing.assert_allclose(candidate.compute(history), column, rtol=1e-12,
+                                   err_msg=candidate.name)
