@@ -405,6 +405,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     _print_metrics(result.metrics)
     print(f"model {result.version} written to {result.path}"
           + ("" if args.no_promote else " (champion)"))
+    days = result.calibration["chosen_on_days"]["test"]
+    print(f"scores calibrated: {result.calibration['method']} "
+          f"({len(result.calibration['scores'])} knots, chosen on validation days "
+          f"{days[0]}..{days[1]})")
     print(f"thresholds: review >= {result.thresholds['review']:.4f}, "
           f"decline >= {result.thresholds['decline']:.4f}")
     return 0

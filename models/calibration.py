@@ -41,7 +41,7 @@ class CalibrationError(ValueError):
     """A calibration table that is not a strictly increasing map of [0, 1]."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare the knots, not the objects
 class Calibration:
     method: str
     scores: np.ndarray  # knots' raw scores: 0, ..., 1, strictly increasing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -233,3 +234,38 @@ def test_the_served_candidates_are_what_the_study_defined() -> None:
         column = engine[:, FEATURE_NAMES.index(candidate.name)]
         np.testing.assert_allclose(candidate.compute(history), column, rtol=1e-12,
                                    err_msg=candidate.name)
+
+
+def test_the_gains_report_every_change_and_the_calibration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudstream.bench import model_gains
+    from fraudstream.bench.feature_study import CANDIDATES, study
+    from fraudstream.bench.model_gains import BASE, TUNED
+    from fraudstream.bench.model_tuning import STEPS, tune
+
+    # Two candidates (one served, one not) and one setting keep it short.
+    candidates, steps = (CANDIDATES[0], CANDIDATES[-1]), STEPS[:1]
+    monkeypatch.setattr(model_gains, "study", functools.partial(study, candidates=candidates))
+    monkeypatch.setattr(model_gains, "tune", functools.partial(tune, steps=steps))
+    frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
+    quick = [Candidate(OURS, "fraudstream", lambda: make_model("hgb"))]
+    data, _ = measure(frame, progress=lambda _: None, plan=SplitPlan(19, 7, 7, 7),
+                      models=quick, tuning=True)
+    tuning = data["tuning"]
+    assert tuning["chosen_on_days"] == {"train": [5, 11], "validate": [19, 25]}
+    assert len(tuning["steps"]) == len(candidates) + len(steps)
+    for step in tuning["steps"]:
+        assert {"change", "gain", "kept", "validation_average_precision",
+                "validation_roc_auc", "validation_card_precision_at_100"} <= set(step)
+    assert [m["name"] for m in data["models"]] == [OURS, BASE, TUNED]
+    calibration = tuning["calibration"]
+    assert calibration["method"] in ("none", "isotonic", "sigmoid")
+    raw, calibrated = calibration["test"]["raw"], calibration["test"]["calibrated"]
+    # A strictly increasing map: the ranking metrics are those of the raw scores.
+    for metric in ("roc_auc", "average_precision", "card_precision_at_100"):
+        assert calibrated[metric] == raw[metric]
+    assert raw["roc_auc"] == data["models"][0]["roc_auc"]
+    write_results(tmp_path, "model", data, markdown(data))
+    text = (tmp_path / "model.md").read_text()
+    assert "| change (one at a time, kept if it helps) |" in text
+    assert "| fraudstream default, test week | Brier score | log loss |" in text
