@@ -406,9 +406,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"model {result.version} written to {result.path}"
           + ("" if args.no_promote else " (champion)"))
     days = result.calibration["chosen_on_days"]["test"]
-    print(f"scores calibrated: {result.calibration['method']} "
-          f"({len(result.calibration['scores'])} knots, chosen on validation days "
-          f"{days[0]}..{days[1]})")
+    method = result.calibration["method"]
+    print(f"calibration chosen on validation days {days[0]}..{days[1]}: "
+          + (f"{method} ({len(result.calibration['scores'])} knots)" if method != "none"
+             else "none (the model's probabilities did best)"))
     print(f"thresholds: review >= {result.thresholds['review']:.4f}, "
           f"decline >= {result.thresholds['decline']:.4f}")
     return 0

@@ -97,13 +97,16 @@ def _report(version: str, metrics: dict[str, dict[str, float]], plan: SplitPlan,
         lines.append(f"| {name} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} "
                      f"| {m['card_precision_at_100']:.4f} |")
     test = calibration["test"]
-    lines += ["", f"Scores are calibrated ({calibration['method']}, "
-              f"{len(calibration['scores'])} knots, chosen on the same validation days; the "
-              f"thresholds are on calibrated scores). Test Brier score "
+    losses = ", ".join(f"{m} {v:.5f}" for m, v in calibration["cross_fitted_log_loss"].items())
+    lines += ["", (f"Scores are calibrated ({calibration['method']}, "
+                   f"{len(calibration['scores'])} knots)" if calibration["method"] != "none"
+                   else "Scores are the model's probabilities (no calibration did better)")
+              + f", chosen on the same validation days by cross-fitted log loss ({losses}); "
+              f"the thresholds are on these scores. Test Brier score "
               f"{test['brier']['raw']:.6f} raw, {test['brier']['calibrated']:.6f} calibrated; "
               f"log loss {test['log_loss']['raw']:.5f} raw, "
-              f"{test['log_loss']['calibrated']:.5f} calibrated. A strictly increasing map: "
-              f"the ranking metrics above are unchanged."]
+              f"{test['log_loss']['calibrated']:.5f} calibrated. The map is strictly "
+              f"increasing: the ranking metrics above are those of the raw scores."]
     return "\n".join(lines) + "\n"
 
 
