@@ -27,16 +27,16 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from fraudstream.bench.handbook_features import HANDBOOK_FEATURES, handbook_features
-from fraudstream.bench.model_tuning import tune
+from fraudstream.bench.model_gains import OURS, Beyond
+from fraudstream.bench.model_gains import markdown as gains_markdown
 from fraudstream.bench.report import markdown_table, print_table, write_results
+from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
-from fraudstream.models.evaluation import SplitPlan, evaluate, time_split, validation_plan
+from fraudstream.models.evaluation import SplitPlan, evaluate, time_split
 from fraudstream.models.train import make_model
 from fraudstream.simulator.handbook import simulate_handbook
 
 PROTOCOL = SplitPlan(start_day=115, train_days=7, delay_days=7, test_days=7)
-OURS = "fraudstream default"
-TUNED = "fraudstream tuned on validation"
 # The handbook's published test-week table (BaselineModeling.ipynb), for the report.
 HANDBOOK_PUBLISHED = {
     "Logistic regression": (0.871, 0.606, 0.291),
@@ -89,7 +89,9 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
             plan: SplitPlan = PROTOCOL, models: list[Candidate] | None = None,
             tuning: bool = False,
             ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Fit every candidate on the protocol's training week and score its test week once."""
+    """Fit every candidate on the protocol's training week and score its test week once.
+    With ``tuning``, first choose features, settings and the calibration on the validation
+    window (``Beyond``), then add their rows."""
     train, test = time_split(frame, plan)
     labels = frame["is_fraud"].to_numpy()
     progress("computing the handbook's features")
@@ -99,21 +101,16 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
     test_frame = frame[test]
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    extra: list[Candidate] = []
-    tuned: dict[str, Any] | None = None
-    if tuning:
-        chosen, baseline, steps = tune(frame, matrices["fraudstream"], plan, progress)
-        extra.append(Candidate(TUNED, "fraudstream",
-                               lambda: make_model("hgb", 0).set_params(**chosen)))
-        tuned = {"chosen_on_days": _validation_days(plan), "settings": chosen,
-                 "default_validation_average_precision": baseline,
-                 "steps": [step.as_dict() for step in steps]}
+    beyond = Beyond.choose(frame, matrices, plan, progress) if tuning else None
+    extra = beyond.candidates(matrices) if beyond else []
+    test_scores: dict[str, np.ndarray] = {}
     for candidate in (models or candidates()) + extra:
         progress(f"fitting {candidate.name}")
         started = time.perf_counter()
         matrix = matrices[candidate.features]
         model = candidate.make().fit(matrix[train], labels[train])
         scores = model.predict_proba(matrix[test])[:, 1]
+        test_scores[candidate.name] = scores
         metrics = evaluate(test_frame, labels[test], scores)
         rows.append({"name": candidate.name, "features": candidate.features, **metrics,
                      "fit_and_score_s": round(time.perf_counter() - started, 2)})
@@ -128,19 +125,16 @@ def measure(frame: pd.DataFrame, progress: Callable[[str], None] = print,
                      "test_days": [plan.test_start, plan.end_day - 1],
                      "known_compromised_cards_removed": True},
         "handbook_features": list(HANDBOOK_FEATURES),
+        "features": list(FEATURE_NAMES),
         "models": rows,
-        "tuning": tuned,
+        "tuning": None,
         "handbook_published": {name: dict(zip(("roc_auc", "average_precision",
                                                "card_precision_at_100"), values, strict=True))
                                for name, values in HANDBOOK_PUBLISHED.items()},
     }
+    if beyond is not None and OURS in test_scores:
+        data["tuning"] = beyond.report(test_frame, labels[test], test_scores[OURS])
     return data, curves
-
-
-def _validation_days(plan: SplitPlan) -> dict[str, list[int]]:
-    checking = validation_plan(plan)
-    return {"train": [checking.start_day, checking.start_day + checking.train_days - 1],
-            "validate": [checking.test_start, checking.end_day - 1]}
 
 
 def table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -165,16 +159,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"compromised cards removed: {d['test']['transactions']:,} "
             f"({d['test']['frauds']} frauds).\n\n")
     text = head + markdown_table(*table(data))
-    tuning = data.get("tuning")
-    if tuning:
-        days = tuning["chosen_on_days"]
-        text += (f"\nSettings of `{TUNED}` chosen on validation days {days['validate']} "
-                 f"(fitted on days {days['train']}); the default's validation AP is "
-                 f"{tuning['default_validation_average_precision']:.4f}.\n\n")
-        text += markdown_table(
-            ["change (one at a time, kept if it helps)", "validation AP", "gain", "kept"],
-            [[s["change"], f"{s['validation_average_precision']:.4f}", f"{s['gain']:+.4f}",
-              "yes" if s["kept"] else "no"] for s in tuning["steps"]])
+    if data.get("tuning"):
+        text += gains_markdown(data["tuning"])
     return text
 
 

@@ -9,14 +9,11 @@ of every step, kept or not, is reported; the test week sees only the final setti
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from fraudstream.models.evaluation import SplitPlan, evaluate, time_split, validation_plan
-from fraudstream.models.train import make_model
+from fraudstream.bench.validation_window import Change, ValidationWindow
 
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("300 boosting iterations", {"max_iter": 300}),
@@ -26,43 +23,21 @@ STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Step:
-    change: str
-    validation_ap: float
-    gain: float  # over the best settings before this step
-    kept: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"change": self.change, "validation_average_precision": self.validation_ap,
-                "gain": self.gain, "kept": self.kept}
-
-
-def tune(frame: pd.DataFrame, matrix: np.ndarray, plan: SplitPlan,
+def tune(window: ValidationWindow, matrix: np.ndarray, base: dict[str, float],
          progress: Callable[[str], None] = print,
          steps: tuple[tuple[str, dict[str, Any]], ...] = STEPS,
-         ) -> tuple[dict[str, Any], float, list[Step]]:
-    """(chosen settings, the default's validation AP, every step) on ``plan``'s
-    validation window."""
-    checking = validation_plan(plan)
-    fit, check = time_split(frame, checking)
-    labels = frame["is_fraud"].to_numpy()
-    check_frame = frame[check]
-
-    def validation_ap(changes: dict[str, Any]) -> float:
-        model = make_model("hgb", 0).set_params(**changes)
-        scores = model.fit(matrix[fit], labels[fit]).predict_proba(matrix[check])[:, 1]
-        return evaluate(check_frame, labels[check], scores)["average_precision"]
-
-    progress(f"tuning on validation days {checking.test_start}..{checking.end_day - 1}")
+         ) -> tuple[dict[str, Any], list[Change]]:
+    """(chosen settings, every step) on ``window`` for the features of ``matrix``, whose
+    validation metrics with the default settings are ``base``."""
     chosen: dict[str, Any] = {}
-    best = baseline = validation_ap(chosen)
+    best = base
     done = []
     for change, settings in steps:
         progress(f"trying {change}")
-        ap = validation_ap({**chosen, **settings})
-        kept = ap > best
-        done.append(Step(change, ap, ap - best, kept))
+        metrics = window.metrics(matrix, {**chosen, **settings})
+        gain = metrics["average_precision"] - best["average_precision"]
+        kept = gain > 0
+        done.append(Change(f"setting: {change}", metrics, gain, kept))
         if kept:
-            chosen, best = {**chosen, **settings}, ap
-    return chosen, baseline, done
+            chosen, best = {**chosen, **settings}, metrics
+    return chosen, done

@@ -20,6 +20,7 @@ from fraudstream.features.online import (
     customer_key,
     terminal_key,
 )
+from fraudstream.models.calibration import Calibration
 from fraudstream.models.decisions import OUTCOMES, decide
 from fraudstream.models.registry import Registry
 from fraudstream.security import redis_auth
@@ -40,6 +41,7 @@ def main() -> None:
     settings, consumer, producer = peer.settings, peer.consumer, peer.producer
     artifact = Registry(settings.model_dir).load_champion()
     model, thresholds = artifact.model, artifact.thresholds
+    calibration = Calibration.from_manifest(artifact.manifest.get("calibration"))
     assert settings.redis_url is not None, "the benchmark gives every peer its Redis"
     client = redis.Redis.from_url(settings.redis_url, **redis_auth(settings).client_kwargs())
     prefix = settings.redis_prefix.encode()
@@ -68,7 +70,7 @@ def main() -> None:
         row = _calendar_columns(batch)
         _window_columns(row, np.array([counts]), np.array([sums]), np.array([gap]),
                         np.array([t_counts]), np.array([t_frauds]))
-        score = float(model.predict_proba(row)[0, 1])
+        score = float(calibration.apply(model.predict_proba(row)[:, 1])[0])
         code = int(decide(np.array([score]), thresholds)[0])
         decision = Decision(
             transaction_id=decoded_id(event.transaction_id), customer_id=customer_id,

@@ -31,6 +31,12 @@ GAP_CAP_MS = RING_DAYS * DAY_MS  # seconds-since-previous is capped at the longe
 # already as anomalous as a feature can say.
 COUNT_MAX = 2**8 - 1
 CENTS_MAX = 2**32 - 1  # per customer-day amount in cents saturates here
+# The customer's amounts against its own history, read from the same 30-day ring (chosen
+# on the validation window: bench/feature_study.py). A "before B days" mean covers days
+# d-29 .. d-B of the 30-day window: its totals less those of the B-day window. TOTAL_WINDOWS
+# are the customer windows whose totals the features read.
+BEFORE_DAYS: tuple[int, ...] = (7, 14)
+TOTAL_WINDOWS: tuple[int, ...] = tuple(sorted({*WINDOWS, *BEFORE_DAYS}))
 
 FEATURE_NAMES: tuple[str, ...] = (
     "amount",
@@ -42,6 +48,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "customer_amount_over_mean_30d",
     *(f"terminal_nb_tx_{w}d" for w in WINDOWS),
     *(f"terminal_risk_{w}d" for w in WINDOWS),
+    "customer_amount_over_mean_1d",
+    "customer_mean_1d_over_mean_30d",
+    "customer_mean_7d_over_mean_before_7d",
+    "customer_mean_1d_over_mean_before_14d",
 )
 N_FEATURES = len(FEATURE_NAMES)
 COL_AMOUNT, COL_WEEKEND, COL_NIGHT = 0, 1, 2
@@ -51,6 +61,10 @@ COL_GAP = 3 + 2 * len(WINDOWS)
 COL_AMOUNT_RATIO = COL_GAP + 1
 COL_TERMINAL_COUNT = {w: COL_AMOUNT_RATIO + 1 + i for i, w in enumerate(WINDOWS)}
 COL_TERMINAL_RISK = {w: COL_AMOUNT_RATIO + 1 + len(WINDOWS) + i for i, w in enumerate(WINDOWS)}
+COL_AMOUNT_OVER_1D = COL_TERMINAL_RISK[max(WINDOWS)] + 1  # amount / today's mean
+COL_MEAN_1D_OVER_30D = COL_AMOUNT_OVER_1D + 1  # today's mean / the 30-day mean
+# (recent window, before days): the recent window's mean / the mean before those days
+COL_MEAN_OVER_BEFORE = {(7, 7): COL_MEAN_1D_OVER_30D + 1, (1, 14): COL_MEAN_1D_OVER_30D + 2}
 MIN_MEAN_AMOUNT = 0.01  # a mean below one cent would make the ratio meaningless
 
 
@@ -83,6 +97,18 @@ def amount_over_mean(amount: np.ndarray, mean_amount: np.ndarray) -> np.ndarray:
         np.maximum(mean_amount, MIN_MEAN_AMOUNT), dtype=np.float64)
 
 
+def mean_over_before(recent_mean: np.ndarray, longest_count: np.ndarray,
+                     longest_cents: np.ndarray, before_count: np.ndarray,
+                     before_cents: np.ndarray) -> np.ndarray:
+    """A recent mean amount against the mean of the longest window's days before the last
+    B (its totals less those of the B-day window, ``before_*``); 0 when those days hold no
+    transaction."""
+    count = np.asarray(longest_count, np.int64) - np.asarray(before_count, np.int64)
+    older = average_amount(np.asarray(longest_cents, np.int64)
+                           - np.asarray(before_cents, np.int64), count)
+    return np.where(count > 0, amount_over_mean(recent_mean, older), 0.0)
+
+
 def risk(frauds: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Share of confirmed frauds; 0 when the terminal had no transactions."""
     count = np.asarray(count, dtype=np.float64)
@@ -100,6 +126,8 @@ def feature_schema() -> dict[str, object]:
         "version": FEATURE_SCHEMA_VERSION,
         "names": list(FEATURE_NAMES),
         "windows_days": list(WINDOWS),
+        "before_days": list(BEFORE_DAYS),
+        "min_mean_amount": MIN_MEAN_AMOUNT,
         "label_delay_days": LABEL_DELAY_DAYS,
         "night_last_hour": NIGHT_LAST_HOUR,
         "gap_cap_ms": GAP_CAP_MS,

@@ -30,10 +30,13 @@ from fraudstream.features.customer_state import VERSION as CUSTOMER_VERSION
 from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
+    COL_AMOUNT_OVER_1D,
     COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
+    COL_MEAN_1D_OVER_30D,
+    COL_MEAN_OVER_BEFORE,
     COL_NIGHT,
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
@@ -48,6 +51,7 @@ from fraudstream.features.definitions import (
     NIGHT_LAST_HOUR,
     RING_DAYS,
     TERMINAL_RING_DAYS,
+    TOTAL_WINDOWS,
     WINDOWS,
 )
 from fraudstream.features.jit import CACHE, warm_up
@@ -69,11 +73,20 @@ T_HEADER = 11  # version u1, last_day i4, marks u2, fraud ids u4 (terminal_state
 T_PREFIX = T_HEADER + 2 * 4 * TERMINAL_RING_DAYS  # header and the two u4 rings
 MARK_BYTES, FRAUD_BYTES = 10, 12  # (u2 partition, i8 offset), (i4 day, u8 id)
 NW = len(WINDOWS)
-COUNT_COLS = tuple(COL_COUNT[w] for w in WINDOWS)
-AVG_COLS = tuple(COL_AVG[w] for w in WINDOWS)
 TERMINAL_COUNT_COLS = tuple(COL_TERMINAL_COUNT[w] for w in WINDOWS)
 TERMINAL_RISK_COLS = tuple(COL_TERMINAL_RISK[w] for w in WINDOWS)
 AVG_LONGEST = COL_AVG[max(WINDOWS)]
+AVG_1D = COL_AVG[1]
+# The customer's totals over TOTAL_WINDOWS: those of WINDOWS have count and mean columns
+# (-1: none), the others only split the longest window (definitions.mean_over_before).
+NT = len(TOTAL_WINDOWS)
+T_LONGEST = TOTAL_WINDOWS.index(max(WINDOWS))
+TOTAL_COUNT_COLS = tuple(COL_COUNT.get(w, -1) for w in TOTAL_WINDOWS)
+TOTAL_AVG_COLS = tuple(COL_AVG.get(w, -1) for w in TOTAL_WINDOWS)
+NB = len(COL_MEAN_OVER_BEFORE)
+BEFORE_COLS = tuple(COL_MEAN_OVER_BEFORE.values())
+BEFORE_RECENT_AVG_COLS = tuple(COL_AVG[recent] for recent, _ in COL_MEAN_OVER_BEFORE)
+BEFORE_T = tuple(TOTAL_WINDOWS.index(before) for _, before in COL_MEAN_OVER_BEFORE)
 RING, TRING = RING_DAYS, TERMINAL_RING_DAYS
 
 njit = numba.njit(cache=CACHE, nogil=True)
@@ -367,6 +380,8 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     rolled = np.zeros(n_terminals, np.bool_)
 
     matrix = np.empty((n, N_FEATURES), np.float64)
+    w_count = np.empty(NT, np.int64)  # the customer's totals over TOTAL_WINDOWS
+    w_total = np.empty(NT, np.int64)
     c_changed = np.zeros(n_customers, np.bool_)
     t_changed = np.zeros(n_terminals, np.bool_)
     # what a duplicate's states were before it (typed here: numba wants every variable
@@ -436,15 +451,18 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             c_gap[k], c_ts[k], c_part[k], c_off[k] = gap, t, part, off
             c_changed[k] = True
         new = c_part[k] == NO_PARTITION and c_off[k] < 0
-        for w in range(NW):
+        for w in range(NT):
             count, total = extra_count, extra_cents
             if not new:
-                for d in range(max(day - WINDOWS[w] + 1, c_day[k] - RING + 1),
+                for d in range(max(day - TOTAL_WINDOWS[w] + 1, c_day[k] - RING + 1),
                                min(day, c_day[k]) + 1):
                     count += c_counts[k, d % RING]
                     total += c_cents[k, d % RING]
-            matrix[i, COUNT_COLS[w]] = count
-            matrix[i, AVG_COLS[w]] = np.float64(total) / np.float64(max(count, 1)) / 100.0
+            w_count[w], w_total[w] = count, total
+            if TOTAL_COUNT_COLS[w] >= 0:
+                matrix[i, TOTAL_COUNT_COLS[w]] = count
+                matrix[i, TOTAL_AVG_COLS[w]] = (np.float64(total) / np.float64(max(count, 1))
+                                                / 100.0)
         if gap == NO_GAP:
             gap = GAP_CAP_MS
         matrix[i, COL_GAP] = np.float64(min(max(gap, 0), GAP_CAP_MS)) / 1000.0
@@ -453,6 +471,19 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             d = digests[i]
             if d != recent0[k] and d != recent1[k]:
                 recent1[k], recent0[k] = recent0[k], d
+        # the amounts against the customer's own history (definitions.mean_over_before)
+        matrix[i, COL_AMOUNT_OVER_1D] = amount / max(matrix[i, AVG_1D], MIN_MEAN_AMOUNT)
+        matrix[i, COL_MEAN_1D_OVER_30D] = matrix[i, AVG_1D] / max(matrix[i, AVG_LONGEST],
+                                                                  MIN_MEAN_AMOUNT)
+        for b in range(NB):
+            older = w_count[T_LONGEST] - w_count[BEFORE_T[b]]
+            if older > 0:
+                older_mean = (np.float64(w_total[T_LONGEST] - w_total[BEFORE_T[b]])
+                              / np.float64(older) / 100.0)
+                matrix[i, BEFORE_COLS[b]] = (matrix[i, BEFORE_RECENT_AVG_COLS[b]]
+                                             / max(older_mean, MIN_MEAN_AMOUNT))
+            else:
+                matrix[i, BEFORE_COLS[b]] = 0.0
 
         # the terminal: TerminalState.window_totals and add_transaction
         new = n_marks[j] == 0

@@ -17,10 +17,13 @@ import pandas as pd
 from fraudstream.features.definitions import (
     CENTS_MAX,
     COL_AMOUNT,
+    COL_AMOUNT_OVER_1D,
     COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
+    COL_MEAN_1D_OVER_30D,
+    COL_MEAN_OVER_BEFORE,
     COL_NIGHT,
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
@@ -31,11 +34,13 @@ from fraudstream.features.definitions import (
     GAP_CAP_MS,
     LABEL_DELAY_DAYS,
     N_FEATURES,
+    TOTAL_WINDOWS,
     WINDOWS,
     amount_over_mean,
     average_amount,
     calendar_flags,
     gap_seconds,
+    mean_over_before,
     risk,
     to_cents,
 )
@@ -103,14 +108,17 @@ def compute_matrix(frame: pd.DataFrame, label_known_ms: np.ndarray | None = None
     group_key = c_sorted[starts] * span + (d_sorted[starts] - base + max(WINDOWS))
     event_key = c_sorted * span + (d_sorted - base + max(WINDOWS))
 
-    counts = np.empty(n, dtype=np.int64)
-    sums = np.empty(n, dtype=np.int64)
-    for window in WINDOWS:
+    counts: dict[int, np.ndarray] = {}
+    sums: dict[int, np.ndarray] = {}
+    for window in TOTAL_WINDOWS:
         first = np.searchsorted(group_key, event_key - (window - 1), side="left")
-        counts[order] = prefix_count[group] - prefix_count[first] + run_count
-        sums[order] = prefix_cents[group] - prefix_cents[first] + run_cents
-        matrix[:, COL_COUNT[window]] = counts
-        matrix[:, COL_AVG[window]] = average_amount(sums, counts)
+        counts[window] = np.empty(n, dtype=np.int64)
+        sums[window] = np.empty(n, dtype=np.int64)
+        counts[window][order] = prefix_count[group] - prefix_count[first] + run_count
+        sums[window][order] = prefix_cents[group] - prefix_cents[first] + run_cents
+    for window in WINDOWS:
+        matrix[:, COL_COUNT[window]] = counts[window]
+        matrix[:, COL_AVG[window]] = average_amount(sums[window], counts[window])
 
     gap_sorted = np.where(same_as_prev, np.diff(t_sorted, prepend=t_sorted[0]), GAP_CAP_MS)
     gaps = np.empty(n, dtype=np.int64)
@@ -122,12 +130,25 @@ def compute_matrix(frame: pd.DataFrame, label_known_ms: np.ndarray | None = None
     matrix[:, COL_WEEKEND] = weekend
     matrix[:, COL_NIGHT] = night
     matrix[:, COL_AMOUNT_RATIO] = amount_over_mean(amount, matrix[:, COL_AVG[max(WINDOWS)]])
+    _history_columns(matrix, counts, sums)
     fraud = (frame["is_fraud"].to_numpy(dtype=np.int64) if "is_fraud" in frame.columns
              else np.zeros(n, dtype=np.int64))
     if label_known_ms is not None and len(label_known_ms) != n:
         raise OfflineInputError(f"label_known_ms has {len(label_known_ms)} values for {n} rows")
     _terminal_columns(matrix, frame["terminal_id"], ts, fraud, label_known_ms)
     return matrix
+
+
+def _history_columns(matrix: np.ndarray, counts: dict[int, np.ndarray],
+                     sums: dict[int, np.ndarray]) -> None:
+    """The customer's amounts against its own history (definitions.BEFORE_DAYS)."""
+    longest = max(WINDOWS)
+    matrix[:, COL_AMOUNT_OVER_1D] = amount_over_mean(matrix[:, COL_AMOUNT], matrix[:, COL_AVG[1]])
+    matrix[:, COL_MEAN_1D_OVER_30D] = amount_over_mean(matrix[:, COL_AVG[1]],
+                                                       matrix[:, COL_AVG[longest]])
+    for (recent, before), column in COL_MEAN_OVER_BEFORE.items():
+        matrix[:, column] = mean_over_before(matrix[:, COL_AVG[recent]], counts[longest],
+                                             sums[longest], counts[before], sums[before])
 
 
 def _terminal_columns(matrix: np.ndarray, terminal_ids: pd.Series, ts: np.ndarray,

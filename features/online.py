@@ -26,10 +26,13 @@ from fraudstream.features.byte_columns import ByteColumn
 from fraudstream.features.customer_state import NO_GAP, CustomerState, StateFormatError
 from fraudstream.features.definitions import (
     COL_AMOUNT,
+    COL_AMOUNT_OVER_1D,
     COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
+    COL_MEAN_1D_OVER_30D,
+    COL_MEAN_OVER_BEFORE,
     COL_NIGHT,
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
@@ -38,11 +41,13 @@ from fraudstream.features.definitions import (
     GAP_CAP_MS,
     LABEL_DELAY_DAYS,
     N_FEATURES,
+    TOTAL_WINDOWS,
     WINDOWS,
     amount_over_mean,
     average_amount,
     calendar_flags,
     gap_seconds,
+    mean_over_before,
     risk,
     to_cents,
 )
@@ -443,7 +448,8 @@ def _label_redo(labels: LabelBatch, events: list[int],
 
 def _customer_event(state: CustomerState, ts: int, cents: int, partition: int,
                     offset: int) -> tuple[list[int], list[int], int, bool]:
-    """The sequential definition for one event: (counts, cents sums, gap, applied)."""
+    """The sequential definition for one event: (counts, cents sums over TOTAL_WINDOWS,
+    gap, applied)."""
     day = ts // DAY_MS
     if state.has_applied(partition, offset):
         exact = partition == state.partition and offset == state.offset
@@ -454,7 +460,7 @@ def _customer_event(state: CustomerState, ts: int, cents: int, partition: int,
         gap = state.prev_gap
         extra, applied = ((0, 0) if stored else (1, cents)), True
     counts, sums = [], []
-    for window in WINDOWS:
+    for window in TOTAL_WINDOWS:
         count, total = state.window_totals(day, window)
         counts.append(count + extra[0])
         sums.append(total + extra[1])
@@ -486,9 +492,10 @@ def apply_batch(cstates: list[CustomerState], c_index: np.ndarray,
     cents = to_cents(batch.amounts).tolist()
     c_changed = [False] * len(cstates)
     t_changed = [False] * len(tstates)
-    shape = (n, len(WINDOWS))
+    shape = (n, len(TOTAL_WINDOWS))
     counts, sums = np.empty(shape, np.int64), np.empty(shape, np.int64)
-    t_counts, t_frauds = np.empty(shape, np.int64), np.empty(shape, np.int64)
+    t_shape = (n, len(WINDOWS))
+    t_counts, t_frauds = np.empty(t_shape, np.int64), np.empty(t_shape, np.int64)
     gaps = np.empty(n, dtype=np.int64)
     ts_list = batch.timestamps_ms.tolist()
     partitions, offsets = batch.partitions.tolist(), batch.offsets.tolist()
@@ -516,14 +523,26 @@ def _calendar_columns(batch: TransactionBatch) -> np.ndarray:
 
 def _window_columns(matrix: np.ndarray, counts: np.ndarray, sums: np.ndarray,
                     gaps: np.ndarray, t_counts: np.ndarray, t_frauds: np.ndarray) -> None:
+    """Every column but the calendar's and the amount, from the customer's totals over
+    TOTAL_WINDOWS (``counts``, ``sums``: a column per window) and the terminal's over
+    WINDOWS."""
+    c = {window: counts[:, i] for i, window in enumerate(TOTAL_WINDOWS)}
+    s = {window: sums[:, i] for i, window in enumerate(TOTAL_WINDOWS)}
     for w, window in enumerate(WINDOWS):
-        matrix[:, COL_COUNT[window]] = counts[:, w]
-        matrix[:, COL_AVG[window]] = average_amount(sums[:, w], counts[:, w])
+        matrix[:, COL_COUNT[window]] = c[window]
+        matrix[:, COL_AVG[window]] = average_amount(s[window], c[window])
         matrix[:, COL_TERMINAL_COUNT[window]] = t_counts[:, w]
         matrix[:, COL_TERMINAL_RISK[window]] = risk(t_frauds[:, w], t_counts[:, w])
+    longest = max(WINDOWS)
     matrix[:, COL_GAP] = gap_seconds(gaps)
     matrix[:, COL_AMOUNT_RATIO] = amount_over_mean(matrix[:, COL_AMOUNT],
-                                                   matrix[:, COL_AVG[max(WINDOWS)]])
+                                                   matrix[:, COL_AVG[longest]])
+    matrix[:, COL_AMOUNT_OVER_1D] = amount_over_mean(matrix[:, COL_AMOUNT], matrix[:, COL_AVG[1]])
+    matrix[:, COL_MEAN_1D_OVER_30D] = amount_over_mean(matrix[:, COL_AVG[1]],
+                                                       matrix[:, COL_AVG[longest]])
+    for (recent, before), column in COL_MEAN_OVER_BEFORE.items():
+        matrix[:, column] = mean_over_before(matrix[:, COL_AVG[recent]], c[longest],
+                                             s[longest], c[before], s[before])
 
 
 FEATURES_DEGRADED = "features"  # a decision's ``degraded`` entry on default features
@@ -537,8 +556,8 @@ def default_matrix(batch: TransactionBatch) -> np.ndarray:
     when the state cannot be read (degraded mode)."""
     n = len(batch)
     matrix = _calendar_columns(batch)
-    ones = np.ones((n, len(WINDOWS)), dtype=np.int64)
-    cents = np.repeat(to_cents(batch.amounts)[:, None], len(WINDOWS), axis=1)
+    ones = np.ones((n, len(TOTAL_WINDOWS)), dtype=np.int64)
+    cents = np.repeat(to_cents(batch.amounts)[:, None], len(TOTAL_WINDOWS), axis=1)
     zeros = np.zeros((n, len(WINDOWS)), dtype=np.int64)
     _window_columns(matrix, ones, cents, np.full(n, GAP_CAP_MS, dtype=np.int64), zeros, zeros)
     return matrix

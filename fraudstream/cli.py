@@ -219,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=["pipeline", "stages", "memory", "backfill", "http", "model"],
                        help="run only this section (repeatable)")
     bench.add_argument("--tune-model", action="store_true",
-                       help="with the model section: also choose our model's settings on "
-                            "the validation window and add the tuned row (minutes more)")
+                       help="with the model section: also choose features, our model's "
+                            "settings and its calibration on the validation window, report "
+                            "the gain of each change and add their rows (minutes more)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"))
     bench.set_defaults(handler=cmd_bench)
 
@@ -404,6 +405,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     _print_metrics(result.metrics)
     print(f"model {result.version} written to {result.path}"
           + ("" if args.no_promote else " (champion)"))
+    days = result.calibration["chosen_on_days"]["test"]
+    method = result.calibration["method"]
+    print(f"calibration chosen on validation days {days[0]}..{days[1]}: "
+          + (f"{method} ({len(result.calibration['scores'])} knots)" if method != "none"
+             else "none (the model's probabilities did best)"))
     print(f"thresholds: review >= {result.thresholds['review']:.4f}, "
           f"decline >= {result.thresholds['decline']:.4f}")
     return 0

@@ -1,9 +1,10 @@
 """Scores to outcomes and reasons for a whole batch in one compiled call.
 
-The same arithmetic as ``np.clip``, ``models.decisions.decide`` and
-``ReasonExplainer.reasons`` (the definitions, which the tests hold this to exactly), done
-in one pass per row: a batch of one no longer pays for a dozen small NumPy calls, and
-only the flagged rows build their lists of names.
+The same arithmetic as ``Calibration.apply`` (``np.interp`` over the model's calibration
+knots), ``np.clip``, ``models.decisions.decide`` and ``ReasonExplainer.reasons`` (the
+definitions, which the tests hold this to exactly), done in one pass per row: a batch of
+one no longer pays for a dozen small NumPy calls, and only the flagged rows build their
+lists of names.
 """
 
 from __future__ import annotations
@@ -14,24 +15,48 @@ import numba
 import numpy as np
 
 from fraudstream.features.jit import CACHE, warm_up
+from fraudstream.models.calibration import IDENTITY, Calibration
 from fraudstream.models.decisions import APPROVE, DECLINE, REVIEW, ReasonExplainer
 
 njit = numba.njit(cache=CACHE, nogil=True)
 
 
 @njit
+def calibrated(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
+    """``np.interp(x, xp, fp)`` for strictly increasing knots, with its arithmetic."""
+    if x != x:  # NaN stays NaN
+        return x
+    last = xp.shape[0] - 1
+    if x <= xp[0]:
+        return float(fp[0])
+    if x >= xp[last]:
+        return float(fp[last])
+    lo, hi = 0, last  # xp[lo] <= x < xp[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if xp[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    slope = (fp[lo + 1] - fp[lo]) / (xp[lo + 1] - xp[lo])
+    return float(slope * (x - xp[lo]) + fp[lo])
+
+
+@njit
 def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: float,
                        decline: float, means: np.ndarray, stds: np.ndarray,
-                       weights: np.ndarray, top: int,
+                       weights: np.ndarray, top: int, knots_x: np.ndarray,
+                       knots_y: np.ndarray,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scores clipped to [0, 1], outcome codes, reason feature indices; -1: none)."""
+    """(calibrated scores clipped to [0, 1], outcome codes, reason feature indices; -1:
+    none). The probabilities are calibrated first (knots ``knots_x``, ``knots_y``)."""
     n, width = matrix.shape
     scores = np.empty(n, np.float64)
     codes = np.zeros(n, np.int8)
     reasons = np.full((n, top), -1, np.int64)
     z = np.empty(width, np.float64)
     for i in range(n):
-        score = probabilities[i]
+        score = calibrated(probabilities[i], knots_x, knots_y)
         if score < 0.0:
             score = 0.0
         elif score > 1.0:
@@ -58,11 +83,14 @@ def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: fl
 
 
 class BatchDecisions:
-    """Thresholds and an explainer, applied to a batch's probabilities."""
+    """A calibration, thresholds (on calibrated scores) and an explainer, applied to a
+    batch's probabilities."""
 
-    def __init__(self, thresholds: Mapping[str, float], explainer: ReasonExplainer) -> None:
+    def __init__(self, thresholds: Mapping[str, float], explainer: ReasonExplainer,
+                 calibration: Calibration = IDENTITY) -> None:
         self._review = float(thresholds["review"])
         self._decline = float(thresholds["decline"])
+        self._knots = tuple(np.ascontiguousarray(a, np.float64) for a in calibration.knots)
         means, stds, weights, self._top = explainer.parameters
         self._means, self._stds, self._weights = (np.ascontiguousarray(a, np.float64)
                                                   for a in (means, stds, weights))
@@ -78,7 +106,7 @@ class BatchDecisions:
             matrix = matrix.copy()
         scores, codes, chosen = decide_and_explain(
             np.array(probabilities, np.float64), matrix, self._review, self._decline,
-            self._means, self._stds, self._weights, self._top)
+            self._means, self._stds, self._weights, self._top, *self._knots)
         reasons: list[list[str]] = [[] for _ in range(len(scores))]
         flagged = np.flatnonzero(codes != APPROVE)
         if flagged.size:
@@ -94,5 +122,6 @@ class BatchDecisions:
 def compile_decisions() -> float:
     """Compile the kernel before any batch (once per process; see ``jit.warm_up``)."""
     one = np.ones(1, np.float64)
+    x, y = IDENTITY.knots
     return warm_up("decision kernel", [decide_and_explain], lambda: decide_and_explain(
-        one, np.ones((1, 1), np.float64), 0.5, 0.9, one, one, one, 3))
+        one, np.ones((1, 1), np.float64), 0.5, 0.9, one, one, one, 3, x, y))

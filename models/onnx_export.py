@@ -3,8 +3,10 @@
 skl2onnx converts the fitted model (HistGradientBoosting or the logistic pipeline) at a
 pinned opset that onnxruntime runs. The graph takes ``features``: float32, one row per
 transaction, columns in the manifest's feature order; it returns ``label`` and
-``probabilities`` (column 1 is the fraud probability). The model version, feature order,
-thresholds and the source model's sha256 are embedded as metadata, and a JSON sidecar
+``probabilities`` (column 1 is the model's fraud probability). The model version, feature
+order, calibration, thresholds and the source model's sha256 are embedded as metadata: the
+thresholds apply to calibrated scores, ``np.interp(probability, scores, probabilities)``
+with the calibration's knots, as a worker scores. A JSON sidecar
 (``<file>.json``) adds the ONNX file's own sha256. The export is refused unless
 onnxruntime reproduces scikit-learn's probabilities within 1e-5 on a probe matrix.
 Exported into the artifact, both files are listed with their hashes in its manifest.
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from fraudstream.models.artifact import Artifact, register_files, sha256_of
+from fraudstream.models.calibration import Calibration
 from fraudstream.models.compiled import probe_matrix
 from fraudstream.models.registry import Registry
 
@@ -92,9 +95,18 @@ def _metadata(artifact: Artifact) -> dict[str, str]:
         "fraudstream.model_version": artifact.version,
         "fraudstream.model_kind": str(artifact.manifest.get("model_kind", "")),
         "fraudstream.feature_names": json.dumps(artifact.feature_names),
+        "fraudstream.calibration": json.dumps(_calibration(artifact), sort_keys=True),
         "fraudstream.thresholds": json.dumps(artifact.thresholds, sort_keys=True),
         "fraudstream.model_sha256": str(artifact.manifest["files"].get("model.joblib", "")),
     }
+
+
+def _calibration(artifact: Artifact) -> dict[str, Any]:
+    """The calibration knots the thresholds assume (the identity for a model without)."""
+    calibration = Calibration.from_manifest(artifact.manifest.get("calibration"))
+    return {"method": calibration.method, "scores": calibration.scores.tolist(),
+            "probabilities": calibration.probabilities.tolist(),
+            "apply": "np.interp(probability, scores, probabilities), then the thresholds"}
 
 
 def probabilities(session: Any, matrix: np.ndarray) -> np.ndarray:
@@ -165,6 +177,7 @@ def _sidecar(artifact: Artifact, proto: Any, sha256: str, difference: float,
         "model_version": artifact.version,
         "model_kind": artifact.manifest.get("model_kind"),
         "feature_names": artifact.feature_names,
+        "calibration": _calibration(artifact),
         "thresholds": artifact.thresholds,
         "sha256": sha256,
         "source_model_sha256": artifact.manifest["files"].get("model.joblib"),

@@ -1,4 +1,5 @@
-"""The scorer a worker holds: a verified artifact, its thresholds and its explainer."""
+"""The scorer a worker holds: a verified artifact, its calibration, thresholds and
+explainer."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
-from fraudstream.models.artifact import Artifact, check_feature_contract
+from fraudstream.models.artifact import Artifact, ArtifactError, check_feature_contract
+from fraudstream.models.calibration import Calibration, CalibrationError
 from fraudstream.models.compiled import (
+    TOLERANCE,
     CompiledScorer,
     CompiledScorerError,
     probe_matrix,
@@ -33,8 +36,10 @@ class ScoredBatch:
 
 class Scorer:
     """Scores with the compiled library when the artifact has one that loads and agrees
-    with the model; with scikit-learn otherwise (``backend`` and ``fallback`` say which
-    and why)."""
+    with the model, calibration applied; with scikit-learn otherwise (``backend`` and
+    ``fallback`` say which and why). Scores are the model's probabilities mapped by the
+    manifest's calibration (the identity for a model trained without one), and the
+    thresholds were chosen on calibrated validation scores."""
 
     def __init__(self, artifact: Artifact, expected_features: Sequence[str],
                  expected_schema: str | None = None) -> None:
@@ -42,10 +47,17 @@ class Scorer:
         self.artifact = artifact
         self.version = artifact.version
         self.thresholds = artifact.thresholds
+        try:
+            self.calibration = Calibration.from_manifest(artifact.manifest.get("calibration"))
+        except (CalibrationError, KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"model {artifact.version} has an unusable calibration: "
+                                f"{exc}") from None
         explain = artifact.manifest["explain"]
         self._decisions = BatchDecisions(
-            self.thresholds, ReasonExplainer.from_manifest(artifact.feature_names, explain))
-        self.backend, self.fallback, self._probability = _choose_backend(artifact, explain)
+            self.thresholds, ReasonExplainer.from_manifest(artifact.feature_names, explain),
+            self.calibration)
+        self.backend, self.fallback, self._probability = _choose_backend(
+            artifact, explain, self.calibration)
 
     def score(self, matrix: np.ndarray) -> ScoredBatch:
         """The compiled tree once for the whole batch, then thresholds and reasons in one
@@ -63,7 +75,7 @@ def load_scorer(artifact: Artifact) -> Scorer:
 
 
 def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],
-                    ) -> tuple[str, str, Probability]:
+                    calibration: Calibration) -> tuple[str, str, Probability]:
     def sklearn(matrix: np.ndarray) -> np.ndarray:
         return np.asarray(artifact.model.predict_proba(matrix)[:, 1])
 
@@ -81,8 +93,21 @@ def _choose_backend(artifact: Artifact, explain: Mapping[str, Any],
             expected = sklearn(probe)
         compiled = CompiledScorer(artifact.blob(library), thresholds)
         compiled.check(probe, expected)
+        check_calibrated(compiled.predict(probe), expected, calibration)
     except CompiledScorerError as exc:
         log.warning("compiled scorer unusable, scoring with scikit-learn: %s", exc,
                     extra={"model_version": artifact.version})
         return "sklearn", str(exc), sklearn
     return "compiled", "", compiled.predict
+
+
+def check_calibrated(actual: np.ndarray, expected: np.ndarray,
+                     calibration: Calibration) -> None:
+    """Refuse a compiled scorer whose calibrated scores are not the model's calibrated
+    probabilities within the tolerance (a steep stretch of the map could widen a raw
+    difference)."""
+    worst = (float(np.max(np.abs(calibration.apply(actual) - calibration.apply(expected))))
+             if expected.size else 0.0)
+    if not worst <= TOLERANCE:
+        raise CompiledScorerError(f"calibrated, the compiled scorer differs from the model "
+                                  f"by {worst:.2e} (> {TOLERANCE:g})")

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from fraudstream.features.definitions import FEATURE_NAMES, feature_schema_digest
 from fraudstream.features.offline import compute_matrix
 from fraudstream.models.artifact import sha256_of, write_artifact
+from fraudstream.models.calibration import brier, choose_calibration, log_loss
 from fraudstream.models.compiled import compiled_entries
 from fraudstream.models.decisions import choose_thresholds
 from fraudstream.models.evaluation import (
@@ -49,6 +50,7 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]
     thresholds: dict[str, float]
     plan: SplitPlan
+    calibration: dict[str, Any]  # the manifest's entry
     train_rows: int
     test_rows: int
 
@@ -80,7 +82,8 @@ def drift_baseline(matrix: np.ndarray) -> dict[str, dict[str, list[float]]]:
 
 
 def _report(version: str, metrics: dict[str, dict[str, float]], plan: SplitPlan,
-            train_rows: int, test_rows: int, checking: SplitPlan) -> str:
+            train_rows: int, test_rows: int, checking: SplitPlan,
+            calibration: dict[str, Any]) -> str:
     lines = [f"# Model {version}", "",
              f"Train days {plan.start_day}..{plan.start_day + plan.train_days - 1}, "
              f"delay {plan.delay_days} days, test days {plan.test_start}..{plan.end_day - 1}; "
@@ -93,6 +96,17 @@ def _report(version: str, metrics: dict[str, dict[str, float]], plan: SplitPlan,
     for name, m in metrics.items():
         lines.append(f"| {name} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} "
                      f"| {m['card_precision_at_100']:.4f} |")
+    test = calibration["test"]
+    losses = ", ".join(f"{m} {v:.5f}" for m, v in calibration["cross_fitted_log_loss"].items())
+    lines += ["", (f"Scores are calibrated ({calibration['method']}, "
+                   f"{len(calibration['scores'])} knots)" if calibration["method"] != "none"
+                   else "Scores are the model's probabilities (no calibration did better)")
+              + f", chosen on the same validation days by cross-fitted log loss ({losses}); "
+              f"the thresholds are on these scores. Test Brier score "
+              f"{test['brier']['raw']:.6f} raw, {test['brier']['calibrated']:.6f} calibrated; "
+              f"log loss {test['log_loss']['raw']:.5f} raw, "
+              f"{test['log_loss']['calibrated']:.5f} calibrated. The map is strictly "
+              f"increasing: the ranking metrics above are those of the raw scores."]
     return "\n".join(lines) + "\n"
 
 
@@ -127,14 +141,16 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
     train_mask, test_mask = time_split(frame, plan)
     fit_mask, check_mask = time_split(frame, checking)
 
-    progress(f"choosing thresholds and importances on days {checking.test_start}.."
-             f"{checking.end_day - 1}")
+    progress(f"choosing the calibration, thresholds and importances on days "
+             f"{checking.test_start}..{checking.end_day - 1}")
     checker = _fit(kind, seed, matrix, labels, fit_mask, "validation training")
     x_check, y_check = matrix[check_mask], labels[check_mask]
     if len(np.unique(y_check)) < 2:
         raise ValueError("the validation window has only one class: simulate more data")
     check_scores = checker.predict_proba(x_check)[:, 1]
-    thresholds = choose_thresholds(y_check, check_scores)
+    check_days = frame["timestamp"].to_numpy()[check_mask] // 86_400_000
+    calibration, losses = choose_calibration(check_scores, y_check, check_days)
+    thresholds = choose_thresholds(y_check, calibration.apply(check_scores))
     validation = evaluate(frame[check_mask], y_check, check_scores)
     sample = min(len(y_check), 5000)
     importance = permutation_importance(checker, x_check[:sample], y_check[:sample],
@@ -151,6 +167,13 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         metrics[name] = evaluate(test_frame, y_test, fitted[name].predict_proba(x_test)[:, 1])
 
     model = fitted[kind]
+    raw = model.predict_proba(x_test)[:, 1]
+    calibrated = calibration.apply(raw)
+    calibration_entry = {
+        **calibration.as_manifest(_days(checking), losses),
+        "test": {"brier": {"raw": brier(y_test, raw), "calibrated": brier(y_test, calibrated)},
+                 "log_loss": {"raw": log_loss(y_test, raw),
+                              "calibrated": log_loss(y_test, calibrated)}}}
     x_train = matrix[train_mask]
     created = datetime.now(UTC)
     registry = Registry(registry_root)
@@ -168,6 +191,9 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         "model_kind": kind,
         "feature_names": list(FEATURE_NAMES),
         "feature_schema": feature_schema_digest(),
+        # Scores are the model's probabilities through this map; the thresholds apply to
+        # them.
+        "calibration": calibration_entry,
         "thresholds": thresholds,
         "metrics": metrics,
         "training": {"start_day": plan.start_day, "train_days": plan.train_days,
@@ -177,7 +203,9 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         # What was chosen where: the test window only gives the reported metrics.
         "validation": {"days": _days(checking), "rows": int(check_mask.sum()),
                        "metrics": {kind: validation},
-                       "chosen_on": {"thresholds": "validation", "importances": "validation",
+                       "chosen_on": {"calibration": "validation",
+                                     "thresholds": "validation (calibrated scores)",
+                                     "importances": "validation",
                                      "hyper_parameters": HYPER_PARAMETERS_CHOSEN_ON}},
         "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                       "numpy": np.__version__, "joblib": joblib.__version__},
@@ -186,7 +214,7 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
         "drift_baseline": drift_baseline(x_train),
     }
     report = _report(version, metrics, plan, int(train_mask.sum()), int(test_mask.sum()),
-                     checking)
+                     checking, calibration_entry)
     progress("compiling the scorer")
     path = write_artifact(registry.version_dir(version), model, manifest,
                           extra_files={"report.md": report},
@@ -194,5 +222,5 @@ def train(frame: pd.DataFrame, registry_root: Path, kind: str = "hgb", seed: int
     if promote:
         registry.promote(version, FEATURE_NAMES, feature_schema_digest(), by="train")
     progress(f"wrote {path} (model sha256 {sha256_of(path / 'model.joblib')[:12]})")
-    return TrainResult(version, path, metrics, thresholds, plan,
+    return TrainResult(version, path, metrics, thresholds, plan, calibration_entry,
                        int(train_mask.sum()), int(test_mask.sum()))

@@ -16,6 +16,7 @@ import pytest
 from fraudstream.features.offline import compute_matrix
 from fraudstream.models import onnx_export
 from fraudstream.models.artifact import ArtifactError, load_artifact, write_artifact
+from fraudstream.models.calibration import Calibration
 from fraudstream.models.onnx_export import (
     INPUT_NAME,
     ONNX_FILE,
@@ -81,6 +82,12 @@ def test_onnxruntime_probabilities_equal_scikit_learn_within_1e_5(
     assert metadata["fraudstream.model_version"] == version
     assert json.loads(metadata["fraudstream.feature_names"]) == artifact.feature_names
     assert json.loads(metadata["fraudstream.thresholds"]) == artifact.thresholds
+    # The thresholds are on calibrated scores: the knots travel with them.
+    calibration = json.loads(metadata["fraudstream.calibration"])
+    assert calibration == sidecar["calibration"]
+    recorded = Calibration.from_manifest(artifact.manifest.get("calibration"))
+    assert calibration["scores"] == recorded.scores.tolist()
+    assert calibration["probabilities"] == recorded.probabilities.tolist()
     opsets = {entry.domain: entry.version for entry in model.opset_import}
     assert opsets[""] == TARGET_OPSET[""], "the pinned opset"
     assert all(v <= TARGET_OPSET.get(d, 0) for d, v in opsets.items()), opsets

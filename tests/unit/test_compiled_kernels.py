@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fraudstream.features import customer_state, kernels, terminal_state
-from fraudstream.features.definitions import DAY_MS, LABEL_DELAY_DAYS
+from fraudstream.features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudstream.features.online import (
     LabelBatch,
     OnlineFeatureStore,
@@ -23,6 +23,9 @@ from fraudstream.simulator.generator import simulate
 from tests.population import recent
 
 BATCH_SIZES = (1, 3, 64, 500, 17, 2)  # cycled over the stream
+HISTORY_NAMES = ("customer_amount_over_mean_1d", "customer_mean_1d_over_mean_30d",
+                 "customer_mean_7d_over_mean_before_7d", "customer_mean_1d_over_mean_before_14d")
+HISTORY_COLUMNS = [FEATURE_NAMES.index(name) for name in HISTORY_NAMES]
 
 
 def _parity_stream() -> tuple[TransactionBatch, np.ndarray, list[str]]:
@@ -56,6 +59,7 @@ def test_compiled_kernel_equals_the_reference_on_the_parity_stream() -> None:
     days = stream.timestamps_ms // DAY_MS
     labelled_up_to = int(days[0]) - LABEL_DELAY_DAYS - 1
     labels_applied = start = 0
+    history_values = []  # the history columns (customer amounts against their past)
     for size in itertools.cycle(BATCH_SIZES):
         if start >= len(stream):
             break
@@ -87,7 +91,16 @@ def test_compiled_kernel_equals_the_reference_on_the_parity_stream() -> None:
             [terminals.setdefault(t, terminal_state.TerminalState()) for t in t_ids],
             np.array([t_ids.index(t) for t in batch.terminal_ids]), batch)
         assert np.array_equal(matrix, expected), f"features differ in events {start}..{stop}"
+        history_values.append(matrix[:, HISTORY_COLUMNS])
         start = stop
+
+    # Both sides of every history column are exercised: empty days before the last 7 or
+    # 14 (0) and filled ones, means above and below the customer's past.
+    history = np.vstack(history_values)
+    for c, name in enumerate(HISTORY_NAMES):
+        assert (history[:, c] > 1.0).sum() > 1000 and (history[:, c] < 1.0).sum() > 1000, name
+    for c in (2, 3):
+        assert (history[:, c] == 0.0).sum() > 100, HISTORY_NAMES[c]
 
     assert labels_applied > 100, labels_applied
     for cid, state in customers.items():

@@ -14,7 +14,8 @@ import pytest
 
 from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
-from fraudstream.models.artifact import load_artifact, write_artifact
+from fraudstream.models.artifact import ArtifactError, load_artifact, write_artifact
+from fraudstream.models.calibration import Calibration
 from fraudstream.models.compiled import CompiledScorer, predict_rows, split_thresholds
 from fraudstream.models.evaluation import default_plan, time_split
 from fraudstream.models.registry import Registry
@@ -52,7 +53,9 @@ def test_compiled_probabilities_match_predict_proba_on_the_whole_test_set(traine
     matrix = compute_matrix(frame)
     _, test = time_split(frame, default_plan(CONFIG.days))
     scorer = Scorer(artifact, FEATURE_NAMES)
-    expected = artifact.model.predict_proba(matrix[test])[:, 1]
+    # The model's probabilities through the manifest's calibration: what a worker scores.
+    calibration = Calibration.from_manifest(artifact.manifest["calibration"])
+    expected = calibration.apply(artifact.model.predict_proba(matrix[test])[:, 1])
     actual = scorer.score(matrix[test]).scores
     assert test.sum() > 1000
     assert np.max(np.abs(actual - expected)) <= 1e-6
@@ -145,7 +148,8 @@ def test_an_artifact_without_a_recorded_check_is_checked_against_its_model(
     assert scorer.backend == "compiled"
     matrix = compute_matrix(frame)[:500]
     assert np.max(np.abs(scorer.score(matrix).scores
-                         - good.model.predict_proba(matrix)[:, 1])) <= 1e-6
+                         - scorer.calibration.apply(good.model.predict_proba(matrix)[:, 1])
+                         )) <= 1e-6
 
 
 def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
@@ -168,8 +172,49 @@ def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
     assert "cannot load" in scorer.fallback
     assert any("compiled scorer unusable" in r.getMessage() for r in caplog.records)
     matrix = compute_matrix(frame)[:500]
-    assert np.array_equal(scorer.score(matrix).scores,
-                          np.clip(good.model.predict_proba(matrix)[:, 1], 0, 1))
+    assert np.array_equal(scorer.score(matrix).scores, np.clip(
+        scorer.calibration.apply(good.model.predict_proba(matrix)[:, 1]), 0, 1))
+
+
+def test_a_calibration_that_widens_a_small_difference_is_refused(
+        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A library within 1e-6 of the model raw, but not once a steep calibration (slope 10
+    below 0.05) maps both: the calibrated scores are what a decision uses."""
+    root, _ = trained
+    good = Registry(root).load_champion()
+    check = good.manifest["compiled_check"]
+    assert min(check["probe_probabilities"]) < 0.05
+    nudged = {**check, "probe_probabilities": [p + 5e-7 for p in check["probe_probabilities"]]}
+    library = good.blob("scorer.so")
+
+    def same_library(directory: Path) -> dict[str, object]:
+        (directory / "scorer.so").write_bytes(library)
+        return {"compiled": "scorer.so", "compiled_check": nudged}
+
+    kept = {k: v for k, v in good.manifest.items()
+            if k not in ("files", "compiled", "compiled_check", "format")}
+    for name, scores, probabilities, backend in (
+            ("gentle", [0.0, 1.0], [0.0, 1.0], "compiled"),
+            ("steep", [0.0, 0.05, 1.0], [0.0, 0.5, 1.0], "sklearn")):
+        kept["calibration"] = {**good.manifest["calibration"], "scores": scores,
+                               "probabilities": probabilities}
+        write_artifact(tmp_path / name, good.model, kept, build=same_library)
+        scorer = Scorer(load_artifact(tmp_path / name), FEATURE_NAMES)
+        assert scorer.backend == backend, scorer.fallback
+    assert "calibrated, the compiled scorer differs" in scorer.fallback
+
+
+def test_a_calibration_that_is_not_an_increasing_map_is_refused(
+        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, _ = trained
+    good = Registry(root).load_champion()
+    kept = {k: v for k, v in good.manifest.items()
+            if k not in ("files", "compiled", "compiled_check", "format")}
+    kept["calibration"] = {**good.manifest["calibration"], "scores": [0.0, 0.5, 0.4, 1.0],
+                           "probabilities": [0.0, 0.1, 0.2, 1.0]}
+    write_artifact(tmp_path / "bent", good.model, kept)
+    with pytest.raises(ArtifactError, match="unusable calibration"):
+        Scorer(load_artifact(tmp_path / "bent"), FEATURE_NAMES)
 
 
 def test_a_logistic_model_is_not_compiled(tmp_path: Path) -> None:

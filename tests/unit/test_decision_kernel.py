@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fraudstream.models.decision_kernel import BatchDecisions
+from fraudstream.models.calibration import Calibration
+from fraudstream.models.decision_kernel import BatchDecisions, calibrated
 from fraudstream.models.decisions import ReasonExplainer, decide
 
 WIDTH = 5
@@ -51,3 +52,46 @@ def test_a_read_only_matrix_is_scored_without_compiling_again() -> None:
         np.array([0.1, 0.95]), matrix)
     assert codes.tolist() == [0, 2]
     assert reasons == [[], ["f4", "f3", "f2"]]
+
+
+knots = st.lists(st.floats(1e-6, 1 - 1e-6), min_size=0, max_size=30, unique=True)
+
+
+@st.composite
+def calibrations(draw: st.DrawFn) -> Calibration:
+    """A strictly increasing map of [0, 1] with up to 30 interior knots."""
+    xs = sorted(draw(knots))
+    ys = sorted(draw(st.lists(st.floats(1e-6, 1 - 1e-6), min_size=len(xs),
+                              max_size=len(xs), unique=True)))
+    return Calibration("isotonic", np.array([0.0, *xs, 1.0]), np.array([0.0, *ys, 1.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(calibration=calibrations(), data=st.data())
+def test_calibrated_decisions_equal_the_definitions(calibration: Calibration,
+                                                    data: st.DataObject) -> None:
+    rows = data.draw(st.integers(0, 12))
+    probs = data.draw(hnp.arrays(np.float64, (rows,), elements=st.one_of(
+        probabilities, st.sampled_from(calibration.scores.tolist()))))
+    matrix = np.ones((rows, WIDTH))
+    explainer = ReasonExplainer(NAMES, [0.0] * WIDTH, [1.0] * WIDTH, [1.0] * WIDTH)
+    thresholds = {"review": 0.3, "decline": 0.6}
+
+    scores, codes, _ = BatchDecisions(thresholds, explainer, calibration).apply(probs, matrix)
+
+    expected = np.clip(calibration.apply(probs), 0.0, 1.0)  # the definition
+    assert np.array_equal(scores, expected)
+    assert np.array_equal(codes, decide(expected, thresholds))
+
+
+def test_the_compiled_interpolation_is_numpys_to_the_bit() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        xs = np.r_[0.0, np.sort(rng.random(int(rng.integers(0, 40)))), 1.0]
+        ys = np.r_[0.0, np.sort(rng.random(xs.size - 2)), 1.0]
+        if np.any(np.diff(xs) <= 0) or np.any(np.diff(ys) <= 0):
+            continue
+        x = np.r_[rng.random(200), xs, -0.1, 1.1, np.nan]
+        expected = np.interp(x, xs, ys)
+        got = np.array([calibrated(v, xs, ys) for v in x])
+        assert np.array_equal(got, expected, equal_nan=True)

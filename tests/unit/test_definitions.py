@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 from fraudstream.features.definitions import (
+    BEFORE_DAYS,
     COL_AMOUNT,
+    COL_AMOUNT_OVER_1D,
     COL_AMOUNT_RATIO,
     COL_AVG,
     COL_COUNT,
     COL_GAP,
+    COL_MEAN_1D_OVER_30D,
+    COL_MEAN_OVER_BEFORE,
     COL_NIGHT,
     COL_TERMINAL_COUNT,
     COL_TERMINAL_RISK,
@@ -25,11 +29,14 @@ from fraudstream.features.definitions import (
     RING_DAYS,
     SKEW_DAYS,
     TERMINAL_RING_DAYS,
+    TOTAL_WINDOWS,
+    WINDOWS,
     amount_over_mean,
     average_amount,
     calendar_flags,
     day_of,
     gap_seconds,
+    mean_over_before,
     risk,
     to_cents,
 )
@@ -139,7 +146,7 @@ def test_average_amount_in_currency_units_and_safe_for_zero_count() -> None:
 
 
 def test_feature_column_layout() -> None:
-    assert N_FEATURES == len(FEATURE_NAMES) == 17
+    assert N_FEATURES == len(FEATURE_NAMES) == 21
     assert len(set(FEATURE_NAMES)) == N_FEATURES
     assert FEATURE_NAMES[COL_AMOUNT] == "amount"
     assert FEATURE_NAMES[COL_WEEKEND] == "is_weekend"
@@ -155,6 +162,13 @@ def test_feature_column_layout() -> None:
     assert [COL_TERMINAL_COUNT[w] for w in (1, 7, 30)] == [11, 12, 13]
     assert [COL_TERMINAL_RISK[w] for w in (1, 7, 30)] == [14, 15, 16]
     assert GAP_CAP_MS == 30 * DAY_MS
+    assert FEATURE_NAMES[COL_AMOUNT_OVER_1D] == "customer_amount_over_mean_1d"
+    assert FEATURE_NAMES[COL_MEAN_1D_OVER_30D] == "customer_mean_1d_over_mean_30d"
+    for (recent, before), column in COL_MEAN_OVER_BEFORE.items():
+        assert FEATURE_NAMES[column] == f"customer_mean_{recent}d_over_mean_before_{before}d"
+        assert recent in WINDOWS and before in BEFORE_DAYS and before < RING_DAYS
+    assert sorted(COL_MEAN_OVER_BEFORE.values()) == [19, 20] and N_FEATURES == 21
+    assert set(TOTAL_WINDOWS) == {*WINDOWS, *BEFORE_DAYS}
 
 
 def test_terminal_ring_holds_the_longest_window_plus_the_label_delay_and_skew() -> None:
@@ -171,6 +185,16 @@ def test_risk_is_the_fraud_share_and_zero_without_transactions() -> None:
     assert result.dtype == np.float64
     assert result.tolist() == [0.0, 0.25, 1.0, 0.0, 0.0]
     assert not np.isnan(result).any()
+
+
+def test_mean_over_before_takes_the_longest_window_less_the_recent_days() -> None:
+    # 30-day totals (count, cents) less the B-day ones: the days before the last B.
+    recent = np.array([40.0, 40.0, 5.0, 3.0])
+    result = mean_over_before(recent, np.array([5, 3, 2, 4]), np.array([7000, 3000, 2, 1000]),
+                              np.array([3, 3, 1, 1]), np.array([5000, 3000, 1, 400]))
+    # 2000 cents in 2: mean 10; nothing before: 0; 1 cent in 1: floored at one cent;
+    # 600 in 3: 2.
+    assert result.tolist() == [4.0, 0.0, 500.0, 1.5]
 
 
 def test_amount_over_mean_floors_the_mean_at_one_cent() -> None:

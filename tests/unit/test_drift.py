@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fraudstream.features.definitions import N_FEATURES
 from fraudstream.models.train import drift_baseline
 from fraudstream.stream.drift import (
     ALERT_PSI,
@@ -86,8 +87,8 @@ def test_psi_of_identical_shares_is_zero_and_grows_with_distance() -> None:
 
 
 def test_an_artifact_baseline_is_accepted_and_a_missing_feature_refused() -> None:
-    matrix = np.random.default_rng(5).random((1000, 2))
-    from_training = drift_baseline(np.hstack([matrix] * 9)[:, :17])
+    matrix = np.random.default_rng(5).random((1000, N_FEATURES))
+    from_training = drift_baseline(matrix)
     assert DriftMonitor(from_training, list(from_training)).names == list(from_training)
     with pytest.raises(ValueError, match="no drift baseline for"):
         DriftMonitor(from_training, ["not_a_feature"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -14,10 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from fraudstream.features.definitions import (
-    COL_AMOUNT_RATIO,
     COL_TERMINAL_COUNT,
     COUNT_MAX,
     DAY_MS,
+    FEATURE_NAMES,
     HOUR_MS,
     LABEL_DELAY_DAYS,
     N_FEATURES,
@@ -34,8 +35,8 @@ set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fraudstream-unit-hypothes
 
 T0 = 1_522_540_800_000  # 2018-04-01T00:00:00Z
 N_PARTITIONS = 2
-CUSTOMER_COLUMNS = list(range(COL_AMOUNT_RATIO + 1))  # amount .. amount over 30d mean
-TERMINAL_COLUMNS = list(range(COL_AMOUNT_RATIO + 1, N_FEATURES))
+TERMINAL_COLUMNS = [c for c, name in enumerate(FEATURE_NAMES) if name.startswith("terminal_")]
+CUSTOMER_COLUMNS = [c for c in range(N_FEATURES) if c not in TERMINAL_COLUMNS]
 
 # A terminal's 30-day window reaches back RING_DAYS + LABEL_DELAY_DAYS days (37); its ring
 # holds TERMINAL_RING_DAYS days (39). Gaps around both edges, one day either side.
@@ -323,6 +324,31 @@ def test_parity_at_count_saturation() -> None:
     assert expected[n - 1, 3] == COUNT_MAX
     # The terminal's day counts do not saturate at the customers' one-byte limit.
     assert expected[n, COL_TERMINAL_COUNT[1]] == n > COUNT_MAX
+
+
+def test_parity_of_the_history_columns_across_the_ring() -> None:
+    """Means before the last 7 and 14 days: filled, emptied by a 20-day pause, filled
+    again, in batches of every size."""
+    rng = np.random.default_rng(4)
+    days = [*range(0, 25), *range(45, 80)]
+    rows = [(c, c, T0 + d * DAY_MS + int(rng.integers(0, DAY_MS)),
+             int(rng.integers(1, 50_000)), False)
+            for d in days for c in (0, 1) for _ in range(int(rng.integers(0, 3)))]
+    rows.sort(key=lambda r: r[2])
+    stream = build(rows)
+    expected = compute_matrix(stream.frame())
+    sizes = itertools.cycle([1, 5, 2, 40, 3])
+    bounds, start = [], 0
+    while start < len(stream):
+        stop = min(len(stream), start + next(sizes))
+        bounds.append((start, stop))
+        start = stop
+    online, _ = feed(OnlineFeatureStore(MemoryStateStore()), stream, bounds)
+    assert np.array_equal(online, expected)
+    for name in ("customer_mean_7d_over_mean_before_7d",
+                 "customer_mean_1d_over_mean_before_14d"):
+        column = expected[:, FEATURE_NAMES.index(name)]
+        assert (column > 0).sum() > 20 and (column == 0).sum() > 10, name
 
 
 def test_labels_used_by_the_parity_property_all_count() -> None:

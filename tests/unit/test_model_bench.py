@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -114,20 +115,157 @@ def test_the_report_has_counts_and_one_row_per_model(tmp_path: Path) -> None:
 
 def test_tuning_keeps_only_the_steps_that_help_on_validation() -> None:
     from fraudstream.bench.model_tuning import tune
+    from fraudstream.bench.validation_window import ValidationWindow
     from fraudstream.features.offline import compute_matrix
 
     frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
     trials = (("fewer iterations", {"max_iter": 20}), ("small trees", {"max_leaf_nodes": 4}),
               ("more iterations", {"max_iter": 150}))
-    chosen, baseline, steps = tune(frame, compute_matrix(frame), SplitPlan(19, 7, 7, 7),
-                                   progress=lambda _: None, steps=trials)
-    assert [s.change for s in steps] == [name for name, _ in trials]
+    window = ValidationWindow(frame, SplitPlan(19, 7, 7, 7))
+    matrix = compute_matrix(frame)
+    baseline = window.metrics(matrix)
+    chosen, steps = tune(window, matrix, baseline, progress=lambda _: None, steps=trials)
+    assert [s.change for s in steps] == [f"setting: {name}" for name, _ in trials]
     expected: dict[str, object] = {}
-    best = baseline
+    best = baseline["average_precision"]
     for step, (_, settings) in zip(steps, trials, strict=True):
-        assert step.gain == pytest.approx(step.validation_ap - best)
+        assert step.gain == pytest.approx(step.metrics["average_precision"] - best)
         assert step.kept == (step.gain > 0)
         if step.kept:
             expected.update(settings)
-            best = step.validation_ap
+            best = step.metrics["average_precision"]
     assert chosen == expected
+
+
+def test_the_validation_window_never_reaches_the_test_week() -> None:
+    from fraudstream.bench.validation_window import ValidationWindow
+
+    frame = simulate(SimulationConfig(customers=200, terminals=400, days=40, seed=3))
+    plan = SplitPlan(19, 7, 7, 7)
+    window = ValidationWindow(frame, plan)
+    day = frame["timestamp"].to_numpy() // 86_400_000 - frame["timestamp"].min() // 86_400_000
+    used = window.fit_mask | window.check_mask
+    assert day[used].max() < plan.start_day + plan.train_days  # ends with training
+    assert window.days == {"train": [5, 11], "validate": [19, 25]}
+
+
+def test_the_feature_study_adds_candidates_one_at_a_time() -> None:
+    from fraudstream.bench.feature_study import (
+        BASE_FEATURES,
+        MIN_GAIN,
+        FeatureCandidate,
+        study,
+    )
+    from fraudstream.bench.validation_window import ValidationWindow
+    from fraudstream.features.offline import compute_matrix
+
+    frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
+    rng = np.random.default_rng(0)
+    label = frame["is_fraud"].to_numpy(np.float64)
+    trials = (FeatureCandidate("noise", "random numbers", lambda h: rng.random(h.n)),
+              FeatureCandidate("leak", "the label itself", lambda h: label),
+              FeatureCandidate("leak again", "the label once more", lambda h: label))
+    window = ValidationWindow(frame, SplitPlan(19, 7, 7, 7))
+    engine = compute_matrix(frame)
+    choice = study(frame, engine, window, progress=lambda _: None, candidates=trials)
+    assert [c.change.split(":")[0] for c in choice.changes] == [
+        "feature noise", "feature leak", "feature leak again"]
+    # The label is a perfect feature: kept; once it is in, nothing can add to it.
+    assert choice.kept == ["leak"]
+    assert choice.names == [*BASE_FEATURES, "leak"]
+    assert choice.changes[1].metrics["average_precision"] == pytest.approx(1.0)
+    best = choice.base["average_precision"]
+    for change in choice.changes:
+        assert change.gain == pytest.approx(change.metrics["average_precision"] - best)
+        assert change.kept == (change.gain >= MIN_GAIN)
+        if change.kept:
+            best = change.metrics["average_precision"]
+    assert choice.matrix.shape == (len(frame), len(BASE_FEATURES) + 1)
+
+
+def test_every_candidate_is_computed_for_every_row() -> None:
+    from fraudstream.bench.feature_study import CANDIDATES, History
+
+    frame = simulate(SimulationConfig(customers=100, terminals=200, days=40, seed=5))
+    history = History(frame)
+    for candidate in CANDIDATES:
+        column = candidate.compute(history)
+        assert column.shape == (len(frame),) and np.isfinite(column).all(), candidate.name
+
+
+def test_history_totals_by_hand() -> None:
+    from fraudstream.bench.feature_study import History
+
+    day = 86_400
+    frame = frame_of([
+        (0, 1, 9, 10.0, 1),                 # day 0
+        (3600, 1, 9, 20.0, 0),              # day 0
+        (3 * day, 1, 8, 30.0, 0),           # day 3
+        (10 * day, 1, 9, 40.0, 0),          # day 10
+        (10 * day + 60, 1, 9, 50.0, 0),     # day 10, a minute later
+    ])
+    h = History(frame)
+    count, cents, days = h.customer(29, 0)  # the 30 days up to today, the row included
+    assert count.tolist() == [1, 2, 3, 4, 5]
+    assert cents.tolist() == [1000, 3000, 6000, 10000, 15000]
+    assert days.tolist() == [1, 1, 2, 3, 3]
+    count, cents, days = h.customer(29, 7)  # days d-29 .. d-7
+    assert count.tolist() == [0, 0, 0, 3, 3] and days.tolist() == [0, 0, 0, 2, 2]
+    assert h.mean(0, 0)[0].tolist() == [10.0, 15.0, 30.0, 40.0, 45.0]
+    assert h.previous_gap_s.tolist() == [30 * day, 30 * day, 3600, 3 * day - 3600, 7 * day]
+    count, frauds = h.terminal(6, 0)  # terminal days d-13 .. d-7
+    assert count.tolist() == [0, 0, 0, 2, 2] and frauds.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_the_served_candidates_are_what_the_study_defined() -> None:
+    """A candidate the engine serves is read from the engine's matrix in the study; its
+    formula in the study, computed on the same saturated day totals, gives the same
+    values."""
+    from fraudstream.bench.feature_study import CANDIDATES, History, served
+    from fraudstream.features.definitions import FEATURE_NAMES
+    from fraudstream.features.offline import compute_matrix
+
+    frame = simulate(SimulationConfig(customers=200, terminals=400, days=60, seed=9))
+    engine = compute_matrix(frame)
+    history = History(frame)
+    kept = [c for c in CANDIDATES if served(c.name)]
+    assert [c.name for c in kept] == list(FEATURE_NAMES[17:])
+    for candidate in kept:
+        column = engine[:, FEATURE_NAMES.index(candidate.name)]
+        np.testing.assert_allclose(candidate.compute(history), column, rtol=1e-12,
+                                   err_msg=candidate.name)
+
+
+def test_the_gains_report_every_change_and_the_calibration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudstream.bench import model_gains
+    from fraudstream.bench.feature_study import CANDIDATES, study
+    from fraudstream.bench.model_gains import BASE, TUNED
+    from fraudstream.bench.model_tuning import STEPS, tune
+
+    # Two candidates (one served, one not) and one setting keep it short.
+    candidates, steps = (CANDIDATES[0], CANDIDATES[-1]), STEPS[:1]
+    monkeypatch.setattr(model_gains, "study", functools.partial(study, candidates=candidates))
+    monkeypatch.setattr(model_gains, "tune", functools.partial(tune, steps=steps))
+    frame = simulate(SimulationConfig(customers=300, terminals=600, days=40, seed=7))
+    quick = [Candidate(OURS, "fraudstream", lambda: make_model("hgb"))]
+    data, _ = measure(frame, progress=lambda _: None, plan=SplitPlan(19, 7, 7, 7),
+                      models=quick, tuning=True)
+    tuning = data["tuning"]
+    assert tuning["chosen_on_days"] == {"train": [5, 11], "validate": [19, 25]}
+    assert len(tuning["steps"]) == len(candidates) + len(steps)
+    for step in tuning["steps"]:
+        assert {"change", "gain", "kept", "validation_average_precision",
+                "validation_roc_auc", "validation_card_precision_at_100"} <= set(step)
+    assert [m["name"] for m in data["models"]] == [OURS, BASE, TUNED]
+    calibration = tuning["calibration"]
+    assert calibration["method"] in ("none", "isotonic", "sigmoid")
+    raw, calibrated = calibration["test"]["raw"], calibration["test"]["calibrated"]
+    # A strictly increasing map: the ranking metrics are those of the raw scores.
+    for metric in ("roc_auc", "average_precision", "card_precision_at_100"):
+        assert calibrated[metric] == raw[metric]
+    assert raw["roc_auc"] == data["models"][0]["roc_auc"]
+    write_results(tmp_path, "model", data, markdown(data))
+    text = (tmp_path / "model.md").read_text()
+    assert "| change (one at a time, kept if it helps) |" in text
+    assert "| fraudstream default, test week | Brier score | log loss |" in text

@@ -39,6 +39,7 @@ def expected(amount: float, weekend: float, night: float, counts: tuple[int, int
              avgs: tuple[float, float, float], gap_s: float, ratio: float,
              terminal_counts: tuple[int, int, int] = (0, 0, 0),
              terminal_risks: tuple[float, float, float] = (0.0, 0.0, 0.0),
+             history: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0),
              ) -> dict[str, float]:
     return {
         "amount": amount, "is_weekend": weekend, "is_night": night,
@@ -50,6 +51,10 @@ def expected(amount: float, weekend: float, night: float, counts: tuple[int, int
         "terminal_nb_tx_1d": terminal_counts[0], "terminal_nb_tx_7d": terminal_counts[1],
         "terminal_nb_tx_30d": terminal_counts[2], "terminal_risk_1d": terminal_risks[0],
         "terminal_risk_7d": terminal_risks[1], "terminal_risk_30d": terminal_risks[2],
+        "customer_amount_over_mean_1d": history[0],
+        "customer_mean_1d_over_mean_30d": history[1],
+        "customer_mean_7d_over_mean_before_7d": history[2],
+        "customer_mean_1d_over_mean_before_14d": history[3],
     }
 
 
@@ -64,22 +69,28 @@ HAND_FRAME = pd.DataFrame({
 
 HAND_EXPECTED = [
     # A on Sunday 10:00: first transaction, gap capped at 30 days; amount / mean = 1.
-    # Terminal windows end at day -7: nothing there for any row but the last.
+    # Terminal windows end at day -7: nothing there for any row but the last. History:
+    # amount / today's mean, today's mean / 30-day mean, then the 7-day mean against days
+    # d-29..d-7 and today's mean against days d-29..d-14, 0 while those days are empty.
     expected(10.0, 1.0, 0.0, (1, 1, 1), (10.0, 10.0, 10.0), CAP_S, 1.0),
     # A on Sunday 11:00: same day, one hour later; 20.5 / 15.25
-    expected(20.5, 1.0, 0.0, (2, 2, 2), (15.25, 15.25, 15.25), 3600.0, 1.3442622950819672),
+    expected(20.5, 1.0, 0.0, (2, 2, 2), (15.25, 15.25, 15.25), 3600.0, 1.3442622950819672,
+             history=(1.3442622950819672, 1.0, 0.0, 0.0)),
     # B on Tuesday 03:00 (night), first transaction
     expected(100.0, 0.0, 1.0, (1, 1, 1), (100.0, 100.0, 100.0), CAP_S, 1.0),
     # A on Friday 08:00: 7d window (days -1..5) holds all three, 33.75 / 3
     # gap: day 0 11:00 -> day 5 08:00 = 5 days - 3 h = 421_200 s; 3.25 / 11.25 = 13 / 45.
     # T2's windows end at day -2: T2's day-2 transaction is not in them.
-    expected(3.25, 0.0, 0.0, (1, 3, 3), (3.25, 11.25, 11.25), 421_200.0, 0.28888888888888886),
+    expected(3.25, 0.0, 0.0, (1, 3, 3), (3.25, 11.25, 11.25), 421_200.0, 0.28888888888888886,
+             history=(1.0, 0.28888888888888886, 0.0, 0.0)),
     # A on Sunday 12:00 of day 7: 7d window (days 1..7) holds days 5 and 7, 4.25 / 2;
     # 30d holds all four, 34.75 / 4. gap: day 5 08:00 -> day 7 12:00 = 187_200 s;
     # 1 / 8.6875 = 16 / 139. T1's windows end at day 0 (1d: day 0; 7d: days -6..0;
     # 30d: days -29..0): the two day-0 transactions, no labels so risk 0.
+    # Days -22..0 (before the last 7) hold day 0: mean 15.25, and 2.125 / 15.25 = 17 / 122;
+    # the last 14 days hold all four, nothing before them.
     expected(1.0, 1.0, 0.0, (1, 2, 4), (1.0, 2.125, 8.6875), 187_200.0, 0.11510791366906475,
-             (2, 2, 2)),
+             (2, 2, 2), history=(1.0, 0.11510791366906475, 0.13934426229508196, 0.0)),
 ]
 
 
@@ -121,6 +132,29 @@ def test_thirty_day_window_excludes_day_minus_thirty() -> None:
     assert m[3, COL_COUNT[30]] == 2 and m[3, COL_AVG[30]] == 6.0
     assert m[3, COL_COUNT[1]] == 1 and m[3, COL_AVG[1]] == 8.0
     assert m[3, COL_GAP] == 12 * 3600.0
+
+
+def test_means_before_the_last_7_and_14_days() -> None:
+    frame = pd.DataFrame({
+        "timestamp": [at(0, 12), at(15, 12), at(20, 9), at(20, 10)],
+        "customer_id": ["A"] * 4,
+        "terminal_id": ["T"] * 4,
+        "amount": [10.0, 30.0, 50.0, 70.0],
+    })
+    m = compute_matrix(frame)
+    rows = [row(m, i) for i in range(4)]
+    # Day 15: days -14..8 (before the last 7) and -14..1 (before the last 14) hold day 0.
+    assert rows[1]["customer_mean_7d_over_mean_before_7d"] == 30.0 / 10.0
+    assert rows[1]["customer_mean_1d_over_mean_before_14d"] == 30.0 / 10.0
+    # Day 20, 10:00: the last 7 days (14..20) hold 30, 50, 70, mean 50; the 14 days
+    # (7..20) too; before them only day 0's 10. Today's mean is 60.
+    assert rows[3]["customer_mean_7d_over_mean_before_7d"] == 50.0 / 10.0
+    assert rows[3]["customer_mean_1d_over_mean_before_14d"] == 60.0 / 10.0
+    assert rows[3]["customer_amount_over_mean_1d"] == 70.0 / 60.0
+    assert rows[3]["customer_mean_1d_over_mean_30d"] == 60.0 / 40.0
+    # Day 0: nothing before either: 0.
+    assert rows[0]["customer_mean_7d_over_mean_before_7d"] == 0.0
+    assert rows[0]["customer_mean_1d_over_mean_before_14d"] == 0.0
 
 
 def test_gap_is_capped_and_equal_timestamps_give_zero() -> None:

@@ -90,17 +90,22 @@ HAND = batch(["A", "A", "B", "A", "A"], ["T1", "T1", "T2", "T2", "T1"],
              [0, 0, 1, 0, 0], [0, 1, 0, 2, 3])
 
 NO_TERMINAL = [0, 0, 0, 0.0, 0.0, 0.0]  # terminal counts 1/7/30d, then risks 1/7/30d
+FIRST = [1.0, 1.0, 0.0, 0.0]  # the history columns of a customer's first day
 # Columns: amount, weekend, night, customer counts 1/7/30d, customer averages 1/7/30d,
-# gap, amount / 30d mean, terminal counts 1/7/30d, terminal risks 1/7/30d.
+# gap, amount / 30d mean, terminal counts 1/7/30d, terminal risks 1/7/30d, then amount /
+# today's mean, today's mean / 30d mean, 7d mean / mean before the last 7 days, today's
+# mean / mean before the last 14 days (0 with nothing before them).
 HAND_ROWS = [
-    [10.0, 1.0, 0.0, 1, 1, 1, 10.0, 10.0, 10.0, CAP_S, 1.0, *NO_TERMINAL],
-    [20.5, 1.0, 0.0, 2, 2, 2, 15.25, 15.25, 15.25, 3600.0, 1.3442622950819672, *NO_TERMINAL],
-    [100.0, 0.0, 1.0, 1, 1, 1, 100.0, 100.0, 100.0, CAP_S, 1.0, *NO_TERMINAL],
+    [10.0, 1.0, 0.0, 1, 1, 1, 10.0, 10.0, 10.0, CAP_S, 1.0, *NO_TERMINAL, *FIRST],
+    [20.5, 1.0, 0.0, 2, 2, 2, 15.25, 15.25, 15.25, 3600.0, 1.3442622950819672, *NO_TERMINAL,
+     1.3442622950819672, 1.0, 0.0, 0.0],
+    [100.0, 0.0, 1.0, 1, 1, 1, 100.0, 100.0, 100.0, CAP_S, 1.0, *NO_TERMINAL, *FIRST],
     [3.25, 0.0, 0.0, 1, 3, 3, 3.25, 11.25, 11.25, 421_200.0, 0.28888888888888886,
-     *NO_TERMINAL],
+     *NO_TERMINAL, 1.0, 0.28888888888888886, 0.0, 0.0],
     # T1's windows for day 7 end at day 0: its two day-0 transactions, unlabelled.
+    # Days -22..0 hold day 0 (mean 15.25): 2.125 / 15.25.
     [1.0, 1.0, 0.0, 1, 2, 4, 1.0, 2.125, 8.6875, 187_200.0, 0.11510791366906475,
-     2, 2, 2, 0.0, 0.0, 0.0],
+     2, 2, 2, 0.0, 0.0, 0.0, 1.0, 0.11510791366906475, 0.13934426229508196, 0.0],
 ]
 
 
@@ -197,7 +202,7 @@ def test_default_matrix_is_a_first_transaction() -> None:
         batch(["X", "Y"], ["P", "Q"], [at(0, 3), at(6, 12)], [12.34, 0.5], [0, 0], [0, 1]))
     assert np.array_equal(defaults, fresh)
     assert defaults[0].tolist() == [12.34, 1.0, 1.0, 1, 1, 1, 12.34, 12.34, 12.34, CAP_S,
-                                    1.0, *NO_TERMINAL]
+                                    1.0, *NO_TERMINAL, *FIRST]
 
 
 def test_amounts_above_the_daily_cents_cap_saturate() -> None:

@@ -68,7 +68,7 @@ def test_other_feature_order_or_schema_is_refused_at_promote_time(tmp_path: Path
     registry = Registry(tmp_path)
     with pytest.raises(ArtifactError, match="same names in another order"):
         promote(registry, "reordered")
-    with pytest.raises(ArtifactError, match=r"missing \['terminal_risk_30d'\]"):
+    with pytest.raises(ArtifactError, match=rf"missing \['{FEATURE_NAMES[-1]}'\]"):
         promote(registry, "fewer")
     with pytest.raises(ArtifactError, match="feature schema 000000000000"):
         promote(registry, "old-schema")

@@ -34,6 +34,9 @@ QUIET = {
     "customer_amount_over_mean_30d": 1.0,
     "terminal_nb_tx_1d": 1.0, "terminal_nb_tx_7d": 8.0, "terminal_nb_tx_30d": 30.0,
     "terminal_risk_1d": 0.0, "terminal_risk_7d": 0.0, "terminal_risk_30d": 0.0,
+    "customer_amount_over_mean_1d": 50.0 / 45.0, "customer_mean_1d_over_mean_30d": 0.9,
+    "customer_mean_7d_over_mean_before_7d": 0.96,
+    "customer_mean_1d_over_mean_before_14d": 0.9,
 }
 # One value per rule that makes it, and only it, fire.
 TRIGGER = {
