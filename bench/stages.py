@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from fraudstream import services
 from fraudstream.bench.batch_cost import FIXED_COST_SIZE, LARGE_SIZE, BatchCost, measure_batch_costs
 from fraudstream.bench.pipeline import isolated
@@ -20,7 +22,10 @@ from fraudstream.settings import Settings
 from fraudstream.simulator.generator import SimulationConfig, simulate
 from fraudstream.simulator.streamer import produce_frame
 from fraudstream.stream.app import build_worker
+from fraudstream.stream.worker import Worker
 from fraudstream.topics import create_topics
+
+DELIVERY_ROUNDS = 3  # at-least-once and exactly-once drains, interleaved (bench/delivery.py)
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,18 @@ def train_registry() -> Path:
 
 def measure_stages(settings: Settings, frame_events: int, population: SimulationConfig,
                    registry: Path | None = None) -> StageReport:
-    registry = registry or train_registry()
-    settings = isolated(settings, "stages").replace(
+    report, _ = drain(settings, simulate(population).iloc[:frame_events],
+                      registry or train_registry())
+    return report
+
+
+def drain(settings: Settings, frame: pd.DataFrame, registry: Path,
+          name: str = "stages") -> tuple[StageReport, Worker]:
+    """A worker drains ``frame``, produced beforehand to topics of its own, in this
+    process; the report times the batches from the first to the last event."""
+    settings = isolated(settings, name).replace(
         model_dir=str(registry), session_timeout_ms=6000, heartbeat_interval_ms=500)
     create_topics(settings, 4)
-    frame = simulate(population).iloc[:frame_events]
     produce_frame(settings, frame)
     worker = build_worker(settings)
     clock: dict[str, float] = {}
@@ -76,19 +88,23 @@ def measure_stages(settings: Settings, frame_events: int, population: Simulation
                 totals[sample.labels["stage"]] = sample.value
     per_event = {stage: value / len(frame) * 1e6 for stage, value in totals.items()}
     per_event["poll, offsets, metrics"] = (seconds - sum(totals.values())) / len(frame) * 1e6
-    return StageReport(len(frame), seconds, per_event)
+    return StageReport(len(frame), seconds, per_event), worker
 
 
 def run_stages(out: Path, quick: bool, settings: Settings, population: SimulationConfig,
                ) -> StageReport:
+    from fraudstream.bench.delivery import measure_delivery, write_delivery  # it uses drain
+
     registry = train_registry()
     with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
             services.redis_url(settings.redis_url) as redis_url:
-        report = measure_stages(settings.replace(kafka_bootstrap=bootstrap,
-                                                 redis_url=redis_url),
-                                30_000 if quick else 100_000, population, registry)
+        settings = settings.replace(kafka_bootstrap=bootstrap, redis_url=redis_url)
+        frame = simulate(population)
+        backlog = frame.iloc[:30_000 if quick else 100_000]
+        report, _ = drain(settings, backlog, registry)
         costs = measure_batch_costs(redis_url, load_scorer(Registry(registry).load_champion()),
-                                    simulate(population))
+                                    frame)
+        delivery = measure_delivery(settings, backlog, registry, DELIVERY_ROUNDS)
     headers = ["stage", "us per event", "share"]
     total = sum(report.micros_per_event.values())
     rows = [[stage, f"{value:.1f}", f"{value / total:.0%}"]
@@ -108,6 +124,7 @@ def run_stages(out: Path, quick: bool, settings: Settings, population: Simulatio
         "per_event_us_at_512": by_size[LARGE_SIZE].per_event_us,
         "batches": [_cost_dict(c) for c in costs],
     }, markdown_table(headers, rows) + "\n" + markdown_table(cost_headers, cost_rows))
+    write_delivery(out, delivery, DELIVERY_ROUNDS)
     return report
 
 

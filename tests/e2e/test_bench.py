@@ -71,3 +71,20 @@ def test_batch_costs_are_measured_on_real_batches(redis_url: str, model_registry
     for cost in costs:
         assert min(cost.fetch_us, cost.score_us, cost.update_us) > 0
         assert cost.per_event_us == cost.total_us / cost.size
+
+
+def test_delivery_modes_drain_the_same_backlog(settings: Settings, model_registry: Path,
+                                               tmp_path: Path) -> None:
+    from fraudstream.bench.delivery import measure_delivery, write_delivery
+
+    runs = measure_delivery(settings, simulate(recent(6, seed=4)).iloc[:2000],
+                            model_registry, rounds=1)
+    assert [run.mode for run in runs] == ["at-least-once", "exactly-once, 100 ms transactions",
+                                          "exactly-once, one transaction per batch"]
+    assert all(run.events == 2000 and run.seconds > 0 for run in runs)
+    at_least_once, interval, per_batch = runs
+    assert at_least_once.commits == 0 and interval.commits >= 1
+    assert per_batch.commits >= interval.commits and per_batch.commit_seconds > 0
+    write_delivery(tmp_path, runs, 1)
+    heading, table = (tmp_path / "delivery.md").read_text().split("\n\n", 1)
+    assert heading.startswith("_Measured ") and table.startswith("| delivery |")
