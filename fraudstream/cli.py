@@ -693,8 +693,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         for secret in settings.secrets():
             logs.register_secret(secret)
-        if args.handler is cmd_demo and not settings.model_public_keys:
-            settings = settings.replace(dev_keys=True)  # the demo is development by nature
+        if args.handler in (cmd_demo, cmd_bench) and not settings.model_public_keys:
+            # the demo and the benchmark train the models they run: development by nature
+            settings = settings.replace(dev_keys=True)
         model_trust.configure(settings)
         return int(args.handler(args, settings))
     except FraudstreamError as exc:
