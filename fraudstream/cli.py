@@ -474,8 +474,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudstream import model_trust
     from fraudstream.bench.runner import run
 
+    if not settings.model_public_keys:  # it trains the models it runs: development keys
+        settings = settings.replace(dev_keys=True)
+        model_trust.configure(settings)
     return run(args.out, args.quick, args.only, settings, tune_model=args.tune_model)
 
 
@@ -693,9 +697,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         for secret in settings.secrets():
             logs.register_secret(secret)
-        if args.handler in (cmd_demo, cmd_bench) and not settings.model_public_keys:
-            # the demo and the benchmark train the models they run: development by nature
-            settings = settings.replace(dev_keys=True)
+        if args.handler is cmd_demo and not settings.model_public_keys:
+            settings = settings.replace(dev_keys=True)  # the demo is development by nature
         model_trust.configure(settings)
         return int(args.handler(args, settings))
     except FraudstreamError as exc:

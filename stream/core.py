@@ -173,6 +173,11 @@ class DecisionCore:
         self.backlog = StateBacklog()
         self._in_flight: tuple[TransactionBatch, Written | None] | None = None
 
+    @property
+    def settled(self) -> bool:
+        """Every state write sent so far is confirmed in the store, none is waiting."""
+        return self._in_flight is None and not self.backlog
+
     def decide(self, batch: TransactionBatch, scorer: SupportsScore,
                on_written: Written | None = None, writes: bool = True) -> DecidedBatch:
         """``writes=False`` (the HTTP scorer): the batch is never counted into the

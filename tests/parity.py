@@ -53,6 +53,9 @@ def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame,
         assert producer.flush(30) == 0
         wait_for(lambda target=already + sent + labels: worker.events >= target,
                  f"day {today}")
+        # and its state write in the store (a small one goes with the next read, or when
+        # the worker finds nothing more to read)
+        wait_for(lambda: worker.core.settled, f"the state writes of day {today}")
 
 
 def scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
