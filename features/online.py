@@ -65,7 +65,8 @@ UNREADABLE = (StateFormatError, TerminalStateError)
 LABEL_OUTCOMES = ("applied", "legit", "duplicate", "unknown", "too_old")
 
 
-@dataclass(frozen=True)
+# Slots, not frozen: a frozen dataclass's __init__ costs about 5 us, every batch.
+@dataclass(slots=True)
 class TransactionBatch:
     """Columns of the valid transactions of one poll, in arrival order."""
 

@@ -116,16 +116,39 @@ ROW_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_vo
 # Not cached: numba cannot cache code that takes a C function pointer. It is compiled once
 # per process (``compile_row_loop``), for every model: the pointer is an argument.
 @numba.njit(nogil=True)
-def predict_rows(predict_row: Any, matrix: np.ndarray, outputs: int) -> np.ndarray:
+def predict_rows(predict_row: Any, matrix: np.ndarray, outputs: int, thresholds: np.ndarray,
+                 starts: np.ndarray) -> np.ndarray:
     """The library's ``predict`` on every row of a C-contiguous float64 ``matrix``,
-    probabilities (``pred_margin`` 0); the last output of each row."""
+    probabilities (``pred_margin`` 0); the last output of each row. A value whose low 32
+    bits are all ones (TL2cgen's missing marker) is moved by one ulp in a copy of its row
+    first, upwards unless a split threshold of its feature (``thresholds[starts[j]:
+    starts[j + 1]]``) is that very value, then downwards (see ``CompiledScorer``)."""
     n, width = matrix.shape
     probabilities = np.empty(n, np.float64)
     result = np.zeros(outputs, np.float64)
+    row = np.empty(width, np.float64)
+    bits = matrix.reshape(n * width).view(np.uint64)
     base, row_bytes = matrix.ctypes.data, width * 8
     for i in range(n):
+        aliased = False
+        for j in range(width):
+            if bits[i * width + j] & _LOW_WORD == _LOW_WORD:
+                aliased = True
+                break
         result[:] = 0.0  # the generated code adds each tree's leaf to it
-        predict_row(base + i * row_bytes, 0, result.ctypes.data)
+        if aliased:  # a copy of the row with its aliased values moved
+            for j in range(width):
+                value = matrix[i, j]
+                if bits[i * width + j] & _LOW_WORD == _LOW_WORD:
+                    crosses = False
+                    for q in range(starts[j], starts[j + 1]):
+                        if thresholds[q] == value:
+                            crosses = True
+                    value = np.nextafter(value, -np.inf if crosses else np.inf)
+                row[j] = value
+            predict_row(row.ctypes.data, 0, result.ctypes.data)
+        else:
+            predict_row(base + i * row_bytes, 0, result.ctypes.data)
         probabilities[i] = result[outputs - 1]
     return probabilities
 
@@ -140,7 +163,8 @@ _WARM_UP_ROW = ROW_FUNCTION(_no_row)
 def compile_row_loop() -> float:
     """Compile ``predict_rows`` before any batch (once per process; ``jit.warm_up``)."""
     return warm_up("compiled tree loop", [predict_rows],
-                   lambda: predict_rows(_WARM_UP_ROW, np.zeros((1, 1), np.float64), 1))
+                   lambda: predict_rows(_WARM_UP_ROW, np.zeros((1, 1), np.float64), 1,
+                                        *_flat_thresholds([], 1)))
 
 
 class CompiledScorer:
@@ -173,27 +197,14 @@ class CompiledScorer:
             raise CompiledScorerError(f"not a TL2cgen library: {exc}") from None
         self._features = int(get_num_feature())
         self._outputs = targets * max(classes)
-        self._thresholds = thresholds or []
-
-    def _unalias_missing(self, matrix: np.ndarray) -> np.ndarray:
-        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
-        aliased = (matrix.view(np.uint64) & _LOW_WORD) == _LOW_WORD
-        if not aliased.any():
-            return matrix
-        matrix = matrix.copy()
-        for row, column in zip(*np.nonzero(aliased), strict=True):
-            value = matrix[row, column]
-            known = self._thresholds[column] if column < len(self._thresholds) else None
-            crosses = known is not None and np.any(known == value)
-            matrix[row, column] = np.nextafter(value, -np.inf if crosses else np.inf)
-        return matrix
+        self._thresholds = _flat_thresholds(thresholds or [], self._features)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         if matrix.ndim != 2 or matrix.shape[1] != self._features:
             raise CompiledScorerError(f"the compiled model reads {self._features} features, "
                                       f"the batch has shape {matrix.shape}")
-        return np.asarray(predict_rows(self._row, self._unalias_missing(matrix),
-                                       self._outputs))
+        return np.asarray(predict_rows(self._row, np.ascontiguousarray(matrix, np.float64),
+                                       self._outputs, *self._thresholds))
 
     def check(self, probe: np.ndarray, expected: np.ndarray) -> None:
         """Refuse the library unless it gives the model's probabilities on ``probe``."""
@@ -205,6 +216,18 @@ class CompiledScorer:
         if not worst <= TOLERANCE:
             raise CompiledScorerError(
                 f"compiled scorer differs from the model by {worst:.2e} (> {TOLERANCE:g})")
+
+
+def _flat_thresholds(thresholds: list[np.ndarray], features: int,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's split thresholds back to back, and where each feature's start
+    (``features + 1`` entries; a feature without any has an empty range)."""
+    lengths = [len(thresholds[j]) if j < len(thresholds) else 0 for j in range(features)]
+    starts = np.zeros(features + 1, np.int64)
+    starts[1:] = np.cumsum(lengths)
+    flat = (np.concatenate([np.asarray(t, np.float64) for t in thresholds[:features]])
+            if any(lengths) else np.zeros(0, np.float64))
+    return np.ascontiguousarray(flat, np.float64), starts
 
 
 def probe_matrix(means: list[float], stds: list[float], rows: int = 256,

@@ -47,14 +47,16 @@ def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: fl
                        decline: float, means: np.ndarray, stds: np.ndarray,
                        weights: np.ndarray, top: int, knots_x: np.ndarray,
                        knots_y: np.ndarray,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(calibrated scores clipped to [0, 1], outcome codes, reason feature indices; -1:
-    none). The probabilities are calibrated first (knots ``knots_x``, ``knots_y``)."""
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(calibrated scores clipped to [0, 1], outcome codes, reason feature indices (-1:
+    none), how many rows are not approved). The probabilities are calibrated first
+    (knots ``knots_x``, ``knots_y``)."""
     n, width = matrix.shape
     scores = np.empty(n, np.float64)
     codes = np.zeros(n, np.int8)
     reasons = np.full((n, top), -1, np.int64)
     z = np.empty(width, np.float64)
+    flagged = 0
     for i in range(n):
         score = calibrated(probabilities[i], knots_x, knots_y)
         if score < 0.0:
@@ -68,6 +70,7 @@ def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: fl
             codes[i] = REVIEW
         else:
             continue
+        flagged += 1
         for j in range(width):
             z[j] = abs(matrix[i, j] - means[j]) / stds[j] * weights[j]
         for r in range(top):
@@ -79,7 +82,7 @@ def decide_and_explain(probabilities: np.ndarray, matrix: np.ndarray, review: fl
                 break
             reasons[i, r] = best
             z[best] = -1.0  # taken
-    return scores, codes, reasons
+    return scores, codes, reasons, flagged
 
 
 class BatchDecisions:
@@ -104,12 +107,15 @@ class BatchDecisions:
         matrix = np.ascontiguousarray(matrix, np.float64)
         if not matrix.flags.writeable:  # the kernel is compiled for writable arrays only
             matrix = matrix.copy()
-        scores, codes, chosen = decide_and_explain(
-            np.array(probabilities, np.float64), matrix, self._review, self._decline,
-            self._means, self._stds, self._weights, self._top, *self._knots)
+        probabilities = np.ascontiguousarray(probabilities, np.float64)
+        if not probabilities.flags.writeable:
+            probabilities = probabilities.copy()
+        scores, codes, chosen, any_flagged = decide_and_explain(
+            probabilities, matrix, self._review, self._decline, self._means, self._stds,
+            self._weights, self._top, *self._knots)
         reasons: list[list[str]] = [[] for _ in range(len(scores))]
-        flagged = np.flatnonzero(codes != APPROVE)
-        if flagged.size:
+        if any_flagged:
+            flagged = np.flatnonzero(codes != APPROVE)
             picked = chosen[flagged]
             names = self._names[picked].tolist()
             short: list[bool] = np.asarray((picked < 0).any(axis=1)).tolist()

@@ -168,6 +168,8 @@ def _check(scored: ScoredBatch, n: int) -> None:
     if scores.shape != (n,) or len(scored.codes) != n or len(scored.reasons) != n:
         raise _BadScores(f"expected {n} results, got scores of shape {scores.shape}, "
                          f"{len(scored.codes)} codes, {len(scored.reasons)} reason lists")
+    if math.isfinite(float(scores.sum())):  # then every score is finite (one sum, no
+        return                               # array of flags for a batch of one)
     bad = int(np.count_nonzero(~np.isfinite(scores)))
     if bad:
         raise _BadScores(f"{bad} of {n} scores are not finite")

@@ -16,7 +16,7 @@ from fraudstream.features.definitions import FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
 from fraudstream.models.artifact import ArtifactError, load_artifact, write_artifact
 from fraudstream.models.calibration import Calibration
-from fraudstream.models.compiled import CompiledScorer, predict_rows, split_thresholds
+from fraudstream.models.compiled import CompiledScorer, split_thresholds
 from fraudstream.models.evaluation import default_plan, time_split
 from fraudstream.models.registry import Registry
 from fraudstream.models.scorer import Scorer
@@ -67,13 +67,18 @@ def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) 
     artifact = Registry(root).load_champion()
     matrix = np.ascontiguousarray(compute_matrix(frame)[:4000])
     matrix.view(np.uint64)[:, :] |= np.uint64(0xFFFFFFFF)  # every value aliased
-    plain = CompiledScorer(artifact.blob("scorer.so"))
     guarded = CompiledScorer(artifact.blob("scorer.so"),
                              split_thresholds(artifact.model, len(FEATURE_NAMES)))
     expected = artifact.model.predict_proba(matrix)[:, 1]
     assert np.max(np.abs(guarded.predict(matrix) - expected)) <= 1e-6
-    # Without the guard the library does go wrong on such rows: the test has teeth.
-    assert np.max(np.abs(predict_rows(plain._row, matrix, plain._outputs) - expected)) > 1e-6
+    # Without the guard the library does go wrong on such rows (TL2cgen's own predictor,
+    # which reads them as missing): the test has teeth.
+    import tl2cgen
+
+    plain = tl2cgen.Predictor(str(artifact.path / "scorer.so"), nthread=1, verbose=False)
+    unguarded = plain.predict(tl2cgen.DMatrix(matrix, dtype="float64")).reshape(
+        len(matrix), -1)[:, -1]
+    assert np.max(np.abs(unguarded - expected)) > 1e-6
 
 
 def test_the_row_loop_gives_exactly_what_tl2cgens_own_predictor_gives(trained) -> None:  # type: ignore[no-untyped-def]
