@@ -259,8 +259,9 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                    c_index: np.ndarray, t_index: np.ndarray, ts: np.ndarray,
                    amounts: np.ndarray, partitions: np.ndarray, offsets: np.ndarray,
                    id_blob: np.ndarray, id_lengths: np.ndarray,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(feature matrix, new values, their lengths, unreadable keys, event flags).
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(feature matrix, new values, their lengths, unreadable keys, event flags, whether
+    any key was unreadable or any event flagged: most batches need not look).
 
     ``blob`` holds the stored values back to back, customers first; ``lengths[k]`` is
     value k's size, -1 when absent. The new values are back to back in ``out`` in the
@@ -605,7 +606,12 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
                 copy_bytes(out, at, blob, p, FRAUD_BYTES)
                 at += FRAUD_BYTES
         new_lengths[n_customers + j] = at - began
-    return matrix, out, new_lengths, unreadable, flags
+    unusual = False
+    for k in range(n_keys):
+        unusual |= unreadable[k]
+    for i in range(n):
+        unusual |= flags[i] != 0
+    return matrix, out, new_lengths, unreadable, flags, unusual
 
 
 # A batch without transaction ids (read-only bytes, as the ids of a real batch are).

@@ -191,16 +191,15 @@ class OnlineFeatureStore:
         # column from pandas would be another type, and compiling on a live batch is refused).
         ts, partitions, offsets = np.array(
             [batch.timestamps_ms, batch.partitions, batch.offsets], np.int64).reshape(3, -1)
-        matrix, out, new_lengths, unreadable, flags = kernels.batch_features(
+        matrix, out, new_lengths, unreadable, flags, unusual = kernels.batch_features(
             read.data, read.lengths, n_customers, c_index, t_index, ts,
             np.array(batch.amounts, np.float64), partitions, offsets,
             *_id_column(batch.transaction_ids))
-        if unreadable.any():  # rare: count the values at fault (they were read as absent)
-            for i in np.flatnonzero(unreadable).tolist():
-                self._unreadable[self._kind(i < n_customers)] += 1
         duplicates: list[int] = []
         replays: list[int] = []
-        if flags.any():
+        if unusual:  # rare: unreadable values (read as absent, counted), flagged events
+            for i in np.flatnonzero(unreadable).tolist():
+                self._unreadable[self._kind(i < n_customers)] += 1
             duplicates = np.flatnonzero(flags & kernels.DUPLICATE_EVENT).tolist()
             replays = np.flatnonzero(flags & kernels.STALE_EVENT).tolist()
             self._duplicates += len(duplicates)
