@@ -385,31 +385,39 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
     w_total = np.empty(NT, np.int64)
     c_changed = np.zeros(n_customers, np.bool_)
     t_changed = np.zeros(n_terminals, np.bool_)
-    # what a duplicate's states were before it (typed here: numba wants every variable
-    # typed on every path; copies are made only for a duplicate)
-    no_ring, no_marks = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    saved_c = (np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0),
-               False)
-    saved_ring, saved_c_marks = (no_ring, no_ring), (no_marks, no_marks)
-    saved_t = (np.int64(0), np.int64(0), False, False)
-    saved_t_ring, saved_t_marks = (no_ring, no_ring), (no_marks, no_marks)
-    first_c = first_t = 0
+    # what a duplicate's states were before it: put back once it is scored
+    save_c = np.zeros(6, np.int64)
+    save_ring = np.zeros((2, RING), np.int64)
+    save_t_ring = np.zeros((2, TRING), np.int64)
+    region = 1  # the most marks an entity can hold in the batch: its own and one per event
+    for k in range(n_customers):
+        region = max(region, c_marks[k] + events_of_customer[k] + 1)
+    for j in range(n_terminals):
+        region = max(region, n_marks[j] + events_of[j] + 1)
+    save_marks = np.zeros((2, region), np.int64)
+    save_t_marks = np.zeros((2, region), np.int64)
+    save_c_changed = save_t_rolled = save_t_changed = False
+    save_t_day = save_t_n = 0
     for i in range(n):
         t, part, off, amount = ts[i], partitions[i], offsets[i], amounts[i]
         k, j = c_index[i], t_index[i]
         duplicate = flags[i] == DUPLICATE_EVENT
         if duplicate:  # scored as if new, then both states are put back as they were
-            saved_c = (c_part[k], c_off[k], c_day[k], c_ts[k], c_gap[k], c_marks[k],
-                       c_changed[k])
-            saved_ring = (c_counts[k].copy(), c_cents[k].copy())
-            first_c = c_mark_at[k]
-            saved_c_marks = (c_mark_part[first_c:first_c + c_marks[k] + 1].copy(),
-                             c_mark_off[first_c:first_c + c_marks[k] + 1].copy())
-            saved_t = (t_day[j], n_marks[j], rolled[j], t_changed[j])
-            saved_t_ring = (t_counts[j].copy(), t_frauds[j].copy())
-            first_t = mark_at[j]
-            saved_t_marks = (mark_part[first_t:first_t + n_marks[j] + 1].copy(),
-                             mark_off[first_t:first_t + n_marks[j] + 1].copy())
+            save_c[0], save_c[1], save_c[2] = c_part[k], c_off[k], c_day[k]
+            save_c[3], save_c[4], save_c[5] = c_ts[k], c_gap[k], c_marks[k]
+            save_c_changed = c_changed[k]
+            for s in range(RING):
+                save_ring[0, s], save_ring[1, s] = c_counts[k, s], c_cents[k, s]
+            for m in range(c_marks[k] + 1):
+                save_marks[0, m] = c_mark_part[c_mark_at[k] + m]
+                save_marks[1, m] = c_mark_off[c_mark_at[k] + m]
+            save_t_day, save_t_n = t_day[j], n_marks[j]
+            save_t_rolled, save_t_changed = rolled[j], t_changed[j]
+            for s in range(TRING):
+                save_t_ring[0, s], save_t_ring[1, s] = t_counts[j, s], t_frauds[j, s]
+            for m in range(n_marks[j] + 1):
+                save_t_marks[0, m] = mark_part[mark_at[j] + m]
+                save_t_marks[1, m] = mark_off[mark_at[j] + m]
         day = t // DAY_MS
         cents = np.int64(np.rint(amount * 100.0))
         matrix[i, COL_AMOUNT] = amount
@@ -530,16 +538,21 @@ def batch_features(blob: np.ndarray, lengths: np.ndarray, n_customers: int,
             t_changed[j] = True
 
         if duplicate:
-            c_part[k], c_off[k], c_day[k], c_ts[k], c_gap[k], c_marks[k], c_changed[k] = saved_c
-            c_counts[k], c_cents[k] = saved_ring
-            size_c = saved_c_marks[0].shape[0]
-            c_mark_part[first_c:first_c + size_c] = saved_c_marks[0]
-            c_mark_off[first_c:first_c + size_c] = saved_c_marks[1]
-            t_day[j], n_marks[j], rolled[j], t_changed[j] = saved_t
-            t_counts[j], t_frauds[j] = saved_t_ring
-            size_t = saved_t_marks[0].shape[0]
-            mark_part[first_t:first_t + size_t] = saved_t_marks[0]
-            mark_off[first_t:first_t + size_t] = saved_t_marks[1]
+            c_part[k], c_off[k], c_day[k] = save_c[0], save_c[1], save_c[2]
+            c_ts[k], c_gap[k], c_marks[k] = save_c[3], save_c[4], save_c[5]
+            c_changed[k] = save_c_changed
+            for s in range(RING):
+                c_counts[k, s], c_cents[k, s] = save_ring[0, s], save_ring[1, s]
+            for m in range(c_marks[k] + 1):
+                c_mark_part[c_mark_at[k] + m] = save_marks[0, m]
+                c_mark_off[c_mark_at[k] + m] = save_marks[1, m]
+            t_day[j], n_marks[j] = save_t_day, save_t_n
+            rolled[j], t_changed[j] = save_t_rolled, save_t_changed
+            for s in range(TRING):
+                t_counts[j, s], t_frauds[j, s] = save_t_ring[0, s], save_t_ring[1, s]
+            for m in range(n_marks[j] + 1):
+                mark_part[mark_at[j] + m] = save_t_marks[0, m]
+                mark_off[mark_at[j] + m] = save_t_marks[1, m]
             flags[i] = DUPLICATE_EVENT
 
     # encode the changed states
