@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -56,9 +58,25 @@ def trusted_test_keys() -> None:
 
 
 @pytest.fixture(scope="session")
-def handbook_reference() -> tuple[pd.DataFrame, FraudCounts]:
-    """The handbook's reference run (about 30 s), generated once for the slow tests."""
-    return simulate_handbook()
+def handbook_reference(tmp_path_factory: pytest.TempPathFactory,
+                       worker_id: str) -> tuple[pd.DataFrame, FraudCounts]:
+    """The handbook's reference run (about 30 s), generated once for the whole run: the
+    first test process to need it writes it where every process of the run looks (the
+    parent of each xdist worker's base directory), the others read it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    path = shared / "handbook-reference.pickle"
+    with open(shared / "handbook-reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if path.exists():
+            with open(path, "rb") as cached:
+                reference: tuple[pd.DataFrame, FraudCounts] = pickle.load(cached)
+            return reference
+        reference = simulate_handbook()
+        with open(path.with_suffix(".partial"), "wb") as partial:
+            pickle.dump(reference, partial, protocol=pickle.HIGHEST_PROTOCOL)
+        path.with_suffix(".partial").rename(path)
+        return reference
 
 
 @pytest.fixture(scope="session")

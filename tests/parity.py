@@ -12,6 +12,7 @@ import redis
 from confluent_kafka import Producer
 
 from fraudstream.features.definitions import DAY_MS, FEATURE_NAMES, LABEL_DELAY_DAYS
+from fraudstream.features.online import FEATURES_DEGRADED
 from fraudstream.settings import Settings
 from fraudstream.simulator.streamer import label_message, produce_all, transaction_messages
 from fraudstream.stream.decisions import decision_decoder
@@ -58,15 +59,30 @@ def stream_day_by_day(settings: Settings, worker: Worker, frame: pd.DataFrame,
         wait_for(lambda: worker.core.settled, f"the state writes of day {today}")
 
 
-def scored_features(settings: Settings, expect: int) -> dict[str, list[float]]:
-    """transaction id -> the features its decision was scored on (emit_features)."""
+class Scored(dict[str, list[float]]):
+    """transaction id -> the features its decision was scored on (``emit_features``), for
+    every decision made on the store's features; ``on_defaults`` holds the ids decided on
+    default features (degraded "features": the store did not answer in time, which a
+    loaded machine can cause), which are not the engine's features by design. Their state
+    work is kept and written later: the state left in Redis is exact whatever they are."""
+
+    on_defaults: set[str]
+
+
+def scored_features(settings: Settings, expect: int) -> Scored:
+    """Every decision's features (see ``Scored``); no transaction decided twice."""
     records = read_topic(settings, settings.topic_decisions, expect=expect, timeout=180)
-    scored = {}
+    scored = Scored()
+    scored.on_defaults = set()
     for record in records:
         decision = decision_decoder.decode(record.value)
         assert decision.features is not None
         assert decision.transaction_id not in scored, "duplicate decision"
-        scored[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
+        assert decision.transaction_id not in scored.on_defaults, "duplicate decision"
+        if FEATURES_DEGRADED in decision.degraded:
+            scored.on_defaults.add(decision.transaction_id)
+        else:
+            scored[decision.transaction_id] = [decision.features[n] for n in FEATURE_NAMES]
     return scored
 
 

@@ -25,7 +25,7 @@ from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import produce_frame
 from fraudstream.stream.kafka_config import consumer_config
 from tests.kafka_helpers import make_topics, read_topic, running_worker
-from tests.parity import history_file, scored_features, state_keys, stream_day_by_day
+from tests.parity import Scored, history_file, scored_features, state_keys, stream_day_by_day
 from tests.population import recent
 from tests.state_oracle import state_differences
 from tests.waiting import wait_for
@@ -59,19 +59,20 @@ def backfill_file(settings: Settings, path: Path) -> None:
 
 
 def assert_parity(settings: Settings, frame: pd.DataFrame, rest: pd.DataFrame,
-                  scored: dict[str, list[float]], name: str) -> None:
+                  scored: Scored, name: str) -> None:
     """The features scored for ``rest`` and the state in Redis are the offline engine's
     over all of ``frame``."""
     offline = compute_matrix(frame)
     row = {str(t): i for i, t in enumerate(frame["transaction_id"])}
     ids = [str(t) for t in rest["transaction_id"]]
-    missing = [t for t in ids if t not in scored]
+    missing = [t for t in ids if t not in scored and t not in scored.on_defaults]
     online = np.array([scored[t] for t in ids if t in scored])
     diff = np.abs(online - offline[[row[t] for t in ids if t in scored]])
     worst = float(diff.max()) if diff.size else 0.0
     wrong_state = state_differences(settings, frame)
     print(f"[{name}] history={len(frame) - len(rest)} streamed={len(rest)} "
           f"decided={len(ids) - len(missing)} lost={len(missing)} "
+          f"on_default_features={len(scored.on_defaults)} "
           f"largest_feature_difference={worst} state_differences={len(wrong_state)}")
     assert not missing, f"{len(missing)} transactions of the stream were not decided"
     if worst > 1e-9:
