@@ -43,6 +43,7 @@ from fraudstream.errors import FraudstreamError
 from fraudstream.settings import Settings
 
 log = logging.getLogger("fraudstream.transactions")
+PRODUCER_LOGGER = "fraudstream.kafka.producer"  # where librdkafka's producer log goes
 
 Partition = tuple[str, int]
 # Aborts in a row, without a commit between them, that end the worker: the same batch
@@ -64,6 +65,22 @@ class TransactionFailed(FraudstreamError):
 
 class ProducerFenced(TransactionFailed):
     """Another producer took this worker's transactional.id: this one must stop."""
+
+
+class FencingSeen(logging.Filter):
+    """Remembers that librdkafka logged a producer of this process fenced. A fenced
+    producer's transaction fails with an abortable error first, and on some brokers (the
+    embedded one) the abort that follows times out instead of saying "fenced": this is how
+    the worker still names the cause when it stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "PRODUCER_FENCED" in record.getMessage():
+            self.seen = True
+        return True
 
 
 class Action(enum.Enum):
@@ -131,6 +148,7 @@ class Transactions:
         self.aborted = 0
         self._aborts_in_a_row = 0
         self.commit_seconds = 0.0
+        self._fencing = FencingSeen()
 
     @property
     def open(self) -> bool:
@@ -140,7 +158,12 @@ class Transactions:
     def start(self) -> None:
         """``init_transactions``: fences an earlier producer with the same id and ends
         its open transaction."""
+        logging.getLogger(PRODUCER_LOGGER).addFilter(self._fencing)
         self._retrying("init", self._producer.init_transactions)
+
+    def close(self) -> None:
+        """Stop watching the producer's log (the producer itself is the worker's)."""
+        logging.getLogger(PRODUCER_LOGGER).removeFilter(self._fencing)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -222,7 +245,12 @@ class Transactions:
             self._retrying("abort", self._producer.abort_transaction)
         except _Abortable as exc:  # an abort that itself needs an abort: no way back
             self._dead = True
-            raise TransactionFailed(f"transaction abort failed: {exc.error.str()}") from None
+            raise self._named(TransactionFailed(
+                f"transaction abort failed: {exc.error.str()}")) from None
+        except ProducerFenced:
+            raise
+        except TransactionFailed as exc:
+            raise self._named(exc) from None
         self._closed()
         self.aborted += 1
         self._aborts_in_a_row += 1
@@ -234,6 +262,13 @@ class Transactions:
             self._rewind(lost)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _named(self, failure: TransactionFailed) -> TransactionFailed:
+        """``failure``, or that the producer was fenced when librdkafka said so."""
+        if self._fencing.seen:
+            return ProducerFenced(f"producer fenced ({failure}): a newer worker holds this "
+                                  "transactional.id")
+        return failure
 
     def _closed(self) -> None:
         self._open = False

@@ -624,6 +624,8 @@ class Worker:
                     self.follower.stop()
         finally:
             watchdog.cancel()
+            if self.transactions is not None:
+                self.transactions.close()
         stop_counting(self._resets)
         self._write_status(force=True)
         log.info("worker stopped", extra={"batches": self.batches})

@@ -5,6 +5,7 @@ sequences run against a real broker in tests/integration/test_exactly_once.py.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fraudstream.errors import ConfigError
 from fraudstream.settings import Settings
 from fraudstream.stream.transactions import (
     MAX_ABORTS_IN_A_ROW,
+    PRODUCER_LOGGER,
     Action,
     ProducerFenced,
     TransactionFailed,
@@ -289,3 +291,45 @@ def test_a_batch_that_keeps_aborting_ends_the_worker() -> None:
     txn.begin_batch({("tx", 0): 2})
     with pytest.raises(TransactionFailed, match="aborted in a row"):
         txn.abort("once too often")
+
+
+def test_an_abort_that_times_out_after_librdkafka_said_fenced_names_the_fencing() -> None:
+    """On the embedded broker a fenced producer's abort times out instead of saying
+    "fenced": the worker still names the cause from librdkafka's own report."""
+    txn, producer, _, clock = make()
+    txn.start()
+    try:
+        txn.begin_batch({("tx", 0): 9})
+        producer.fail["abort"] = [RETRIABLE] * 50
+
+        def later(_timeout: float) -> None:  # each retry of the abort takes a second
+            clock.now += 1.0
+            producer._call("abort")
+
+        producer.abort_transaction = later  # type: ignore[method-assign]
+        logging.getLogger(PRODUCER_LOGGER).error(
+            "TXNERR [producer-3]: Current transaction failed in state InTransaction: "
+            "... current transaction must be aborted (PRODUCER_FENCED)")
+        with pytest.raises(ProducerFenced, match="producer fenced"):
+            txn.abort("a batch failed")
+    finally:
+        txn.close()
+
+
+def test_an_abort_that_times_out_without_a_fencing_is_a_plain_failure() -> None:
+    txn, producer, _, clock = make()
+    txn.start()
+    try:
+        txn.begin_batch({("tx", 0): 9})
+        producer.fail["abort"] = [RETRIABLE] * 50
+
+        def later(_timeout: float) -> None:
+            clock.now += 1.0
+            producer._call("abort")
+
+        producer.abort_transaction = later  # type: ignore[method-assign]
+        with pytest.raises(TransactionFailed) as failed:
+            txn.abort("a batch failed")
+        assert not isinstance(failed.value, ProducerFenced)
+    finally:
+        txn.close()
