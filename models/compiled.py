@@ -22,8 +22,11 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
-from fraudstream.features.jit import warm_up
+from fraudstream.features.jit import CACHE, warm_up
 
 log = logging.getLogger("fraudstream.models")
 
@@ -113,12 +116,33 @@ def split_thresholds(model: Any, n_features: int) -> list[np.ndarray]:
 ROW_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 
 
-# Not cached: numba cannot cache code that takes a C function pointer. It is compiled once
-# per process (``compile_row_loop``), for every model: the pointer is an argument.
-@numba.njit(nogil=True)
-def predict_rows(predict_row: Any, matrix: np.ndarray, outputs: int, thresholds: np.ndarray,
+# no-untyped-def: numba calls an intrinsic's typer with its own typing objects
+@intrinsic
+def _call_row(typingctx: Any, address: Any, row: Any, margin: Any, result: Any):  # type: ignore[no-untyped-def]
+    """``predict(row, margin, result)`` of the library whose entry point is at the integer
+    ``address`` (the C signature of ROW_FUNCTION). Taking the address as a number, not a
+    ctypes function object, is what lets numba cache the loop that calls it: compiled
+    once per machine, not at every start."""
+    signature = types.void(address, row, margin, result)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> None:
+        address_value, row_value, margin_value, result_value = args
+        bytes_pointer = ir.IntType(8).as_pointer()
+        doubles_pointer = ir.DoubleType().as_pointer()
+        function = ir.FunctionType(ir.VoidType(), [bytes_pointer, ir.IntType(32),
+                                                   doubles_pointer])
+        builder.call(builder.inttoptr(address_value, function.as_pointer()),
+                     [builder.inttoptr(row_value, bytes_pointer),
+                      builder.trunc(margin_value, ir.IntType(32)),
+                      builder.inttoptr(result_value, doubles_pointer)])
+    return signature, codegen
+
+
+@numba.njit(cache=CACHE, nogil=True)
+def predict_rows(predict_row: int, matrix: np.ndarray, outputs: int, thresholds: np.ndarray,
                  starts: np.ndarray) -> np.ndarray:
-    """The library's ``predict`` on every row of a C-contiguous float64 ``matrix``,
+    """The library's ``predict`` (at address ``predict_row``) on every row of a
+    C-contiguous float64 ``matrix``,
     probabilities (``pred_margin`` 0); the last output of each row. A value whose low 32
     bits are all ones (TL2cgen's missing marker) is moved by one ulp in a copy of its row
     first, upwards unless a split threshold of its feature (``thresholds[starts[j]:
@@ -146,9 +170,10 @@ def predict_rows(predict_row: Any, matrix: np.ndarray, outputs: int, thresholds:
                             crosses = True
                     value = np.nextafter(value, -np.inf if crosses else np.inf)
                 row[j] = value
-            predict_row(row.ctypes.data, 0, result.ctypes.data)
+            # call-arg: numba supplies the typing context, the first argument of the typer
+            _call_row(predict_row, row.ctypes.data, 0, result.ctypes.data)  # type: ignore[call-arg]
         else:
-            predict_row(base + i * row_bytes, 0, result.ctypes.data)
+            _call_row(predict_row, base + i * row_bytes, 0, result.ctypes.data)  # type: ignore[call-arg]
         probabilities[i] = result[outputs - 1]
     return probabilities
 
@@ -160,10 +185,19 @@ def _no_row(_row: int, _margin: int, _result: int) -> None:
 _WARM_UP_ROW = ROW_FUNCTION(_no_row)
 
 
+def function_address(function: Any) -> int:
+    """The address of a ctypes function (a library's entry point, or a callback)."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if not address:
+        raise CompiledScorerError("the compiled library has no predict function")
+    return address
+
+
 def compile_row_loop() -> float:
     """Compile ``predict_rows`` before any batch (once per process; ``jit.warm_up``)."""
     return warm_up("compiled tree loop", [predict_rows],
-                   lambda: predict_rows(_WARM_UP_ROW, np.zeros((1, 1), np.float64), 1,
+                   lambda: predict_rows(function_address(_WARM_UP_ROW),
+                                        np.zeros((1, 1), np.float64), 1,
                                         *_flat_thresholds([], 1)))
 
 
@@ -190,7 +224,7 @@ class CompiledScorer:
             targets = int(get_num_target())
             classes = (ctypes.c_int32 * max(1, targets))()
             self._library.get_num_class(classes)
-            self._row = ROW_FUNCTION(("predict", self._library))
+            self._row = function_address(ROW_FUNCTION(("predict", self._library)))
         except OSError as exc:
             raise CompiledScorerError(f"cannot load the compiled library: {exc}") from None
         except AttributeError as exc:
