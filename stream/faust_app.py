@@ -33,11 +33,12 @@ from fraudstream.models.registry import Registry
 from fraudstream.models.scorer import load_scorer
 from fraudstream.security import feature_state_store
 from fraudstream.settings import Settings
+from fraudstream.stream.batch_decode import decode_transactions
 from fraudstream.stream.circuit import CircuitBreaker
 from fraudstream.stream.core import DecisionCore
 from fraudstream.stream.dead_letters import dead_letter
-from fraudstream.stream.decisions import decision_key, encode_decision
-from fraudstream.stream.events import EventTimeBounds, Rejected, decode_label, decode_transaction
+from fraudstream.stream.decisions import decision_keys
+from fraudstream.stream.events import EventTimeBounds, Rejected, decode_label
 from fraudstream.stream.faust_security import faust_credentials
 from fraudstream.stream.metrics import WorkerMetrics
 
@@ -114,10 +115,6 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
                         WorkerMetrics.create(CollectorRegistry()))
     bounds = EventTimeBounds.of(settings.max_event_age_days, settings.max_event_lead_s)
 
-    def transaction(raw: bytes | None) -> tuple[Any, int]:
-        tx, ts = decode_transaction(raw, settings.max_event_bytes, settings.max_json_depth)
-        bounds.check(ts, int(time.time() * 1000))
-        return tx, ts
     def label(raw: bytes | None) -> tuple[Any, int]:
         found, ts, _ = decode_label(raw, settings.max_event_bytes, settings.max_json_depth)
         bounds.check(ts, int(time.time() * 1000))
@@ -139,26 +136,25 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
             if (promoted := follower.take()) is not None:  # between batches, as the worker
                 scorer = promoted.champion
             started = time.perf_counter()
-            kept, rejected = _accepted(events, transaction)
-            await dead_letter_all(rejected)
-            if not kept:
+            decoded = decode_transactions(
+                [event.value for event in events], settings.max_event_bytes,
+                settings.max_json_depth, bounds, int(time.time() * 1000))
+            await dead_letter_all([(events[i], reason) for i, reason in decoded.rejected])
+            if not decoded:
                 continue
-            txs = [tx for _, (tx, _) in kept]
+            kept = [events[i] for i in decoded.positions]
             batch = TransactionBatch(
-                [tx.customer_id for tx in txs], [tx.terminal_id for tx in txs],
-                np.asarray([ts for _, (_, ts) in kept], dtype=np.int64),
-                np.asarray([tx.amount for tx in txs], dtype=np.float64),
-                np.array([e.message.partition for e, _ in kept], dtype=np.int64),
-                np.array([e.message.offset for e, _ in kept], dtype=np.int64),
-                [tx.transaction_id for tx in txs])
+                decoded.customer_ids, decoded.terminal_ids, decoded.timestamps_array(),
+                decoded.amounts_array(),
+                np.array([e.message.partition for e in kept], dtype=np.int64),
+                np.array([e.message.offset for e in kept], dtype=np.int64),
+                decoded.transaction_ids)
             decided = core.decide(batch, scorer)
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            scored_at = int(time.time() * 1000)
-            for i, (event, _) in enumerate(kept):
-                decision = decided.decision(i, txs[i].transaction_id, txs[i].customer_id,
-                                            scored_at, latency_ms)
-                await decisions.send(key=decision_key(event.key, txs[i].customer_id),
-                                     value=encode_decision(decision))
+            values = decided.encoded(decoded.transaction_ids, decoded.customer_ids,
+                                     int(time.time() * 1000), started)
+            keys = decision_keys([event.key for event in kept], decoded.customer_ids)
+            for key, value in zip(keys, values, strict=True):
+                await decisions.send(key=key, value=value)
             if decided.update is not None:  # or kept in the core's backlog for later
                 core.write(decided.update, batch)
                 core.complete()
