@@ -29,6 +29,9 @@ from fraudstream.stream.poll import commit_offsets, consumed_at
 log = logging.getLogger("fraudstream.labels")
 
 
+LABELS_FETCH_WAIT_MS = 100
+
+
 def labels_group(settings: Settings) -> str:
     return f"{settings.group_id}-labels"
 
@@ -40,7 +43,10 @@ class LabelReader:
         self.settings = settings
         self._apply = apply
         self._on_dead_letter = on_dead_letter
-        self.consumer = Consumer(consumer_config(settings, labels_group(settings)))
+        self.consumer = Consumer({**consumer_config(settings, labels_group(settings)),
+                                  # labels come days late: no need to ask every 5 ms,
+                                  # which costs the broker more than the stream does
+                                  "fetch.wait.max.ms": LABELS_FETCH_WAIT_MS})
         self._producer: Producer | None = None  # only a malformed label needs one
         self._outputs: Outputs | None = None
         self._tracker = DeliveryTracker()
