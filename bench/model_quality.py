@@ -189,6 +189,6 @@ def run_model(out: Path, tune: bool = False) -> dict[str, Any]:
     frame, _ = simulate_handbook()
     data, curves = measure(frame, tuning=tune)
     print_table("model quality: handbook protocol, test week", *table(data))
-    write_results(out, "model", data, markdown(data))
+    write_results(out, "model", data, markdown(data), markdown_table(*table(data)))
     plot_curves(curves, out / "model-pr.png")
     return data

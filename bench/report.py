@@ -47,13 +47,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_results(out: Path, name: str, data: dict[str, Any], markdown: str) -> None:
-    """``name``.json and ``name``.md in ``out``, each saying when and on what machine."""
+def write_results(out: Path, name: str, data: dict[str, Any], markdown: str,
+                  readme_part: str | None = None) -> None:
+    """``name``.json and ``name``.md in ``out``, each saying when and on what machine.
+    ``readme_part``: what of it the checkout's README shows, refreshed there when ``out``
+    is the checkout's ``docs/bench-results`` (see ``refresh_readme``)."""
     measured = measured_on()
+    stamp = (f"_Measured {measured['at']} on {measured['host']} ({measured['cores']} cores, "
+             f"{measured['cpu']}; load average {measured['load_average_1m']} at the end)._"
+             "\n\n")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps({**data, "measured": measured}, indent=2,
                                                  sort_keys=True))
-    (out / f"{name}.md").write_text(
-        f"_Measured {measured['at']} on {measured['host']} ({measured['cores']} cores, "
-        f"{measured['cpu']}; load average {measured['load_average_1m']} at the end)._\n\n"
-        + markdown)
+    (out / f"{name}.md").write_text(stamp + markdown)
+    if readme_part is not None:
+        readme = out.resolve().parent.parent / "README.md"
+        if out.resolve().parts[-2:] == ("docs", "bench-results") and readme.exists():
+            readme.write_text(refresh_readme(readme.read_text(), name, stamp + readme_part))
+
+
+def readme_markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+
+
+def refresh_readme(readme: str, name: str, part: str) -> str:
+    """``readme`` with what stands between its markers for ``name`` replaced by ``part``
+    (unchanged when it has no such markers): the README shows the benchmark's own figures,
+    never copies of them."""
+    begin, end = readme_markers(name)
+    if begin not in readme or end not in readme:
+        return readme
+    head, rest = readme.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{part.strip()}\n{end}{tail}"
