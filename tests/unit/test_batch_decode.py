@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fraudstream.stream import batch_decode
 from fraudstream.stream.batch_decode import DecodedTransactions, decode_transactions
-from fraudstream.stream.events import EventTimeBounds, Rejected, decode_transaction
+from fraudstream.stream.events import EventTimeBounds
 from tests.hostile_corpus import corpus, event
 
 MAX_BYTES, MAX_DEPTH = 64 * 1024, 32
@@ -22,21 +22,8 @@ BOUNDS = EventTimeBounds.of(30, 300)
 
 
 def definition(values: list[bytes | None], now_ms: int) -> DecodedTransactions:
-    out = DecodedTransactions()
-    for position, raw in enumerate(values):
-        try:
-            tx, ts = decode_transaction(raw, MAX_BYTES, MAX_DEPTH)
-            BOUNDS.check(ts, now_ms)
-        except Rejected as exc:
-            out.rejected.append((position, exc.reason))
-            continue
-        out.positions.append(position)
-        out.transaction_ids.append(str(tx.transaction_id))
-        out.customer_ids.append(str(tx.customer_id))
-        out.terminal_ids.append(str(tx.terminal_id))
-        out.timestamps.append(ts)
-        out.amounts.append(tx.amount)
-    return out
+    """decode_transaction and the event-time bounds, message by message."""
+    return batch_decode._decode_each(values, MAX_BYTES, MAX_DEPTH, BOUNDS, now_ms)
 
 
 def test_the_hostile_corpus_decodes_as_the_definition_says() -> None:
@@ -70,6 +57,19 @@ junk = st.one_of(st.none(), st.binary(max_size=30), st.just(b"{}"),
 def test_random_batches_decode_as_the_definition_says(values: list[bytes | None]) -> None:
     assert decode_transactions(values, MAX_BYTES, MAX_DEPTH, BOUNDS, NOW) == \
         definition(values, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(valid, min_size=1, max_size=12))
+def test_whatever_the_fast_path_vouches_for_is_what_the_definition_says(
+        values: list[bytes | None]) -> None:
+    fast = batch_decode._decode_fast(values, MAX_BYTES, MAX_DEPTH, BOUNDS, NOW)
+    if fast is not None:
+        assert fast == definition(values, NOW)
+    else:  # it left the batch to the definition: an event is refused, or has an id
+        decoded = definition(values, NOW)  # that is not ASCII (its encoding is checked)
+        assert decoded.rejected or not "".join(
+            decoded.transaction_ids + decoded.customer_ids + decoded.terminal_ids).isascii()
 
 
 def test_a_clean_batch_of_int_ids_and_rfc3339_times_takes_the_fast_path(
