@@ -28,14 +28,14 @@ UV_PROJECT_ENVIRONMENT=.venv .uv/bin/uv sync --locked --extra dev --python "$PYT
 
 # check-jsonschema, which checks docker-compose.yml against the Compose specification,
 # needs click>=8.5 and faust-streaming pins click<8.4: it gets a virtual environment of
-# its own.
-TOOLS_REQUIREMENTS="check-jsonschema==0.39.0"
+# its own, with exactly the versions and hashes of scripts/tools.lock.
+tools_lock=scripts/tools.lock
 tools_stamp=.venv-tools/.requirements
-if [ ! -f "$tools_stamp" ] || [ "$(cat "$tools_stamp")" != "$TOOLS_REQUIREMENTS" ]; then
+if [ ! -f "$tools_stamp" ] || ! cmp -s "$tools_stamp" "$tools_lock"; then
   [ -x .venv-tools/bin/python ] || "$PYTHON" -m venv .venv-tools
-  # shellcheck disable=SC2086
-  .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check $TOOLS_REQUIREMENTS
-  echo "$TOOLS_REQUIREMENTS" > "$tools_stamp"
+  .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check \
+    --require-hashes --no-deps -r "$tools_lock"
+  cp "$tools_lock" "$tools_stamp"
 fi
 
 # Debian packages some tests need, installed only as root with apt-get; a policy-rc.d

@@ -36,8 +36,11 @@ class QualityMonitor:
         self.settings = settings
         self.metrics = metrics
         self.live = live
+        # At least once: a record's offset is stored only after its batch is joined, and
+        # the join ignores records it has joined before (stream.quality_store).
         self.consumer = Consumer({**downstream_consumer_config(
-            settings, f"{settings.group_id}-monitor"), "enable.auto.commit": True})
+            settings, f"{settings.group_id}-monitor"), "enable.auto.commit": True,
+            "enable.auto.offset.store": False})
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -57,12 +60,15 @@ class QualityMonitor:
             self.consumer.close()
 
     def _take(self, messages: Iterable[Message]) -> None:
-        """One batch of both topics, joined in one call to the live store."""
+        """One batch of both topics, joined in one call to the live store; then their
+        offsets are stored for the next commit."""
         decisions: list[tuple[str, float, bool, str]] = []
         labels: list[tuple[str, bool]] = []
+        last: dict[tuple[str, int], Message] = {}
         for message in messages:
             if message.error() is not None:
                 continue
+            last[(message.topic() or "", message.partition() or 0)] = message
             try:
                 if message.topic() == self.settings.topic_labels:
                     label, _, _ = decode_label(message.value(), self.settings.max_event_bytes)
@@ -75,6 +81,8 @@ class QualityMonitor:
                 log.debug("skipped an unreadable record: %s", exc)
         if decisions or labels:
             self.live.add(decisions, labels)
+        for message in last.values():
+            self.consumer.store_offsets(message=message)
 
     def report(self) -> None:
         quality = self.live.measure()

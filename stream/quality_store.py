@@ -8,7 +8,10 @@ version's small id) that expires after the label horizon; a label that comes fir
 the same way in one byte. Each join appends 6 bytes (score, flagged, is_fraud) to a capped
 list per model version, over which the measures are computed. One Lua call per batch
 joins atomically, so two monitors reading the two topics in any order never both miss
-a pair. The keys are not declared to the script: it runs on one Redis, not a cluster.
+a pair. A joined pair leaves a 0-byte mark for the horizon, so a decision or label read
+again (the monitor commits its offsets only after the join, and a crash replays the
+uncommitted records) never joins twice nor waits again. The keys are not declared to the
+script: it runs on one Redis, not a cluster.
 """
 
 from __future__ import annotations
@@ -31,21 +34,24 @@ DAY_S = 86_400
 _JOIN = """
 local prefix, ttl, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local joined = 0
-local function record(decision, label)
+local function record(tx, decision, label)
   local list = prefix .. 'j:' .. struct.unpack('<H', decision, 6)
   redis.call('RPUSH', list, string.sub(decision, 1, 5) .. label)
   redis.call('LTRIM', list, -window, -1)
   redis.call('EXPIRE', list, ttl)
+  redis.call('SET', prefix .. 'x:' .. tx, '', 'EX', ttl)
   joined = joined + 1
 end
 for i = 4, #ARGV, 3 do
   local kind, tx, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if kind == 'd' then
+  if redis.call('EXISTS', prefix .. 'x:' .. tx) == 1 then
+    -- joined already: a record read again after a restart
+  elseif kind == 'd' then
     local label = redis.call('GET', prefix .. 'l:' .. tx)
     if label then
       redis.call('DEL', prefix .. 'l:' .. tx)
       redis.call('DECR', prefix .. 'waiting')
-      record(payload, label == '1' and '\\1' or '\\0')
+      record(tx, payload, label == '1' and '\\1' or '\\0')
     else
       redis.call('SET', prefix .. 'd:' .. tx, payload, 'EX', ttl)
     end
@@ -53,7 +59,7 @@ for i = 4, #ARGV, 3 do
     local decision = redis.call('GET', prefix .. 'd:' .. tx)
     if decision then
       redis.call('DEL', prefix .. 'd:' .. tx)
-      record(decision, payload == '1' and '\\1' or '\\0')
+      record(tx, decision, payload == '1' and '\\1' or '\\0')
     elseif redis.call('SET', prefix .. 'l:' .. tx, payload, 'EX', ttl, 'NX') then
       redis.call('INCR', prefix .. 'waiting')
     end

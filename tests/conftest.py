@@ -129,6 +129,11 @@ def settings(kafka_bootstrap: str, redis_url: str, model_registry: Path) -> Sett
         group_id=f"workers-{unique}", model_dir=str(model_registry),
         redis_prefix=f"test-{unique}", session_timeout_ms=6000, heartbeat_interval_ms=500,
         max_poll_interval_ms=20000, commit_interval_s=0.5, shutdown_timeout_s=10.0,
+        # The embedded broker holds an empty fetch for fetch.wait.max.ms and answers the
+        # next at once: at the default 5 ms each idle consumer costs it a tenth of a core,
+        # which dozens of test workers waiting on one another make the suite's largest
+        # cost. No test times latency; the benchmark and the demo keep the default.
+        fetch_wait_ms=25,
         **signing_keys.pair().settings(),
     )
 

@@ -41,7 +41,7 @@ def install() -> TestKeys:
         private, public = directory / "signing.pem", directory / "signing.pub.pem"
         signing.generate(private, public)
         _keys = TestKeys(directory, private, public)
-    model_trust.configure(Settings(**_keys.settings()))  # type: ignore[arg-type]
+    model_trust.configure(Settings(**_keys.settings()))
     return _keys
 
 

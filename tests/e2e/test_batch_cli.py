@@ -24,9 +24,9 @@ def transactions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def one_error_line(result: object) -> str:
-    assert result.returncode != 0, result.stdout  # type: ignore[attr-defined]
-    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
-    assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
     assert lines[0].startswith("fraudstream: error: "), lines[0]
     return lines[0].removeprefix("fraudstream: error: ")
 

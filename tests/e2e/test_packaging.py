@@ -35,13 +35,47 @@ def _run(argv: list[str], cwd: Path | None = None,
                           stdin=subprocess.DEVNULL, cwd=cwd, env=env)
 
 
+def _pip() -> list[str]:
+    """pip, from the virtual environment scripts/setup.sh made for uv (.venv has none)."""
+    python = ROOT / ".uv" / "bin" / "python"
+    if not python.exists():
+        tool_missing("pip is missing", "bash scripts/setup.sh makes .uv with pip in it")
+    return [str(python), "-m", "pip"]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip wheel --no-deps .``, as a packager would build it."""
     out = tmp_path_factory.mktemp("wheel")
-    built = _run([_uv(), "build", "--wheel", "--out-dir", str(out), str(ROOT)])
+    built = _run([*_pip(), "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+                  "--wheel-dir", str(out), "."], cwd=ROOT)
     assert built.returncode == 0, built.stderr[-3000:]
     (found,) = out.glob("fraudstream-*.whl")
     return found
+
+
+def _environment(wheel: Path, tmp_path: Path, extras: tuple[str, ...] = (),
+                 ) -> tuple[Path, dict[str, str]]:
+    """A fresh virtual environment with the locked dependencies of ``extras`` (none: the
+    default ones) and the wheel; its directory and the environment to run it in."""
+    uv = _uv()
+    requirements = tmp_path / "requirements.txt"
+    exported = _run([uv, "export", "--frozen", "--no-emit-project", "--no-hashes",
+                     "--no-dev", *(f"--extra={extra}" for extra in extras),
+                     "-o", str(requirements)], cwd=ROOT)
+    assert exported.returncode == 0, exported.stderr
+    venv = tmp_path / "venv"
+    python = venv / "bin" / "python"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")},
+           "VIRTUAL_ENV": str(venv)}
+    for argv in ([uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                 [uv, "pip", "install", "--quiet", "--python", str(python),
+                  "-r", str(requirements)],
+                 [uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps",
+                  str(wheel)]):
+        result = _run(argv, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return venv, env
 
 
 def test_the_wheel_claims_one_top_level_name(wheel: Path) -> None:
@@ -61,23 +95,8 @@ def test_the_wheel_claims_one_top_level_name(wheel: Path) -> None:
 
 def test_a_fresh_environment_with_the_default_dependencies_runs_the_worker(
         wheel: Path, tmp_path: Path) -> None:
-    uv = _uv()
-    requirements = tmp_path / "requirements.txt"
-    exported = _run([uv, "export", "--frozen", "--no-emit-project", "--no-hashes",
-                     "--no-dev", "-o", str(requirements)], cwd=ROOT)
-    assert exported.returncode == 0, exported.stderr
-    venv = tmp_path / "venv"
+    venv, env = _environment(wheel, tmp_path)
     python = venv / "bin" / "python"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FRAUDSTREAM_")},
-           "VIRTUAL_ENV": str(venv)}
-    for argv in ([uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-                 [uv, "pip", "install", "--quiet", "--python", str(python),
-                  "-r", str(requirements)],
-                 [uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps",
-                  str(wheel)]):
-        result = _run(argv, env=env, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-
     helped = _run([str(venv / "bin" / "fraudstream"), "worker", "--help"], cwd=tmp_path,
                   env=env)
     assert helped.returncode == 0, helped.stderr
@@ -102,3 +121,18 @@ def test_a_fresh_environment_with_the_default_dependencies_runs_the_worker(
     (line,) = bench.stderr.strip().splitlines()
     assert re.fullmatch(r"fraudstream: this command needs the 'bench' extra \((pandas|pyarrow) "
                         r"is not installed\): pip install 'fraudstream\[bench\]'", line), line
+
+
+def test_bench_runs_from_an_installed_wheel_with_its_extra(wheel: Path, tmp_path: Path,
+                                                           ) -> None:
+    """No checkout: the benchmark starts its embedded services, measures and writes its
+    results where it is told, and nothing lands inside site-packages."""
+    venv, env = _environment(wheel, tmp_path, ("bench",))
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    before = {path for path in site.iterdir()}
+    out = tmp_path / "results"
+    bench = _run([str(venv / "bin" / "fraudstream"), "bench", "--quick", "--only", "memory",
+                  "--out", str(out)], cwd=tmp_path, env={**env, "CI": "true"})
+    assert bench.returncode == 0, (bench.stdout + bench.stderr)[-3000:]
+    assert (out / "memory.json").exists() and (out / "memory.md").exists()
+    assert {path for path in site.iterdir()} == before

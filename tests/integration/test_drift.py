@@ -21,7 +21,7 @@ UNRELATED = {"is_night", "customer_nb_tx_1d", "customer_nb_tx_7d",
              "customer_seconds_since_prev", "terminal_nb_tx_1d", "terminal_nb_tx_7d"}
 
 
-def _psi(worker) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _psi(worker) -> dict[str, float]:
     return {s.labels["feature"]: s.value
             for s in next(iter(worker.metrics.feature_psi.collect())).samples}
 

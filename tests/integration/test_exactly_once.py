@@ -205,7 +205,7 @@ def test_a_zombie_whose_partitions_moved_cannot_commit(
     successor = Consumer(consumer_config(settings))
     successor.subscribe([source])
     producer = Producer(transactional_producer_config(settings, settings.transactional_id or ""))
-    zombie = Transactions(producer, _Departed(metadata, successor), 60.0,  # type: ignore[arg-type]
+    zombie = Transactions(producer, _Departed(metadata, successor), 60.0,
                           10.0)
     try:
         _assigned(successor)

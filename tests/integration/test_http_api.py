@@ -236,7 +236,7 @@ def test_metrics_have_latency_per_route_and_status_and_no_secret(
         settings: Settings, keys: Keys, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     password = "s3cret-redis-pass"
-    host = settings.redis_url.split("//", 1)[1]  # type: ignore[union-attr]
+    host = settings.redis_url.split("//", 1)[1]
     app = create_app(serving_settings(settings, keys, redis_url=f"redis://:{password}@{host}"))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
         c.post("/v1/score", json=tx("a"), headers={"X-API-Key": keys.alice})

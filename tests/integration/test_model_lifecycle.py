@@ -33,7 +33,7 @@ def decisions_of(settings: Settings, topic: str, expect: int) -> dict[str, Decis
 
 
 def rescored(registry: Registry, version: str, decisions: list[Decision]) -> np.ndarray:
-    matrix = np.array([[d.features[name] for name in FEATURE_NAMES]  # type: ignore[index]
+    matrix = np.array([[d.features[name] for name in FEATURE_NAMES]
                        for d in decisions])
     return Scorer(registry.load(version), FEATURE_NAMES, SCHEMA).score(matrix).scores
 

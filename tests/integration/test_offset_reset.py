@@ -43,7 +43,7 @@ def test_a_committed_offset_past_the_end_is_reset_logged_and_counted(
     events = [{"transaction_id": f"r{i}", "timestamp": now - 60_000, "customer_id": f"c{i}",
                "terminal_id": "m", "amount": 10.0 + i} for i in range(10)]
     produce_raw(settings, settings.topic_transactions,
-                [(e["customer_id"].encode(), json.dumps(e).encode())  # type: ignore[union-attr]
+                [(e["customer_id"].encode(), json.dumps(e).encode())
                  for e in events])
     if not _broker_resets_past_the_end(settings):
         pytest.skip("the embedded broker (Tansu) answers a fetch past the end with no "

@@ -138,3 +138,37 @@ def test_the_join_survives_a_restart_of_the_monitor(settings: Settings) -> None:
         assert precision == pytest.approx((flagged & fraud).sum() / flagged.sum())
         assert recall == pytest.approx((flagged & fraud).sum() / fraud.sum())
     assert list(client.scan_iter(pending, count=1000)) == []
+
+
+class FailingLive(RedisLiveQuality):
+    """A join that fails, as a monitor killed or cut off from Redis mid-batch."""
+
+    def add(self, decisions: Iterable[tuple[str, float, bool, str]],
+            labels: Iterable[tuple[str, bool]]) -> int:
+        raise redis.ConnectionError("Redis went away mid-batch")
+
+
+def test_records_a_monitor_could_not_join_are_read_again_by_the_next(
+        settings: Settings) -> None:
+    """Offsets are committed only after the join: what a failed monitor read, the next one
+    reads again, and joins once."""
+    make_topics(settings, partitions=2)
+    now_ms = int(time.time() * 1000)
+    produce_raw(settings, settings.topic_decisions, [(b"c", encode_decision(
+        Decision(transaction_id=str(i), customer_id="c", score=0.9, decision="decline",
+                 model_version="v1", reasons=[], degraded=[], scored_at=now_ms,
+                 latency_ms=0.1))) for i in range(50)])
+    produce_raw(settings, settings.topic_labels, [
+        (b"c", label_message((i, now_ms, 0, 1, 1), now_ms)) for i in range(50)])
+    client = redis.Redis.from_url(settings.redis_url)
+    prefix = f"{settings.redis_prefix}:q:"
+    failing = QualityMonitor(settings, QualityMetrics.create(CollectorRegistry()),
+                             FailingLive(client, horizon_days=1, prefix=prefix))
+    with pytest.raises(redis.ConnectionError):
+        failing.run()  # the first batch fails; close() commits nothing it did not join
+    registry = CollectorRegistry()
+    second = QualityMonitor(settings, QualityMetrics.create(registry),
+                            RedisLiveQuality(client, horizon_days=1, prefix=prefix))
+    _run_until(second, lambda: registry.get_sample_value(
+        "fraudstream_live_model_labelled", {"version": "v1"}) == 50)
+    assert second.live.unmatched_labels == 0

@@ -73,3 +73,21 @@ def test_the_window_keeps_each_versions_most_recent_pairs(client: redis.Redis,
     live.add([], [(str(i), True) for i in range(10)])
     quality = live.measure()
     assert quality.labelled == 3 and quality.recall == 0.0
+
+
+def test_a_replayed_batch_joins_each_pair_once(client: redis.Redis, prefix: str) -> None:
+    """A monitor that crashed after its join but before its commit reads the same records
+    again: nothing joins twice, and nothing waits again."""
+    live = RedisLiveQuality(client, prefix=prefix)
+    decisions = [(str(i), i / 10, i >= 5, "v1") for i in range(10)]
+    labels = [(str(i), i >= 7) for i in range(10)]
+    assert live.add(decisions, []) == 0
+    assert live.add([], labels) == 10
+    assert live.add(decisions, labels) == 0  # the replay, in one batch
+    assert live.add([], labels) == 0
+    assert live.add(decisions, []) == 0
+    quality = live.measure_by_version()["v1"]
+    assert (quality.labelled, quality.frauds) == (10, 3)
+    assert live.unmatched_labels == 0
+    assert client.keys(prefix + "d:*") == [] and client.keys(prefix + "l:*") == []
+    assert all(client.ttl(key) > 0 for key in client.keys(prefix + "x:*"))

@@ -137,7 +137,7 @@ def test_a_write_too_large_for_one_socket_write_is_finished_before_the_next_read
     assert sum(map(len, old + new)) > 4_000_000  # more than a loopback socket takes at once
     sent = store.send_compare_and_set_many(k, old, new, 60_000)
     # attr-defined: the part of the write the socket did not take at once
-    assert len(sent._rest) > 0, "the socket took the whole write"  # type: ignore[attr-defined]
+    assert len(sent._rest) > 0, "the socket took the whole write"
     conflicts, values = store.get_many_after(sent, k)
     assert conflicts == [7]
     assert values == [b"someone else" if i == 7 else v for i, v in enumerate(new)]

@@ -148,7 +148,7 @@ def test_csv_parquet_and_any_customer_interleaving_decide_alike(
     for name, extra in (("in.parquet", {}), ("in.csv", {}), ("by_customer.parquet", {}),
                         ("shuffled.csv", {"sort_by_time": True})):
         out = tmp_path / f"out-{name}.parquet"
-        summary = score_file(tmp_path / name, out, champion, **extra)  # type: ignore[arg-type]
+        summary = score_file(tmp_path / name, out, champion, **extra)
         assert summary.scored == len(frame), name
         outputs[name] = read_decisions(out).sort_index()
     reference = outputs.pop("in.parquet")
@@ -169,7 +169,7 @@ def test_rejected_rows_are_listed_and_leave_the_others_untouched(
     text.loc[17, "customer_id"] = ""
     text.loc[25, "is_fraud"] = "perhaps"
     text.to_csv(tmp_path / "in.csv", index=False)
-    summary = score_file(tmp_path / "in.csv", tmp_path / "out.csv", champion)  # type: ignore[arg-type]
+    summary = score_file(tmp_path / "in.csv", tmp_path / "out.csv", champion)
     assert (summary.rows, summary.scored, summary.rejected, summary.labels_ignored) == (
         len(frame), len(frame) - 3, 3, 1)
     rejects = pd.read_csv(tmp_path / "out.rejects.csv", dtype=str, keep_default_na=False)
@@ -184,7 +184,7 @@ def test_rejected_rows_are_listed_and_leave_the_others_untouched(
     clean = frame.drop(index=[3, 10, 17])
     clean.loc[25, "is_fraud"] = 0
     clean.to_parquet(tmp_path / "clean.parquet", index=False)
-    score_file(tmp_path / "clean.parquet", tmp_path / "clean-out.parquet", champion)  # type: ignore[arg-type]
+    score_file(tmp_path / "clean.parquet", tmp_path / "clean-out.parquet", champion)
     expected = read_decisions(tmp_path / "clean-out.parquet")
     got = pd.read_csv(tmp_path / "out.csv", dtype={"transaction_id": str, "customer_id": str}
                       ).set_index("transaction_id")
@@ -201,7 +201,7 @@ def test_a_fraud_label_counts_once_per_transaction_as_in_the_worker(
     twice = pd.concat([frame.iloc[:first + 1], frame.iloc[[first]], frame.iloc[first + 1:]],
                       ignore_index=True)  # the same event, fraud label included, twice
     twice.to_parquet(tmp_path / "twice.parquet", index=False)
-    summary = score_file(tmp_path / "twice.parquet", tmp_path / "out.parquet", champion)  # type: ignore[arg-type]
+    summary = score_file(tmp_path / "twice.parquet", tmp_path / "out.parquet", champion)
     assert (summary.scored, summary.labels_ignored) == (len(frame) + 1, 1)
     rejects = pq.read_table(tmp_path / "out.rejects.parquet").to_pylist()
     assert [(r["row"], r["scored"], r["reason"]) for r in rejects] == [
@@ -210,7 +210,7 @@ def test_a_fraud_label_counts_once_per_transaction_as_in_the_worker(
     once = twice.copy()
     once.loc[first + 1, "is_fraud"] = 0
     once.to_parquet(tmp_path / "once.parquet", index=False)
-    score_file(tmp_path / "once.parquet", tmp_path / "once-out.parquet", champion)  # type: ignore[arg-type]
+    score_file(tmp_path / "once.parquet", tmp_path / "once-out.parquet", champion)
     a = pq.read_table(tmp_path / "out.parquet")
     b = pq.read_table(tmp_path / "once-out.parquet")
     assert a.equals(b)

@@ -36,7 +36,7 @@ def test_unreadable_states_are_counted_read_as_absent_and_decisions_continue(
     worker = build_worker(settings, registry)
     with running_worker(settings, worker):
         produce_raw(settings, settings.topic_transactions,
-                    [(e["customer_id"].encode(), json.dumps(e).encode())  # type: ignore[union-attr]
+                    [(e["customer_id"].encode(), json.dumps(e).encode())
                      for e in events])
         decisions = read_topic(settings, settings.topic_decisions, expect=3, settle=1.0)
     decided = {json.loads(r.value or b"")["transaction_id"]: json.loads(r.value or b"")

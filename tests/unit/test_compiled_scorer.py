@@ -39,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return root, frame
 
 
-def test_train_ships_a_compiled_library_listed_in_the_manifest(trained) -> None:  # type: ignore[no-untyped-def]
+def test_train_ships_a_compiled_library_listed_in_the_manifest(trained) -> None:
     root, _ = trained
     artifact = Registry(root).load_champion()
     assert artifact.manifest["compiled"] == "scorer.so"
@@ -47,7 +47,7 @@ def test_train_ships_a_compiled_library_listed_in_the_manifest(trained) -> None:
     assert Scorer(artifact, FEATURE_NAMES).backend == "compiled"
 
 
-def test_compiled_probabilities_match_predict_proba_on_the_whole_test_set(trained) -> None:  # type: ignore[no-untyped-def]
+def test_compiled_probabilities_match_predict_proba_on_the_whole_test_set(trained) -> None:
     root, frame = trained
     artifact = Registry(root).load_champion()
     matrix = compute_matrix(frame)
@@ -61,7 +61,7 @@ def test_compiled_probabilities_match_predict_proba_on_the_whole_test_set(traine
     assert np.max(np.abs(actual - expected)) <= 1e-6
 
 
-def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) -> None:  # type: ignore[no-untyped-def]
+def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) -> None:
     """TL2cgen takes a double whose low 32 bits are all ones for a missing value."""
     root, frame = trained
     artifact = Registry(root).load_champion()
@@ -81,7 +81,7 @@ def test_values_that_look_like_the_missing_marker_are_scored_correctly(trained) 
     assert np.max(np.abs(unguarded - expected)) > 1e-6
 
 
-def test_the_row_loop_gives_exactly_what_tl2cgens_own_predictor_gives(trained) -> None:  # type: ignore[no-untyped-def]
+def test_the_row_loop_gives_exactly_what_tl2cgens_own_predictor_gives(trained) -> None:
     import tl2cgen
 
     root, frame = trained
@@ -95,7 +95,7 @@ def test_the_row_loop_gives_exactly_what_tl2cgens_own_predictor_gives(trained) -
     assert np.array_equal(compiled.predict(matrix[:1]), reference[:1])  # a batch of one
 
 
-def test_a_worker_scores_without_importing_scikit_learn_or_tl2cgen(trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_scores_without_importing_scikit_learn_or_tl2cgen(trained) -> None:
     """The compiled library is checked against probabilities recorded in the signed
     manifest: the model is never unpickled (scikit-learn is some 130 MB of memory)."""
     root, _ = trained
@@ -114,7 +114,7 @@ def test_a_worker_scores_without_importing_scikit_learn_or_tl2cgen(trained) -> N
 
 
 def test_a_library_that_disagrees_with_the_recorded_probabilities_is_refused(
-        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path) -> None:
     root, _ = trained
     good = Registry(root).load_champion()
     check = good.manifest["compiled_check"]
@@ -134,7 +134,7 @@ def test_a_library_that_disagrees_with_the_recorded_probabilities_is_refused(
 
 
 def test_an_artifact_without_a_recorded_check_is_checked_against_its_model(
-        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path) -> None:
     """Artifacts trained before the check was recorded still load their library."""
     root, frame = trained
     good = Registry(root).load_champion()
@@ -158,7 +158,7 @@ def test_an_artifact_without_a_recorded_check_is_checked_against_its_model(
 
 
 def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
-        trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root, frame = trained
     good = Registry(root).load_champion()
     broken = tmp_path / "broken"
@@ -182,7 +182,7 @@ def test_a_library_that_cannot_load_falls_back_to_scikit_learn_and_says_so(
 
 
 def test_a_calibration_that_widens_a_small_difference_is_refused(
-        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path) -> None:
     """A library within 1e-6 of the model raw, but not once a steep calibration (slope 10
     below 0.05) maps both: the calibrated scores are what a decision uses."""
     root, _ = trained
@@ -210,7 +210,7 @@ def test_a_calibration_that_widens_a_small_difference_is_refused(
 
 
 def test_a_calibration_that_is_not_an_increasing_map_is_refused(
-        trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path) -> None:
     root, _ = trained
     good = Registry(root).load_champion()
     kept = {k: v for k, v in good.manifest.items()

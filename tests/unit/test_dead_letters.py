@@ -46,13 +46,13 @@ class SourceMessage:
 
 
 def size(letter: object) -> int:
-    key, value, headers = letter.key, letter.value, letter.headers  # type: ignore[attr-defined]
+    key, value, headers = letter.key, letter.value, letter.headers
     return (len(key or b"") + len(value or b"")
             + sum(len(n) + len(v) + 8 for n, v in headers) + FRAMING_BYTES)
 
 
 def header(letter: object, name: str) -> str | None:
-    for key, value in letter.headers:  # type: ignore[attr-defined]
+    for key, value in letter.headers:
         if key == name:
             return value.decode()
     return None
@@ -60,7 +60,7 @@ def header(letter: object, name: str) -> str | None:
 
 def test_a_letter_that_fits_keeps_the_original_bytes() -> None:
     source = SourceMessage(b"customer-7", b'{"bad": true}')
-    letter = dead_letter(source, "invalid event: missing amount", LIMIT)  # type: ignore[arg-type]
+    letter = dead_letter(source, "invalid event: missing amount", LIMIT)
     assert (letter.key, letter.value) == (b"customer-7", b'{"bad": true}')
     assert header(letter, "error") == "invalid event: missing amount"
     assert (header(letter, "source.topic"), header(letter, "source.partition"),
@@ -70,7 +70,7 @@ def test_a_letter_that_fits_keeps_the_original_bytes() -> None:
 
 def test_a_value_over_the_limit_is_cut_with_its_size_and_sha256() -> None:
     value = b"v" * 3_000_000
-    letter = dead_letter(SourceMessage(b"k", value), "event too large", LIMIT)  # type: ignore[arg-type]
+    letter = dead_letter(SourceMessage(b"k", value), "event too large", LIMIT)
     assert size(letter) <= LIMIT
     assert value.startswith(letter.value or b"") and len(letter.value or b"") > LIMIT // 2
     assert header(letter, "original.value.bytes") == "3000000"
@@ -81,7 +81,7 @@ def test_a_value_over_the_limit_is_cut_with_its_size_and_sha256() -> None:
 
 def test_a_key_over_the_limit_is_cut_to_an_ids_length() -> None:
     key = b"K" * 2_000_000
-    letter = dead_letter(SourceMessage(key, b"{}"), "bad", LIMIT)  # type: ignore[arg-type]
+    letter = dead_letter(SourceMessage(key, b"{}"), "bad", LIMIT)
     assert size(letter) <= LIMIT
     assert letter.key == key[:MAX_KEY_BYTES]
     assert header(letter, "original.key.bytes") == "2000000"
@@ -91,7 +91,7 @@ def test_a_key_over_the_limit_is_cut_to_an_ids_length() -> None:
 
 
 def test_both_over_the_limit_are_both_cut() -> None:
-    letter = dead_letter(SourceMessage(b"K" * 2_000_000, b"v" * 2_000_000), "bad",  # type: ignore[arg-type]
+    letter = dead_letter(SourceMessage(b"K" * 2_000_000, b"v" * 2_000_000), "bad",
                          LIMIT)
     assert size(letter) <= LIMIT
     assert header(letter, "truncated") == "key,value"
@@ -99,18 +99,18 @@ def test_both_over_the_limit_are_both_cut() -> None:
 
 @pytest.mark.parametrize("limit", [16_384, 100_000, 1_048_588])
 def test_a_letter_fits_every_limit(limit: int) -> None:
-    letter = dead_letter(SourceMessage(b"K" * 5000, b"v" * (limit * 2)), "x" * 5000,  # type: ignore[arg-type]
+    letter = dead_letter(SourceMessage(b"K" * 5000, b"v" * (limit * 2)), "x" * 5000,
                          limit)
     assert size(letter) <= limit
 
 
 def test_a_huge_reason_is_bounded() -> None:
-    letter = dead_letter(SourceMessage(None, None), "r" * 100_000, LIMIT)  # type: ignore[arg-type]
+    letter = dead_letter(SourceMessage(None, None), "r" * 100_000, LIMIT)
     assert len(header(letter, "error") or "") <= 1024
 
 
 def test_a_bare_letter_has_headers_only() -> None:
-    letter = bare_dead_letter(SourceMessage(b"k", b"v" * 10), "refused")  # type: ignore[arg-type]
+    letter = bare_dead_letter(SourceMessage(b"k", b"v" * 10), "refused")
     assert (letter.key, letter.value) == (None, None)
     assert header(letter, "original.value.bytes") == "10"
     assert header(letter, "error") == "refused"

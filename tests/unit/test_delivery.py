@@ -19,7 +19,7 @@ class FakeKafkaError:
 
 def deliver(batch: PendingBatch, times: int = 1, error: FakeKafkaError | None = None) -> None:
     for _ in range(times):
-        batch.on_delivery(error, None)  # type: ignore[arg-type]
+        batch.on_delivery(error, None)
 
 
 def as_dict(released: list[TopicPartition]) -> dict[tuple[str, int], int]:

@@ -17,10 +17,10 @@ def status(**changes: object) -> WorkerStatus:
                                  "lag": 0, "broker_silent_s": 0.5, "input_partitions": 1,
                                  "group_state": "steady"}
     fields.update(changes)
-    return WorkerStatus(**fields)  # type: ignore[arg-type]
+    return WorkerStatus(**fields)
 
 
-def judge(current: WorkerStatus | None):  # type: ignore[no-untyped-def]
+def judge(current: WorkerStatus | None):
     return assess(current, NOW, max_age_s=10, max_stall_s=30, max_broker_silence_s=20)
 
 
@@ -53,7 +53,7 @@ def test_lag_within_the_stall_allowance_is_still_healthy() -> None:
     assert judge(status(lag=500, last_progress=NOW - 5)).healthy
 
 
-def ready(current: WorkerStatus | None):  # type: ignore[no-untyped-def]
+def ready(current: WorkerStatus | None):
     return assess_readiness(current, NOW, max_age_s=10, max_stall_s=30,
                             max_broker_silence_s=20)
 

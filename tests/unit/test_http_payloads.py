@@ -32,7 +32,7 @@ def body(value: object) -> bytes:
     return msgspec.json.encode(value)
 
 
-def problems(call, *args: object) -> list[Problem]:  # type: ignore[no-untyped-def]
+def problems(call, *args: object) -> list[Problem]:
     with pytest.raises(InvalidRequest) as caught:
         call(*args)
     return caught.value.problems

@@ -75,7 +75,7 @@ def oauth(files: dict[str, str], protocol: str = "SASL_SSL") -> Settings:
                     kafka_sasl_mechanism="OAUTHBEARER",
                     kafka_oauth_token_endpoint="https://127.0.0.1:9/oauth2/token",
                     kafka_oauth_client_id="fraudstream", kafka_oauth_client_secret=CLIENT_SECRET,
-                    kafka_oauth_scope="kafka", **tls)  # type: ignore[arg-type]
+                    kafka_oauth_scope="kafka", **tls)
 
 
 def every_variant(files: dict[str, str]) -> dict[str, Settings]:

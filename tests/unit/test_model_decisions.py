@@ -106,7 +106,7 @@ def test_perfect_separation_declines_at_the_lowest_fraud_score() -> None:
 NAMES = ["amount", "nb_tx", "night"]
 
 
-def explainer(**kwargs) -> ReasonExplainer:  # type: ignore[no-untyped-def]
+def explainer(**kwargs) -> ReasonExplainer:
     params = {"names": NAMES, "means": [50.0, 2.0, 0.5], "stds": [10.0, 1.0, 0.5],
               "importances": [1.0, 1.0, 1.0]}
     params.update(kwargs)

@@ -12,7 +12,7 @@ RESET = ("tx [0]: offset reset (at offset 1000 (leader epoch -1), broker 1) to o
          "on the broker: Broker: Offset out of range")
 
 
-def test_reset_lines_are_counted_and_other_lines_are_not(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_reset_lines_are_counted_and_other_lines_are_not(caplog) -> None:
     counted: list[int] = []
     counter = count_offset_resets(lambda: counted.append(1))
     logger = logging.getLogger(CONSUMER_LOGGER)

@@ -319,7 +319,7 @@ class InterferingStore(MemoryStateStore):
         self.rounds = rounds
         self.offset = 1000
 
-    def compare_and_set_many(self, keys, expected, values, ttl_ms):  # type: ignore[no-untyped-def]
+    def compare_and_set_many(self, keys, expected, values, ttl_ms):
         if self.rounds > 0:
             self.rounds -= 1
             self.offset += 1

@@ -92,13 +92,13 @@ def setup(doom: Callable[[KafkaError], None] | None = None,
           ) -> tuple[FakeProducer, Outputs, DeliveryTracker, list[int]]:
     producer = FakeProducer()
     dead: list[int] = []
-    outputs = Outputs(producer, DLQ, 1_000_000, lambda: dead.append(1), doom=doom)  # type: ignore[arg-type]
+    outputs = Outputs(producer, DLQ, 1_000_000, lambda: dead.append(1), doom=doom)
     return producer, outputs, DeliveryTracker(), dead
 
 
-def decided_batch(tracker: DeliveryTracker, sources: list[Source]):  # type: ignore[no-untyped-def]
-    pending = tracker.open_batch({("tx", 0): 9}, len(sources), sources)  # type: ignore[arg-type]
-    pending.decided = sources  # type: ignore[assignment]
+def decided_batch(tracker: DeliveryTracker, sources: list[Source]):
+    pending = tracker.open_batch({("tx", 0): 9}, len(sources), sources)
+    pending.decided = sources
     pending.decided_ids = [f"t{i}" for i in range(len(sources))]
     return pending
 
@@ -159,8 +159,8 @@ def test_a_record_refused_at_once_is_handled_like_a_failed_report() -> None:
 def test_a_refused_dead_letter_goes_as_headers_only() -> None:
     producer, outputs, tracker, _ = setup()
     source = Source(b"v" * 100, (1, 7))
-    pending = tracker.open_batch({("tx", 1): 7}, 1, [source])  # type: ignore[list-item]
-    outputs.dead_letter(source, "bad event", pending)  # type: ignore[arg-type]
+    pending = tracker.open_batch({("tx", 1): 7}, 1, [source])
+    outputs.dead_letter(source, "bad event", pending)
     producer.report(0, KafkaError.INVALID_RECORD)
     outputs.handle_failures(tracker)
     bare = producer.sent[-1]

@@ -28,7 +28,7 @@ def test_packed_sets_are_hiredis_bytes(writes: list[tuple[bytes, bytes | None,
     changed = [i for i, new in enumerate(news) if new is not None]
     assert written == changed
     expected = GuardedWrite.of_sets([keys[i] for i in changed], [reads[i] for i in changed],
-                                    [news[i] for i in changed], ttl)  # type: ignore[misc]
+                                    [news[i] for i in changed], ttl)
     assert packed == b"".join(hiredis.pack_command(c) for c in expected.commands)
 
 

@@ -216,7 +216,7 @@ def test_weights_and_decision_thresholds_are_parameters() -> None:
     {"thresholds": {"review": 0.9, "decline": 0.5}},
     {"thresholds": {"review": 0.5, "decline": 1.5}},
 ])
-def test_rejects_bad_parameters(kwargs: dict) -> None:  # type: ignore[type-arg]
+def test_rejects_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RulesScorer(**kwargs)
 
@@ -285,7 +285,7 @@ def test_a_failing_model_falls_back_to_the_rules(model: FakeScorer,
     assert len(warnings) == 1
     assert "rules" in warnings[0].getMessage()
     assert "\n" not in warnings[0].getMessage()
-    assert warnings[0].model_version == "fake-1"  # type: ignore[attr-defined]
+    assert warnings[0].model_version == "fake-1"
 
 
 def test_the_warning_says_what_failed(caplog: pytest.LogCaptureFixture) -> None:

@@ -135,7 +135,7 @@ BAD = [
 def test_a_combination_that_cannot_work_is_one_readable_line(
         values: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        Settings(**values)  # type: ignore[arg-type]
+        Settings(**values)
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message

@@ -187,7 +187,7 @@ def test_replace_validates_and_keeps_the_original() -> None:
 def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.max_batch = 3  # type: ignore[misc]
+        settings.max_batch = 3
 
 
 def test_describe_lists_every_variable_once_with_its_default() -> None:

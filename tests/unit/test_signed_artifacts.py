@@ -40,7 +40,7 @@ class TouchOnUnpickle:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 

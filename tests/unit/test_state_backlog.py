@@ -37,15 +37,15 @@ class FlakyStore(MemoryStateStore):
         self._check()
         return super().get_many(keys)
 
-    def compare_and_set_many(self, keys, expected, values, ttl_ms):  # type: ignore[no-untyped-def]
+    def compare_and_set_many(self, keys, expected, values, ttl_ms):
         self._check()
         return super().compare_and_set_many(keys, expected, values, ttl_ms)
 
-    def send_compare_and_set_many(self, keys, expected, values, ttl_ms) -> Conflicts:  # type: ignore[no-untyped-def]
+    def send_compare_and_set_many(self, keys, expected, values, ttl_ms) -> Conflicts:
         self._check()
         return super().send_compare_and_set_many(keys, expected, values, ttl_ms)
 
-    def get_many_after(self, write, keys):  # type: ignore[no-untyped-def]
+    def get_many_after(self, write, keys):
         self._check()
         return super().get_many_after(write, keys)
 
@@ -53,7 +53,7 @@ class FlakyStore(MemoryStateStore):
 class Model:
     version = "m1"
 
-    def score(self, matrix: np.ndarray):  # type: ignore[no-untyped-def]
+    def score(self, matrix: np.ndarray):
         from fraudstream.models.scorer import ScoredBatch
 
         n = len(matrix)
@@ -101,7 +101,7 @@ def test_batches_decided_while_the_store_is_down_are_counted_once_it_is_back() -
     assert after.matrix[0, 3] == 5, "the new batch sees every earlier event, once"
     assert core.backlog.events == 0 and all(p.done for p in held) and first.done
     assert [tp.offset for tp in tracker.release()] == [4]
-    core.write(after.update, batch([4]))  # type: ignore[arg-type]
+    core.write(after.update, batch([4]))
     core.complete()
     assert stored_count(store) == 5
 

@@ -92,7 +92,7 @@ def make(interval_s: float = 0.1, committed: dict[tuple[str, int], int] | None =
          ) -> tuple[Transactions, Producer, Consumer, Clock]:
     producer, clock = Producer(), Clock()
     consumer = Consumer(committed if committed is not None else {("tx", 0): 5, ("tx", 1): -1001})
-    txn = Transactions(producer, consumer, interval_s, 1.0, clock)  # type: ignore[arg-type]
+    txn = Transactions(producer, consumer, interval_s, 1.0, clock)
     return txn, producer, consumer, clock
 
 
@@ -234,7 +234,7 @@ def test_an_abort_that_keeps_failing_ends_the_worker() -> None:
         clock.now += 0.6  # two tries use up the one-second timeout
         Producer.abort_transaction(producer, _timeout)
 
-    producer.abort_transaction = slow_abort  # type: ignore[method-assign]
+    producer.abort_transaction = slow_abort
     txn.begin_batch({("tx", 0): 1})
     txn.ready()
     with pytest.raises(TransactionFailed):
@@ -306,7 +306,7 @@ def test_an_abort_that_times_out_after_librdkafka_said_fenced_names_the_fencing(
             clock.now += 1.0
             producer._call("abort")
 
-        producer.abort_transaction = later  # type: ignore[method-assign]
+        producer.abort_transaction = later
         logging.getLogger(PRODUCER_LOGGER).error(
             "TXNERR [producer-3]: Current transaction failed in state InTransaction: "
             "... current transaction must be aborted (PRODUCER_FENCED)")
@@ -327,7 +327,7 @@ def test_an_abort_that_times_out_without_a_fencing_is_a_plain_failure() -> None:
             clock.now += 1.0
             producer._call("abort")
 
-        producer.abort_transaction = later  # type: ignore[method-assign]
+        producer.abort_transaction = later
         with pytest.raises(TransactionFailed) as failed:
             txn.abort("a batch failed")
         assert not isinstance(failed.value, ProducerFenced)
