@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import redis
 from confluent_kafka import Producer
 
-from fraudstream.features import customer_state, terminal_state
-from fraudstream.features.definitions import FEATURE_NAMES
+from fraudstream.features.definitions import DAY_MS, FEATURE_NAMES
 from fraudstream.features.offline import compute_matrix
 from fraudstream.features.online import REPLAY
 from fraudstream.settings import Settings
@@ -24,6 +22,7 @@ from fraudstream.stream.decisions import Decision, decision_decoder
 from fraudstream.stream.kafka_config import producer_config
 from fraudstream.stream.produce import produce_or_wait
 from tests.kafka_helpers import Record
+from tests.state_oracle import state_differences
 
 
 class PacedLoad(threading.Thread):
@@ -115,40 +114,18 @@ def outcome(frame: pd.DataFrame, records: list[Record]) -> Outcome:
         longest_gap_s=max(gaps, default=0.0))
 
 
-def double_counted_customers(settings: Settings, frame: pd.DataFrame) -> list[str]:
-    """Customers whose stored 30-day count differs from their transactions in ``frame``:
-    a replayed event counted twice (or one never counted) shows up here."""
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        expected = frame.groupby("customer_id").size()
-        keys = [f"{settings.redis_prefix}:c:{c}".encode() for c in expected.index]
-        raws = client.mget(keys)
-    finally:
-        client.close()
-    wrong = []
-    for (customer, count), raw in zip(expected.items(), raws, strict=True):
-        stored = sum(customer_state.decode(raw).counts) if raw else 0
-        if stored != count:
-            wrong.append(f"{customer}: stored {stored}, sent {count}")
-    return wrong
-
-
-def wrong_terminal_counts(settings: Settings, frame: pd.DataFrame) -> list[str]:
-    """Terminals whose stored transaction counts differ from their transactions in
-    ``frame`` (every day of the frame must still be in the terminal ring)."""
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        expected = frame.groupby("terminal_id").size()
-        keys = [f"{settings.redis_prefix}:t:{t}".encode() for t in expected.index]
-        raws = client.mget(keys)
-    finally:
-        client.close()
-    wrong = []
-    for (terminal, count), raw in zip(expected.items(), raws, strict=True):
-        stored = sum(terminal_state.decode(raw).counts) if raw else 0
-        if stored != count:
-            wrong.append(f"{terminal}: stored {stored}, sent {count}")
-    return wrong
+def wrong_state(settings: Settings, frame: pd.DataFrame,
+                labelled: pd.DataFrame | None = None) -> list[str]:
+    """Every way the state left in Redis differs from the offline engine's over ``frame``
+    (``tests.state_oracle``: each customer's day buckets of count and cents and its last
+    event, each terminal's transactions and confirmed frauds per day), where only the
+    frauds among ``labelled`` had a label sent (none by default). A replayed event counted
+    twice, an update dropped or a label lost all show up here."""
+    if labelled is None:
+        return state_differences(settings, frame, labelled_until_day=-1)
+    frauds = frame["transaction_id"].isin(labelled["transaction_id"]) & (frame["is_fraud"] == 1)
+    return state_differences(settings, frame.assign(is_fraud=frauds.astype(int)),
+                             labelled_until_day=int(frame["timestamp"].max() // DAY_MS))
 
 
 def largest_feature_difference(frame: pd.DataFrame, decisions: list[Decision]) -> float:

@@ -27,7 +27,7 @@ from fraudstream.simulator.generator import simulate
 from fraudstream.stream.decisions import decision_decoder
 from fraudstream.stream.kafka_config import transactional_producer_config
 from tests.e2e.cli import start_cli
-from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
+from tests.e2e.faults import PacedLoad, outcome, wrong_state
 from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed
 from tests.gaps import broker_cannot, narrowed
 from tests.kafka_helpers import Record, make_topics, read_topic
@@ -100,7 +100,7 @@ def test_exactly_once_pool_survives_a_sigkill_mid_transaction(
                   duplicate_span_s=round(span_s, 2))
     assert result.lost == 0, f"{result.lost} transactions never decided"
     assert result.decided == len(frame)
-    assert double_counted_customers(settings, frame) == [], "feature state counted twice"
+    assert wrong_state(settings, frame) == [], "feature state counted twice"
     ids = re.findall(r"exactly-once: transactional\.id (\S+)", log.read_text())
     assert len(ids) == 4 and len(set(ids)) == 3, f"the restarted slot changed its id: {ids}"
     if support.hides_aborted:
@@ -161,7 +161,7 @@ def test_a_worker_whose_transactional_id_is_taken_exits_and_nothing_is_lost(
     assert code == 5, f"the fenced worker exited with {code}:\n{fenced_log[-3000:]}"
     assert "fraudstream: error: producer fenced" in fenced_log, fenced_log[-3000:]
     assert result.lost == 0, f"{result.lost} transactions never decided"
-    assert double_counted_customers(settings, frame) == []
+    assert wrong_state(settings, frame) == []
     if support.hides_aborted:
         assert result.duplicates == 0
     else:

@@ -13,7 +13,7 @@ import pytest
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from tests.e2e.cli import start_cli
-from tests.e2e.faults import PacedLoad, double_counted_customers, outcome
+from tests.e2e.faults import PacedLoad, outcome, wrong_state
 from tests.e2e.pool import PARTITIONS, stop, wait_all_assigned, wait_gone, wait_processed
 from tests.kafka_helpers import make_topics, read_topic
 from tests.population import recent
@@ -52,7 +52,7 @@ def test_three_processes_share_the_partitions_and_survive_a_sigkill(
     result.report("sigkill one of three", recovery_s=round(recovered_s, 2))
     assert result.lost == 0, f"{result.lost} transactions never decided"
     assert result.decided == len(frame)
-    assert double_counted_customers(settings, frame) == []
+    assert wrong_state(settings, frame) == []
 
 
 def test_sigterm_to_one_of_three_drains_commits_and_leaves_without_duplicates(
@@ -91,4 +91,4 @@ def test_sigterm_to_one_of_three_drains_commits_and_leaves_without_duplicates(
     assert result.lost == 0
     assert result.duplicates == 0, "a drained worker's decisions were repeated"
     assert result.longest_gap_s < 10, "the others paused too long"
-    assert double_counted_customers(settings, frame) == []
+    assert wrong_state(settings, frame) == []
