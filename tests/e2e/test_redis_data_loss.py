@@ -1,8 +1,9 @@
 """Redis data loss end to end: a worker process whose Redis is killed and restarted empty
 mid-stream finds the loss by the state's epoch, says so by metric, log and readiness, and
 goes on deciding: no decision is missing, those made on state from before the loss equal
-the offline engine's, and every later one is flagged degraded until a backfill rebuilds
-the state and says so (``features.epoch.mark_rebuilt``)."""
+the offline engine's, and every later one is flagged degraded until ``fraudstream backfill
+--from-topics``, run while the worker goes on, rebuilds the state and says so; the state
+left in Redis is then the offline engine's over every event."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ import time
 from pathlib import Path
 
 from fraudstream import services
-from fraudstream.features.definitions import DAY_MS
-from fraudstream.features.epoch import mark_rebuilt
-from fraudstream.features.store import RedisStateStore
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.stream.decisions import decision_decoder
 from fraudstream.stream.state_epoch import STATE_LOST
 from fraudstream.stream.status import read_status
 from tests.e2e.cli import run_cli, worker_process
-from tests.e2e.faults import PacedLoad, largest_feature_difference, outcome
+from tests.e2e.faults import PacedLoad, largest_feature_difference, outcome, wrong_state
 from tests.kafka_helpers import make_topics, read_topic
 from tests.metrics import scraped
 from tests.population import recent
@@ -58,16 +56,14 @@ def test_parity_after_redis_restarted_empty(settings: Settings, tmp_path: Path) 
             losses = scraped(metrics_port, "fraudstream_feature_state_losses_total")
             sent = load.finish()
             records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
-            # Rebuilding the state is the backfill's (tested with it); here the worker's
-            # answer to the call that ends it.
-            store = RedisStateStore.from_url(url)
-            mark_rebuilt(store, settings.redis_prefix, settings.feature_ttl_days * DAY_MS)
-            store.close()
+            rebuild = run_cli(settings, "backfill", "--from-topics", timeout=120)
+            assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
             wait_for(lambda: (now := read_status(worker.status)) is not None
                      and not now.state_lost, "the worker to see the rebuild", timeout=30)
             rebuilt = run_cli(settings, "health", "--ready", "--status-file",
                               str(worker.status), timeout=30)
             cleared = scraped(metrics_port, "fraudstream_feature_state_lost")
+            differences = wrong_state(settings, frame)
             assert worker.stop() == 0, worker.tail()
     finally:
         first.stop()
@@ -80,7 +76,9 @@ def test_parity_after_redis_restarted_empty(settings: Settings, tmp_path: Path) 
     result = outcome(frame, records)
     worst = largest_feature_difference(frame, decisions)
     result.report("redis restarted empty", largest_feature_difference=worst,
-                  flagged_state_lost=len(flagged), decided_after_restart=len(after))
+                  flagged_state_lost=len(flagged), decided_after_restart=len(after),
+                  state_differences_after_rebuild=len(differences))
+    assert differences == [], differences[:5]
     assert result.lost == 0 and result.duplicates == 0
     assert worst <= 1e-9, "a decision on state from after the loss was not flagged"
     assert after and all(d.degraded for d in after), \
