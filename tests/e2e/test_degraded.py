@@ -15,7 +15,7 @@ from fraudstream import services
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.stream.decisions import decision_decoder
-from tests.e2e.cli import worker_process
+from tests.e2e.cli import run_cli, worker_process
 from tests.e2e.faults import (
     PacedLoad,
     largest_feature_difference,
@@ -23,6 +23,7 @@ from tests.e2e.faults import (
     wrong_state,
 )
 from tests.kafka_helpers import make_topics, read_topic
+from tests.metrics import scraped
 from tests.population import recent
 from tests.waiting import wait_for
 
@@ -95,3 +96,51 @@ def test_parity_after_redis_frozen(
     assert decisions[-1].degraded == [], "decisions after the outage use real features"
     text = worker.log.read_text()
     assert "circuit open" in text and "circuit closed" in text, text[-3000:]
+
+
+BACKLOG_BOUND = 300
+
+
+def test_parity_after_redis_frozen_past_the_state_backlog_bound(
+        settings: Settings, tmp_path: Path,
+        own_redis: tuple[str, services.ManagedProcess]) -> None:
+    """Redis frozen until more events wait for it than the bound allows: the worker pauses
+    consumption instead of dropping any (status, readiness and metric say so), and once
+    Redis is back it writes them all in order and resumes."""
+    url, redis_server = own_redis
+    metrics_port = services.free_port()
+    settings = settings.replace(redis_url=url, emit_features=True, metrics_port=metrics_port,
+                                state_backlog_max_events=BACKLOG_BOUND)
+    make_topics(settings, partitions=4)
+    frame = simulate(recent(3))
+    with worker_process(settings, tmp_path) as worker:
+        load = PacedLoad(settings, frame, rate=len(frame) / 12.0)
+        load.start()
+        worker.wait_processed(len(frame) // 5)
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            paused = worker.wait_status(lambda s: s.paused, "consumption to pause", 30)
+            ready = run_cli(settings, "health", "--ready", "--status-file",
+                            str(worker.status), timeout=30)
+            gauge = scraped(metrics_port, "fraudstream_consumption_paused")
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        resumed = worker.wait_status(lambda s: not s.paused and s.state_backlog == 0,
+                                     "consumption to resume", 60)
+        sent = load.finish()
+        records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
+        assert worker.stop() == 0, worker.tail()
+    decisions = [decision_decoder.decode(r.value) for r in records]
+    result = outcome(frame, records)
+    worst = largest_feature_difference(frame, decisions)
+    result.report("redis frozen past the backlog bound", backlog_when_paused=paused.state_backlog,
+                  largest_feature_difference=worst)
+    assert paused.state_backlog > BACKLOG_BOUND
+    assert ready.returncode == 1 and "consumption paused" in ready.stdout, ready.stdout
+    assert gauge == {"": 1.0}
+    assert resumed.events >= paused.events
+    assert result.lost == 0 and result.duplicates == 0
+    assert wrong_state(settings, frame) == [], "an update of the outage was dropped"
+    assert worst <= 1e-9
+    text = worker.log.read_text()
+    assert "consumption paused" in text and "consumption resumed" in text, text[-3000:]
