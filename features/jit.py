@@ -22,7 +22,7 @@ from typing import Any
 
 import numba
 
-log = logging.getLogger("fraudstream.features")
+log = logging.getLogger(__name__)
 
 
 def _private_writable(directory: Path) -> bool:

@@ -201,8 +201,9 @@ def run_autoscale_demo(settings: Settings, duration_s: float, rate: float, parti
     try:
         with services.kafka_bootstrap(settings.kafka_bootstrap) as bootstrap, \
                 services.redis_url(settings.redis_url) as redis_url, \
-                _loggers_to(logs / "autoscale.log", "fraudstream.supervisor",
-                            "fraudstream.autoscale", "fraudstream.lag", "fraudstream.kafka"):
+                _loggers_to(logs / "autoscale.log", "fraudstream.stream.supervisor",
+                            "fraudstream.stream.autoscale", "fraudstream.stream.lag",
+                            "fraudstream.kafka"):
             settings = settings.replace(kafka_bootstrap=bootstrap, redis_url=redis_url,
                                         session_timeout_ms=6000, heartbeat_interval_ms=500)
             console.print(f"broker {bootstrap}, redis {redis_url}; logs in {logs}")

@@ -21,7 +21,7 @@ from fraudstream.models.signing import KeyRing, Signer, Trust
 if TYPE_CHECKING:
     from fraudstream.settings import Settings
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 
 DEV_PRIVATE = "model-signing.pem"
 DEV_PUBLIC = "model-signing.pub.pem"

@@ -32,7 +32,7 @@ import joblib
 from fraudstream.models import signing
 from fraudstream.models.signing import SIGNATURE_FILE, KeyRing, SigningError
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"

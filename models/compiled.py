@@ -28,7 +28,7 @@ from numba.extending import intrinsic
 
 from fraudstream.features.jit import CACHE, warm_up
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 
 LIBRARY_FILE = "scorer.so"
 TOLERANCE = 1e-6

@@ -18,7 +18,7 @@ from fraudstream.models.artifact import Artifact
 from fraudstream.models.registry import Registry
 from fraudstream.models.scorer import Scorer
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 
 LoadScorer = Callable[[Artifact], Scorer]
 Listener = Callable[[str, str, str], None]  # (role, version, outcome)

@@ -47,7 +47,7 @@ from fraudstream.features.definitions import (
 from fraudstream.models.decisions import DEFAULT_THRESHOLDS, decide
 from fraudstream.models.scorer import ScoredBatch
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 
 RULES_VERSION = "rules-1"
 MODEL_DEGRADED = "model"  # a decision's ``degraded`` entry when the rules decided

@@ -23,7 +23,7 @@ from fraudstream.models.compiled import (
 from fraudstream.models.decision_kernel import BatchDecisions
 from fraudstream.models.decisions import ReasonExplainer
 
-log = logging.getLogger("fraudstream.models")
+log = logging.getLogger(__name__)
 Probability = Callable[[np.ndarray], np.ndarray]
 
 

@@ -27,7 +27,7 @@ from fraudstream.stream.metrics import WorkerMetrics
 from fraudstream.stream.topic_identity import TopicIdentity, describe_topic_id
 from fraudstream.stream.worker import Worker
 
-log = logging.getLogger("fraudstream.worker")
+log = logging.getLogger(__name__)
 # The periodic check of the topic's identity runs in the worker's loop: it may not hold
 # the loop longer than this (a slow answer is tried again at the next check).
 TOPIC_DESCRIBE_TIMEOUT_S = 1.0

@@ -30,7 +30,7 @@ from typing import Protocol
 from fraudstream.stream.lag import LagSample
 from fraudstream.stream.status import WorkerStatus
 
-log = logging.getLogger("fraudstream.autoscale")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

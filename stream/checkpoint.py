@@ -30,7 +30,7 @@ from fraudstream.stream.outputs import Outputs
 from fraudstream.stream.poll import commit_offsets
 from fraudstream.stream.transactions import Transactions
 
-log = logging.getLogger("fraudstream.checkpoint")
+log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 PAUSE_AT_PENDING_BATCHES = 200

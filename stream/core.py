@@ -49,7 +49,7 @@ from fraudstream.stream.feature_store_guard import (
 from fraudstream.stream.state_backlog import StateBacklog, Written
 from fraudstream.stream.state_epoch import STATE_LOST, EpochWatch
 
-log = logging.getLogger("fraudstream.core")
+log = logging.getLogger(__name__)
 
 
 class SupportsScore(Protocol):

@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # ConfigResou
 
 from fraudstream.stream.decisions import MAX_KEY_BYTES
 
-log = logging.getLogger("fraudstream.dead_letters")
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 # Room for the record batch and record framing the broker counts against its limit.

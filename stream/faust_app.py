@@ -42,7 +42,7 @@ from fraudstream.stream.events import EventTimeBounds, Rejected, decode_label
 from fraudstream.stream.faust_security import faust_credentials
 from fraudstream.stream.metrics import WorkerMetrics
 
-log = logging.getLogger("fraudstream.faust")
+log = logging.getLogger(__name__)
 
 
 class _Source:

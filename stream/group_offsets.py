@@ -7,7 +7,7 @@ import logging
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
 from confluent_kafka.admin import AdminClient
 
-log = logging.getLogger("fraudstream.worker")
+log = logging.getLogger(__name__)
 
 
 def group_has_committed(admin: AdminClient, group: str, topic: str, timeout_s: float,

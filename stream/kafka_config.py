@@ -8,7 +8,7 @@ from typing import Any
 from fraudstream.security import uses_sasl, uses_tls
 from fraudstream.settings import Secret, Settings
 
-log = logging.getLogger("fraudstream.kafka")
+log = logging.getLogger(__name__)
 
 
 def _librdkafka_log(client: str) -> Any:

@@ -26,7 +26,7 @@ from fraudstream.stream.kafka_config import consumer_config, producer_config
 from fraudstream.stream.outputs import Outputs
 from fraudstream.stream.poll import commit_offsets, consumed_at
 
-log = logging.getLogger("fraudstream.labels")
+log = logging.getLogger(__name__)
 
 
 LABELS_FETCH_WAIT_MS = 100

@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 from fraudstream.settings import Settings
 from fraudstream.stream.kafka_config import common_config
 
-log = logging.getLogger("fraudstream.lag")
+log = logging.getLogger(__name__)
 
 _DRAIN_BATCH = 10_000
 

@@ -25,7 +25,7 @@ from fraudstream.stream.poll import poll_available
 from fraudstream.stream.quality import LiveQuality
 from fraudstream.stream.quality_store import RedisLiveQuality
 
-log = logging.getLogger("fraudstream.monitor")
+log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 1.0
 Live = LiveQuality | RedisLiveQuality

@@ -30,7 +30,7 @@ from fraudstream.stream.delivery import DeliveryTracker, PendingBatch
 from fraudstream.stream.output_errors import Failure, OutputTopicError, classify, topic_failure
 from fraudstream.stream.produce import produce_or_wait
 
-log = logging.getLogger("fraudstream.outputs")
+log = logging.getLogger(__name__)
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset of an input
 

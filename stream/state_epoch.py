@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from fraudstream.features.epoch import LOSS_KINDS, StateEpoch
 
-log = logging.getLogger("fraudstream.epoch")
+log = logging.getLogger(__name__)
 
 STATE_LOST = "state_lost"  # a decision's ``degraded`` entry while the state is incomplete
 RETRY_S = 0.5  # a check that failed is tried again this soon

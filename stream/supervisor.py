@@ -22,7 +22,7 @@ from fraudstream.settings import Settings
 from fraudstream.stream.status import WorkerStatus, read_status
 from fraudstream.stream.transactions import replica_transactional_id
 
-log = logging.getLogger("fraudstream.supervisor")
+log = logging.getLogger(__name__)
 
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5  # within the window: a replica that keeps dying is a fault, not bad luck

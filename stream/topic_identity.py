@@ -27,7 +27,7 @@ from prometheus_client import Counter
 
 from fraudstream.features.store import StateStore
 
-log = logging.getLogger("fraudstream.topic")
+log = logging.getLogger(__name__)
 
 GENERATION_SHIFT = 40  # 2^40 offsets per partition and incarnation
 

@@ -42,7 +42,7 @@ from confluent_kafka import (
 from fraudstream.errors import FraudstreamError
 from fraudstream.settings import Settings
 
-log = logging.getLogger("fraudstream.transactions")
+log = logging.getLogger(__name__)
 PRODUCER_LOGGER = "fraudstream.kafka.producer"  # where librdkafka's producer log goes
 
 Partition = tuple[str, int]

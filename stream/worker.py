@@ -74,7 +74,7 @@ from fraudstream.stream.status import StatusWriter, WorkerStatus
 from fraudstream.stream.topic_identity import TopicIdentity
 from fraudstream.stream.transactions import Transactions, transactional_id
 
-log = logging.getLogger("fraudstream.worker")
+log = logging.getLogger(__name__)
 IDENTITY_CHECK_MAX_SILENCE_S = 3.0  # librdkafka's statistics come every second
 IDENTITY_RETRY_S = 0.5  # while the topic's id is unknown
 

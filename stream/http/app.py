@@ -66,7 +66,7 @@ from fraudstream.stream.http.schemas import (
 from fraudstream.stream.http.scoring import Scored
 from fraudstream.stream.http.service import ScoringService, build_service
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 Parser = Callable[..., ParsedTransactions]
 Renderer = Callable[[Scored, ParsedTransactions], Response]

@@ -29,7 +29,7 @@ from fraudstream.stream.http.openapi import API_KEY_HEADER
 from fraudstream.stream.http.ratelimit import retry_after_header
 from fraudstream.stream.http.shared_limits import TOO_MANY, SharedLimits
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 UNAUTHENTICATED = "(no valid key)"  # the metric label of every address's bucket
 
 

@@ -17,7 +17,7 @@ from fraudstream.models.follower import ModelSet, RegistryFollower
 from fraudstream.models.registry import Registry
 from fraudstream.models.scorer import Scorer, load_scorer
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 OnSwap = Callable[[Scorer, Scorer], None]
 

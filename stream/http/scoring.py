@@ -33,7 +33,7 @@ from fraudstream.stream.events import Transaction
 from fraudstream.stream.http.metrics import HttpMetrics
 from fraudstream.stream.http.model import ModelHolder
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 # The (partition, offset) the feature engine applies a request's transactions under.
 # The stream's partitions are stored below NO_PARTITION, so no stored state can take an

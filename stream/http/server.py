@@ -24,7 +24,7 @@ from fraudstream.stream.http.metrics import MULTIPROCESS_ENV, HttpMetrics, expos
 from fraudstream.stream.http.platforms import VertexRoutes
 from fraudstream.stream.http.service import require_redis
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 
 class _DropColourCopies(logging.Filter):

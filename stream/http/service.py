@@ -23,7 +23,7 @@ from fraudstream.stream.http.model import ModelHolder
 from fraudstream.stream.http.payloads import Limits
 from fraudstream.stream.http.scoring import RequestScorer
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

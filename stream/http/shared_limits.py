@@ -28,7 +28,7 @@ import redis
 
 from fraudstream.stream.http.ratelimit import RateLimiter
 
-log = logging.getLogger("fraudstream.http")
+log = logging.getLogger(__name__)
 
 # KEYS: bucket hash, in-flight sorted set. ARGV: rate, burst, cost, max in flight (0: no
 # slot asked for), request id, stale seconds. Returns {taken, seconds to wait | -1 when

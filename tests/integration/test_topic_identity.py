@@ -53,7 +53,7 @@ def test_a_recreated_topic_is_the_next_generation(
     admin.delete_topics([topic])[topic].result(15)
     wait_for(lambda: topic not in admin.list_topics(timeout=5).topics, "the topic gone")
     create_topics(settings, 2)
-    with caplog.at_level(logging.WARNING, logger="fraudstream.topic"):
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.topic_identity"):
         first.check()
         second.check()
         first.check()

@@ -58,7 +58,7 @@ def test_a_worker_started_after_the_recreation_finds_it_once(
     died, _ = watcher(store, topic)
     died.check()
     topic.id = "id-2"
-    with caplog.at_level(logging.WARNING, logger="fraudstream.topic"):
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream.topic_identity"):
         restarted, restarted_count = watcher(store, topic)
         restarted.check()
         later, later_count = watcher(store, topic)
