@@ -11,7 +11,8 @@ batches takes milliseconds. Only a backlog that budget-sized batches would need 
 ``DRAIN_ABOVE_S`` to clear (a worker that cannot keep up, or one starting behind a
 backlog) switches to draining: the largest batches, for throughput, since those events
 have waited far longer than the budget already (misses are counted either way). Draining
-ends once what is left would take less than ``DRAIN_UNTIL_S``.
+ends once what is left would take less than ``DRAIN_UNTIL_S``. A worker that cannot keep
+up in budget-sized batches stays about ``DRAIN_ABOVE_S`` behind, so it is kept short.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 HEADROOM = 0.8  # aim below the budget: the tail is what the budget is about
 GROW = 1.25
-DRAIN_ABOVE_S = 0.5
-DRAIN_UNTIL_S = 0.05
+DRAIN_ABOVE_S = 0.05
+DRAIN_UNTIL_S = 0.01
 
 
 @dataclass
