@@ -58,8 +58,10 @@ class TrainResult:
 def make_model(kind: str, seed: int = 0) -> Any:
     if kind == "hgb":
         # Chosen on a validation split before the test protocol's training week (train
-        # days 94-100, test 108-114 of the default dataset): AP 0.710 against 0.643 for
-        # the logistic baseline; scikit-learn's defaults overfit one week of data.
+        # days 94-100, test 108-114 of the default dataset); scikit-learn's defaults
+        # overfit one week of data. `fraudstream bench --only model --tune-model` checks
+        # them on the handbook protocol's validation window, one change at a time
+        # (bench/model_tuning.py), and reports whether any change would gain.
         return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05,
                                               max_leaf_nodes=15, min_samples_leaf=100,
                                               early_stopping=False, random_state=seed)
