@@ -129,14 +129,17 @@ def test_a_redis_without_ifeq_writes_with_the_script() -> None:
 
 def test_a_write_too_large_for_one_socket_write_is_finished_before_the_next_read(
         store: RedisStateStore) -> None:
-    k = keys(2000)
-    old = [bytes([i % 251]) * 1000 for i in range(2000)]
-    assert store.compare_and_set_many(k, [None] * 2000, old, 60_000) == []
+    # 80 MB: on loopback one send() takes what the sending socket buffers (4 MB at most
+    # by default) plus what the receiving one has room for (32 MB at most), so the socket
+    # cannot take it all at once even while Redis reads from the other end.
+    k = keys(400)
+    old = [bytes([i % 251]) * 100_000 for i in range(400)]
+    assert store.compare_and_set_many(k, [None] * 400, old, 60_000) == []
     store.client.set(k[7], b"someone else")
     new = [value[::-1] + b"!" for value in old]
-    assert sum(map(len, old + new)) > 4_000_000  # more than a loopback socket takes at once
+    assert sum(map(len, old + new)) > 80_000_000
     sent = store.send_compare_and_set_many(k, old, new, 60_000)
-    # attr-defined: the part of the write the socket did not take at once
+    # the part of the write the socket did not take at once
     assert len(sent._rest) > 0, "the socket took the whole write"
     conflicts, values = store.get_many_after(sent, k)
     assert conflicts == [7]
