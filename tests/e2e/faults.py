@@ -114,6 +114,14 @@ def outcome(frame: pd.DataFrame, records: list[Record]) -> Outcome:
         longest_gap_s=max(gaps, default=0.0))
 
 
+def judged(frame: pd.DataFrame, records: list[Record],
+           ) -> tuple[list[Decision], Outcome, float]:
+    """A fault run's decisions, its outcome, and the largest difference between a decision
+    not marked degraded and the offline engine's features."""
+    decisions = [decision_decoder.decode(r.value) for r in records]
+    return decisions, outcome(frame, records), largest_feature_difference(frame, decisions)
+
+
 def wrong_state(settings: Settings, frame: pd.DataFrame,
                 labelled: pd.DataFrame | None = None) -> list[str]:
     """Every way the state left in Redis differs from the offline engine's over ``frame``

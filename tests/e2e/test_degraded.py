@@ -18,6 +18,7 @@ from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import run_cli, worker_process
 from tests.e2e.faults import (
     PacedLoad,
+    judged,
     largest_feature_difference,
     outcome,
     wrong_state,
@@ -130,9 +131,7 @@ def test_parity_after_redis_frozen_past_the_state_backlog_bound(
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
         assert worker.stop() == 0, worker.tail()
-    decisions = [decision_decoder.decode(r.value) for r in records]
-    result = outcome(frame, records)
-    worst = largest_feature_difference(frame, decisions)
+    _, result, worst = judged(frame, records)
     result.report("redis frozen past the backlog bound", backlog_when_paused=paused.state_backlog,
                   largest_feature_difference=worst)
     assert paused.state_backlog > BACKLOG_BOUND

@@ -18,8 +18,7 @@ from fraudstream.simulator.streamer import produce_frame
 from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
-    largest_feature_difference,
-    outcome,
+    judged,
     wrong_state,
 )
 from tests.kafka_helpers import make_topics, read_topic
@@ -55,9 +54,7 @@ def test_parity_after_the_same_transaction_produced_twice(settings: Settings,
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         decision = decision_decoder.decode(record.value)
         by_id.setdefault(decision.transaction_id, []).append(decision.degraded)
-    decisions = [decision_decoder.decode(r.value) for r in records]
-    result = outcome(frame, records)
-    worst = largest_feature_difference(frame, decisions)
+    decisions, result, worst = judged(frame, records)
     marked = sum(1 for d in decisions if "duplicate" in d.degraded)
     result.report("same transaction produced twice", produced_twice=COPIES,
                   marked_duplicate=marked, largest_feature_difference=worst)

@@ -14,12 +14,10 @@ import pytest
 
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
-from fraudstream.stream.decisions import decision_decoder
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
     PacedLoad,
-    largest_feature_difference,
-    outcome,
+    judged,
     wrong_state,
 )
 from tests.gaps import narrowed
@@ -56,9 +54,7 @@ def test_parity_after_a_worker_killed_mid_batch(settings: Settings, tmp_path: Pa
         sent = load.finish()
         records = read_topic(settings, settings.topic_decisions, expect=sent, settle=2.0)
         assert successor.stop() == 0, successor.tail()
-    decisions = [decision_decoder.decode(r.value) for r in records]
-    result = outcome(frame, records)
-    worst = largest_feature_difference(frame, decisions)
+    _, result, worst = judged(frame, records)
     result.report(f"sigkill mid-batch, {'exactly-once' if exactly_once else 'at-least-once'}",
                   largest_feature_difference=worst)
     assert sent == len(frame)

@@ -16,12 +16,10 @@ from confluent_kafka import Producer
 from fraudstream.settings import Settings
 from fraudstream.simulator.generator import simulate
 from fraudstream.simulator.streamer import transaction_messages
-from fraudstream.stream.decisions import decision_decoder
 from fraudstream.stream.kafka_config import producer_config
 from tests.e2e.cli import worker_process
 from tests.e2e.faults import (
-    largest_feature_difference,
-    outcome,
+    judged,
     wrong_state,
 )
 from tests.kafka_helpers import make_topics, read_topic, rewind_group
@@ -58,9 +56,7 @@ def test_parity_after_events_of_one_customer_on_two_partitions_replayed(
         records = read_topic(settings, settings.topic_decisions, expect=2 * len(frame),
                              settle=2.0)
         assert worker.stop() == 0, worker.tail()
-    decisions = [decision_decoder.decode(r.value) for r in records]
-    result = outcome(frame, records)
-    worst = largest_feature_difference(frame, decisions)
+    _, result, worst = judged(frame, records)
     result.report("one customer on two partitions, replayed",
                   customers_on_both=len(on_both),
                   largest_feature_difference=worst)
