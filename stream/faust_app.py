@@ -16,6 +16,7 @@ the agents' coroutines (they are short and batched); the model runs in-line.
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,20 +87,29 @@ def _accepted(events: list[Any], decode: Callable[[bytes | None], Any],
     return kept, rejected
 
 
+# FRAUDSTREAM_AUTO_OFFSET_RESET in aiokafka's words ("none" raises, as librdkafka's "error").
+FAUST_OFFSET_RESET = {"earliest": "earliest", "latest": "latest", "error": "none"}
+
+
+def app_options(settings: Settings) -> dict[str, Any]:
+    """``faust.App``'s options from the worker's settings."""
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "value_serializer": "raw", "key_serializer": "raw",
+        "store": "memory://", "web_enabled": False,
+        "consumer_auto_offset_reset": FAUST_OFFSET_RESET[settings.auto_offset_reset],
+        "broker_session_timeout": settings.session_timeout_ms / 1000.0,
+        "broker_heartbeat_interval": settings.heartbeat_interval_ms / 1000.0,
+        "producer_max_request_size": settings.producer_max_message_bytes,
+        "topic_allow_declare": False, "topic_disable_leader": True,
+        "broker_credentials": faust_credentials(settings),
+    }
+
+
 def create_app(settings: Settings) -> tuple[faust.App, Any]:
-    app = faust.App(
-        f"{settings.group_id}-faust",
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        value_serializer="raw", key_serializer="raw",
-        store="memory://", web_enabled=False,
-        datadir=tempfile.mkdtemp(prefix="fraudstream-faust-"),
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_ms / 1000.0,
-        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000.0,
-        producer_max_request_size=settings.producer_max_message_bytes,
-        topic_allow_declare=False, topic_disable_leader=True,
-        broker_credentials=faust_credentials(settings),
-    )
+    app = faust.App(f"{settings.group_id}-faust",
+                    datadir=tempfile.mkdtemp(prefix="fraudstream-faust-"),
+                    **app_options(settings))
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes)
     labels = app.topic(settings.topic_labels, key_type=bytes, value_type=bytes)
     decisions = app.topic(settings.topic_decisions, key_type=bytes, value_type=bytes)
@@ -176,10 +186,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Any]:
     return app, score
 
 
+def without_web(argv: list[str]) -> list[str]:
+    """``argv`` with ``--without-web`` after ``worker`` unless the web server is asked for:
+    faust's ``worker`` command starts it on port 6066 whatever ``web_enabled`` says, so two
+    agents on one host would collide on a port the runtime does not use."""
+    if argv[1:2] == ["worker"] and not any(a in ("--with-web", "--without-web")
+                                           for a in argv[2:]):
+        return [*argv[:2], "--without-web", *argv[2:]]
+    return argv
+
+
 def main() -> None:
     settings = Settings.from_env()
     model_trust.configure(settings)
     app, _ = create_app(settings)
+    sys.argv = without_web(sys.argv)
     app.main()
 
 
