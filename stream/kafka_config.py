@@ -11,9 +11,14 @@ from fraudstream.settings import Secret, Settings
 log = logging.getLogger(__name__)
 
 
+def librdkafka_logger_name(client: str) -> str:
+    """The logger that librdkafka's own log lines of this kind of client go to."""
+    return f"fraudstream.kafka.{client}"
+
+
 def _librdkafka_log(client: str) -> Any:
     """Route librdkafka's own log lines into ours instead of stderr."""
-    return logging.getLogger(f"fraudstream.kafka.{client}")
+    return logging.getLogger(librdkafka_logger_name(client))
 
 
 def security_config(settings: Settings) -> dict[str, Any]:

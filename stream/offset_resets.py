@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-CONSUMER_LOGGER = "fraudstream.kafka.consumer"
+from fraudstream.stream.kafka_config import librdkafka_logger_name
+
+CONSUMER_LOGGER = librdkafka_logger_name("consumer")
 
 
 class OffsetResetCounter(logging.Filter):

@@ -41,9 +41,10 @@ from confluent_kafka import (
 
 from fraudstream.errors import FraudstreamError
 from fraudstream.settings import Settings
+from fraudstream.stream.kafka_config import librdkafka_logger_name
 
 log = logging.getLogger(__name__)
-PRODUCER_LOGGER = "fraudstream.kafka.producer"  # where librdkafka's producer log goes
+PRODUCER_LOGGER = librdkafka_logger_name("producer")
 
 Partition = tuple[str, int]
 # Aborts in a row, without a commit between them, that end the worker: the same batch
