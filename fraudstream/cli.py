@@ -453,9 +453,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+def _development_keys(settings: Settings) -> Settings:
+    """``settings`` for a command that trains the models it runs (the demo, the
+    benchmark): development keys unless real ones are configured. Called after the
+    command's imports, so that a missing extra is still one line, before any warning."""
+    from fraudstream import model_trust
+
+    if settings.model_public_keys:
+        return settings
+    settings = settings.replace(dev_keys=True)
+    model_trust.configure(settings)
+    return settings
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fraudstream.demo import run_autoscale_demo, run_demo
 
+    settings = _development_keys(settings)
     if args.autoscale:
         min_workers = args.min_workers or 1
         if min_workers > args.partitions:
@@ -474,13 +488,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudstream import model_trust
     from fraudstream.bench.runner import run
 
-    if not settings.model_public_keys:  # it trains the models it runs: development keys
-        settings = settings.replace(dev_keys=True)
-        model_trust.configure(settings)
-    return run(args.out, args.quick, args.only, settings, tune_model=args.tune_model)
+    return run(args.out, args.quick, args.only, _development_keys(settings),
+               tune_model=args.tune_model)
 
 
 def cmd_score_file(args: argparse.Namespace, settings: Settings) -> int:
@@ -697,8 +708,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level, settings.log_format)
         for secret in settings.secrets():
             logs.register_secret(secret)
-        if args.handler is cmd_demo and not settings.model_public_keys:
-            settings = settings.replace(dev_keys=True)  # the demo is development by nature
         model_trust.configure(settings)
         return int(args.handler(args, settings))
     except FraudstreamError as exc:
